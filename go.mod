@@ -1,0 +1,3 @@
+module github.com/ecows/ecows
+
+go 1.24
