@@ -1,0 +1,222 @@
+package transport
+
+import (
+	"os"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+)
+
+// readControl reads the rest of the current control frame's payload into the control buffer.
+func (c *Conn) readControl() ([]byte, error) {
+	r := &c.rd
+	payload := r.ctrl[:r.hdr.Length]
+	for r.got < len(payload) {
+		n, err := c.readPayload(payload[r.got:])
+		r.got += n
+		if err != nil {
+			return nil, err
+		}
+	}
+	r.got, r.inFrame = 0, false
+	return payload, nil
+}
+
+// control acts on a received control frame. In message mode (ReadMessage, NextReader) pings
+// and pongs go to their handlers and a close ends the call with a *CloseError; for RecvFrame
+// only the close frame needs acting on.
+func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
+	switch op {
+	case frame.OpPing:
+		if !message {
+			return nil
+		}
+		if c.onPing != nil {
+			return c.onPing(c, payload)
+		}
+		if _, err := c.SendPong(payload); err != nil && err != ErrClosed {
+			return err
+		}
+	case frame.OpPong:
+		if message && c.onPong != nil {
+			return c.onPong(c, payload)
+		}
+	case frame.OpClose:
+		code, reason, err := frame.ParseClose(payload)
+		if err != nil {
+			return c.fail(err)
+		}
+		c.recvClose(code, reason)
+		if message {
+			return c.rd.err
+		}
+	}
+	return nil
+}
+
+// recvClose completes the close handshake after the peer's close frame: it answers with the
+// same code unless this side already sent its close, then ends the stream.
+func (c *Conn) recvClose(code frame.CloseCode, reason string) {
+	c.rd.err = &CloseError{Code: code, Reason: reason}
+	c.recvOnce.Do(func() { close(c.closeRecv) })
+	c.wmu.Lock()
+	if !c.closeSent.Load() && c.werr == nil {
+		echo, _ := frame.AppendClose(c.cbuf[:0], code, "")
+		c.writeFrame(true, frame.OpClose, echo)
+	}
+	c.wmu.Unlock()
+	c.endStream(time.Now().Add(c.closeTimeout))
+}
+
+// endStream closes the stream once both close frames have passed. RFC 6455 section 7.1.1 has
+// the server close TCP first, so a client waits (until deadline) for the server's FIN.
+func (c *Conn) endStream(deadline time.Time) {
+	if c.role == Client && c.readDL != nil {
+		c.readDL.SetReadDeadline(deadline)
+		c.rd.pos, c.rd.end = 0, 0
+		for c.fillRaw(1) == nil {
+			c.rd.pos, c.rd.end = 0, 0
+		}
+	}
+	c.closeStream()
+}
+
+// fail ends the connection after the peer broke the protocol: it sends the close code that
+// err carries, reads on (bounded by CloseTimeout) to the peer's close frame so that unread
+// bytes do not turn the TCP close into a reset that could destroy our close frame, and closes.
+// Every later read returns err.
+func (c *Conn) fail(err error) error {
+	r := &c.rd
+	r.err = err
+	if pe, ok := err.(*frame.ProtocolError); ok {
+		c.wmu.Lock()
+		if !c.closeSent.Load() && c.werr == nil {
+			payload, _ := frame.AppendClose(c.cbuf[:0], pe.Code, pe.Reason)
+			c.writeFrame(true, frame.OpClose, payload)
+		}
+		c.wmu.Unlock()
+	}
+	if err == frame.ErrLengthMSB {
+		r.inFrame = false
+		r.pos = r.end // the stream is out of step: nothing after this can be parsed
+	}
+	c.drain(c.closeDeadline())
+	return err
+}
+
+func (c *Conn) closeDeadline() time.Time {
+	if c.closeTimeout < 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(c.closeTimeout)
+}
+
+// drain discards frames until the peer's close frame, then ends the stream. It is used once
+// this side has sent its close frame; the caller holds rmu.
+func (c *Conn) drain(deadline time.Time) {
+	r := &c.rd
+	if c.readDL != nil {
+		c.readDL.SetReadDeadline(deadline)
+	}
+	for {
+		for r.inFrame && r.remaining > 0 {
+			if r.end == r.pos && c.fillRaw(1) != nil {
+				c.closeStream()
+				return
+			}
+			n := int(min(r.remaining, int64(r.end-r.pos)))
+			r.pos += n
+			r.remaining -= int64(n)
+		}
+		r.inFrame = false
+		if r.hdr.Opcode == frame.OpClose && r.remaining == 0 && r.hdr.Fin {
+			c.recvOnce.Do(func() { close(c.closeRecv) })
+			break
+		}
+		h, n, err := frame.DecodeHeader(r.buf[r.pos:r.end])
+		if err == frame.ErrShortHeader {
+			if c.fillRaw(n) != nil {
+				c.closeStream()
+				return
+			}
+			continue
+		}
+		if err == frame.ErrLengthMSB {
+			break
+		}
+		r.pos += n
+		r.hdr, r.inFrame, r.remaining = h, true, h.Length
+	}
+	c.endStream(deadline)
+}
+
+// SendClose sends a close frame with code and reason, the seed's send_close, and returns the
+// bytes written. It does not wait for the peer's answer (Close does). CloseNoStatus (or 0)
+// with no reason sends an empty close frame. A code that may not be on the wire or a reason
+// over 123 bytes is refused. After it, data sends return ErrClosed.
+func (c *Conn) SendClose(code frame.CloseCode, reason string) (int, error) {
+	n, _, err := c.sendClose(code, reason)
+	return n, err
+}
+
+// sendClose is SendClose that also says whether the arguments were refused.
+func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bool, err error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.closeSent.Load() {
+		return 0, false, ErrClosed
+	}
+	payload, err := frame.AppendClose(c.cbuf[:0], code, reason)
+	if err != nil {
+		return 0, true, err
+	}
+	n, err = c.writeFrame(true, frame.OpClose, payload)
+	return n, false, err
+}
+
+// Close runs the close handshake: it sends a close frame with code and reason (unless one was
+// sent already), waits up to CloseTimeout for the peer's close frame, discarding data that
+// arrives first, and closes the stream. If another goroutine is reading, Close leaves the
+// reading to it and waits for the stream to end. It returns nil when the peer answered, a
+// *CloseError with code 1006 when it did not, the error of AppendClose (and sends nothing)
+// for a code or reason that cannot be sent, and ErrClosed once the stream has already ended.
+func (c *Conn) Close(code frame.CloseCode, reason string) error {
+	if _, refused, err := c.sendClose(code, reason); refused {
+		return err
+	}
+	if c.streamClosed() {
+		return ErrClosed
+	}
+	deadline := c.closeDeadline()
+	if c.rmu.TryLock() {
+		if c.rd.err == nil {
+			c.rd.err = ErrClosed
+			c.drain(deadline)
+		}
+		c.rmu.Unlock()
+	} else {
+		var expire <-chan time.Time
+		if !deadline.IsZero() {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			expire = t.C
+		}
+		select {
+		case <-c.done:
+		case <-expire:
+		}
+	}
+	c.closeStream()
+	select {
+	case <-c.closeRecv:
+		return nil
+	default:
+		return &CloseError{Code: frame.CloseAbnormal, Err: os.ErrDeadlineExceeded}
+	}
+}
+
+// CloseNow closes the stream at once, without a close handshake. Reads and writes blocked in
+// other goroutines return.
+func (c *Conn) CloseNow() error {
+	return c.closeStream()
+}

@@ -1,0 +1,197 @@
+package transport
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+)
+
+func TestPeerInitiatedClose(t *testing.T) {
+	for _, role := range []Role{Server, Client} {
+		t.Run(role.String(), func(t *testing.T) {
+			checkGoroutines(t)
+			c, p := rawPair(t, role, &Options{CloseTimeout: time.Second})
+			p.send(true, frame.OpClose, []byte{0x0f, 0xa0, 'o', 'k'}) // 4000 "ok"
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if got := p.expectClose(); got != 4000 {
+					t.Errorf("echoed %d, want 4000", got)
+				}
+				if role == Client {
+					time.Sleep(50 * time.Millisecond)
+					p.nc.Close() // the server closes TCP first
+				}
+			}()
+			start := time.Now()
+			f, err := c.RecvFrame(time.Second)
+			if err != nil || f.Opcode != frame.OpClose || f.CloseCode() != 4000 || f.CloseReason() != "ok" {
+				t.Fatalf("close frame: %+v %v", f, err)
+			}
+			if role == Client && time.Since(start) > 900*time.Millisecond {
+				t.Fatal("client did not notice the server's FIN")
+			}
+			<-done
+			if role == Server {
+				p.expectEOF()
+			}
+			_, err = c.RecvFrame(0)
+			var ce *CloseError
+			if !errors.As(err, &ce) || ce.Code != 4000 || ce.Reason != "ok" {
+				t.Fatalf("after close: %v", err)
+			}
+			if _, err := c.SendText([]byte("late")); err != ErrClosed {
+				t.Fatalf("send after close: %v", err)
+			}
+			if err := c.Close(frame.CloseNormal, ""); err != ErrClosed {
+				t.Fatalf("Close after the handshake: %v", err)
+			}
+		})
+	}
+}
+
+func TestEmptyCloseIsEchoedEmpty(t *testing.T) {
+	c, p := rawPair(t, Server, nil)
+	p.send(true, frame.OpClose, nil)
+	go c.RecvFrame(time.Second)
+	f, err := p.read()
+	if err != nil || f.Opcode != frame.OpClose || len(f.Payload) != 0 {
+		t.Fatalf("echo: %+v %v", f, err)
+	}
+}
+
+func TestCloseHandshake(t *testing.T) {
+	t.Run("peer answers, data first", func(t *testing.T) {
+		checkGoroutines(t)
+		c, p := rawPair(t, Server, &Options{CloseTimeout: 2 * time.Second})
+		go func() {
+			if got := p.expectClose(); got != frame.CloseGoingAway {
+				t.Errorf("close code %d", got)
+			}
+			p.send(true, frame.OpText, []byte("in flight"))
+			p.send(true, frame.OpClose, []byte{0x03, 0xe9})
+		}()
+		if err := c.Close(frame.CloseGoingAway, "shutdown"); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		p.expectEOF()
+		if _, err := c.RecvFrame(0); err != ErrClosed {
+			t.Fatalf("read after Close: %v", err)
+		}
+	})
+	t.Run("peer silent", func(t *testing.T) {
+		c, p := rawPair(t, Client, &Options{CloseTimeout: 100 * time.Millisecond})
+		start := time.Now()
+		err := c.Close(frame.CloseNormal, "")
+		if CloseStatus(err) != frame.CloseAbnormal {
+			t.Fatalf("Close: %v", err)
+		}
+		if d := time.Since(start); d < 100*time.Millisecond || d > 2*time.Second {
+			t.Fatalf("Close took %v", d)
+		}
+		if p.expectClose() != frame.CloseNormal {
+			t.Fatal("no close frame")
+		}
+		p.expectEOF()
+	})
+	t.Run("with a concurrent reader", func(t *testing.T) {
+		checkGoroutines(t)
+		client, server := connPair(t, false, &Options{CloseTimeout: 2 * time.Second})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		var serverErr, clientErr error
+		go func() { // the server echoes until the close
+			defer wg.Done()
+			for {
+				f, err := server.RecvFrame(0)
+				if err != nil || f.Opcode == frame.OpClose {
+					serverErr = err
+					return
+				}
+			}
+		}()
+		go func() { // a client reader blocked with no deadline
+			defer wg.Done()
+			_, clientErr = client.RecvFrame(0)
+		}()
+		time.Sleep(20 * time.Millisecond)
+		if err := client.Close(frame.CloseNormal, "bye"); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		wg.Wait()
+		if serverErr != nil {
+			t.Fatalf("server: %v", serverErr)
+		}
+		if clientErr != nil { // the reader got the server's close frame
+			t.Fatalf("client reader: %v", clientErr)
+		}
+	})
+	t.Run("refused code sends nothing", func(t *testing.T) {
+		c, p := rawPair(t, Server, nil)
+		if err := c.Close(frame.CloseAbnormal, ""); err != frame.ErrCloseCode {
+			t.Fatalf("Close(1006): %v", err)
+		}
+		if _, err := c.SendText([]byte("still open")); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := p.read(); err != nil || string(f.Payload) != "still open" {
+			t.Fatalf("%+v %v", f, err)
+		}
+	})
+}
+
+func TestCloseNow(t *testing.T) {
+	checkGoroutines(t)
+	c, p := rawPair(t, Server, nil)
+	done := make(chan error)
+	go func() { _, err := c.RecvFrame(0); done <- err }()
+	time.Sleep(20 * time.Millisecond)
+	if err := c.CloseNow(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != ErrClosed {
+		t.Fatalf("blocked reader got %v", err)
+	}
+	p.expectEOF()
+	if err := c.CloseNow(); err != ErrClosed {
+		t.Fatalf("second CloseNow: %v", err)
+	}
+}
+
+func TestCloseWhileSending(t *testing.T) {
+	checkGoroutines(t)
+	client, server := connPair(t, false, &Options{CloseTimeout: time.Second})
+	go func() {
+		for {
+			if _, err := server.RecvFrame(0); err != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, err := client.SendBinary([]byte("payload")); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	client.Close(frame.CloseNormal, "")
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != ErrClosed {
+			t.Errorf("sender ended with %v, want ErrClosed", err)
+		}
+	}
+}

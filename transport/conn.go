@@ -1,0 +1,219 @@
+package transport
+
+import (
+	crand "crypto/rand"
+	"io"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+)
+
+// Role says which end of the connection a Conn is: clients mask what they send and expect
+// unmasked frames; servers the reverse.
+type Role uint8
+
+// The two roles.
+const (
+	Server Role = iota
+	Client
+)
+
+// String returns "server" or "client".
+func (r Role) String() string {
+	if r == Client {
+		return "client"
+	}
+	return "server"
+}
+
+// Defaults for the zero values of Options.
+const (
+	DefaultMaxPayloadLen   = 65535
+	DefaultMaxMessageLen   = 1 << 20
+	DefaultReadBufferSize  = 4096
+	DefaultWriteBufferSize = 4096
+	DefaultWriteTimeout    = 10 * time.Second
+	DefaultCloseTimeout    = 5 * time.Second
+)
+
+// Options configure a Conn. The zero value (or nil) gives the defaults; a negative limit or
+// timeout means none. NewConn copies what it needs and never modifies Options.
+type Options struct {
+	// MaxPayloadLen caps the payload of one frame, received or sent (default 65535). A peer's
+	// frame over it is refused from its header, before any payload is read, with close 1009.
+	MaxPayloadLen int64
+	// MaxMessageLen caps a reassembled message received (default 1 MiB, or MaxPayloadLen if
+	// that is larger), checked frame by frame as fragments arrive.
+	MaxMessageLen int64
+	// ReadBufferSize and WriteBufferSize size the Conn's buffers (default 4096 each).
+	ReadBufferSize, WriteBufferSize int
+	// WriteTimeout bounds each write to the network (default 10 s). A write that times out
+	// leaves the stream broken, so the Conn closes.
+	WriteTimeout time.Duration
+	// CloseTimeout bounds the wait for the peer's side of the close handshake (default 5 s).
+	CloseTimeout time.Duration
+	// PingHandler is called for each ping met by ReadMessage and NextReader; nil answers with a
+	// pong carrying the same payload. RecvFrame returns pings to its caller instead.
+	PingHandler func(c *Conn, payload []byte) error
+	// PongHandler is called for each pong met by ReadMessage and NextReader; nil ignores it.
+	PongHandler func(c *Conn, payload []byte) error
+}
+
+// Setup is what the handshake produced for one connection.
+type Setup struct {
+	// Subprotocol and Extensions are what the handshake agreed on, for the Conn to report.
+	Subprotocol, Extensions string
+	// Buffered holds bytes read past the end of the handshake; the Conn reads them first, so
+	// a frame that arrived in the same packet as the handshake is not lost.
+	Buffered []byte
+}
+
+// Conn is one WebSocket connection over a byte stream, in either role. It speaks RFC 6455:
+// every received frame is checked, and a violation closes the connection with the matching
+// close code.
+//
+// Concurrency: one goroutine at a time may read (RecvFrame, ReadMessage, NextReader and the
+// reader it returns). Any number of goroutines may send at once (the Send methods,
+// WriteMessage, NextWriter, Close): each frame goes out whole, never interleaved with another,
+// and WriteMessage, SendText, SendBinary and NextWriter each hold the message stream until
+// their message is complete. Control frames may go out between the fragments of a message.
+type Conn struct {
+	rwc          io.ReadWriteCloser
+	role         Role
+	readDL       interface{ SetReadDeadline(time.Time) error }
+	writeDL      interface{ SetWriteDeadline(time.Time) error }
+	maxPayload   int64
+	maxMessage   int64
+	writeTimeout time.Duration
+	closeTimeout time.Duration
+	onPing       func(*Conn, []byte) error
+	onPong       func(*Conn, []byte) error
+	subprotocol  string
+	extensions   string
+
+	rmu sync.Mutex
+	rd  reader
+
+	wmu     sync.Mutex // guards the fields below and every write to rwc
+	wbuf    []byte
+	wvec    net.Buffers
+	wvecArr [2][]byte
+	cbuf    [frame.MaxControlPayload]byte
+	wdl     time.Time
+	wOpen   bool // a fragmented message is in progress on the write side
+	werr    error
+	rng     *rand.ChaCha8
+	msgMu   sync.Mutex // held by a message writer from its first frame to its last
+	mw      messageWriter
+
+	closeSent atomic.Bool
+	closeRecv chan struct{} // closed when the peer's close frame has been read
+	done      chan struct{} // closed when rwc is closed
+	closeOnce sync.Once
+	recvOnce  sync.Once
+}
+
+// NewConn returns a Conn over rwc in the given role. The handshake (package handshake) calls it;
+// call it directly for a stream whose handshake was done elsewhere. Deadlines and timeouts work
+// when rwc has SetReadDeadline and SetWriteDeadline, as a net.Conn does.
+func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Conn {
+	if opts == nil {
+		opts = &Options{}
+	}
+	c := &Conn{
+		rwc:          rwc,
+		role:         role,
+		maxPayload:   orDefault(opts.MaxPayloadLen, DefaultMaxPayloadLen),
+		writeTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
+		closeTimeout: orDefault(opts.CloseTimeout, DefaultCloseTimeout),
+		onPing:       opts.PingHandler,
+		onPong:       opts.PongHandler,
+		subprotocol:  setup.Subprotocol,
+		extensions:   setup.Extensions,
+		closeRecv:    make(chan struct{}),
+		done:         make(chan struct{}),
+	}
+	c.maxMessage = orDefault(opts.MaxMessageLen, max(DefaultMaxMessageLen, c.maxPayload))
+	if d, ok := rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
+		c.readDL = d
+	}
+	if d, ok := rwc.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		c.writeDL = d
+	}
+	size := max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen, len(setup.Buffered))
+	c.rd.buf = make([]byte, size)
+	c.rd.end = copy(c.rd.buf, setup.Buffered)
+	c.wbuf = make([]byte, 0, max(orDefault(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload))
+	if role == Client {
+		var seed [32]byte
+		crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+ crashes instead)
+		c.rng = rand.NewChaCha8(seed)
+	}
+	c.mw.c = c
+	return c
+}
+
+// orDefault maps a zero option to its default and a negative one to "none" (-1).
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return -1
+	}
+	return v
+}
+
+// Role reports which end of the connection c is.
+func (c *Conn) Role() Role { return c.role }
+
+// Subprotocol returns the subprotocol the handshake agreed on, or "".
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// Extensions returns the extensions the handshake agreed on, as the header value, or "".
+func (c *Conn) Extensions() string { return c.extensions }
+
+// MaxPayloadLen returns the frame payload limit in force, or -1 for none.
+func (c *Conn) MaxPayloadLen() int64 { return c.maxPayload }
+
+// LocalAddr returns the local network address when the stream is a net.Conn, else nil.
+func (c *Conn) LocalAddr() net.Addr {
+	if nc, ok := c.rwc.(net.Conn); ok {
+		return nc.LocalAddr()
+	}
+	return nil
+}
+
+// RemoteAddr returns the peer's network address when the stream is a net.Conn, else nil.
+func (c *Conn) RemoteAddr() net.Addr {
+	if nc, ok := c.rwc.(net.Conn); ok {
+		return nc.RemoteAddr()
+	}
+	return nil
+}
+
+// Done returns a channel that is closed once the underlying stream has been closed.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// closeStream closes rwc once.
+func (c *Conn) closeStream() error {
+	err := ErrClosed
+	c.closeOnce.Do(func() {
+		close(c.done)
+		err = c.rwc.Close()
+	})
+	return err
+}
+
+func (c *Conn) streamClosed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,18 @@
+// Package transport is the protocol engine of ecows: a Conn that speaks RFC 6455 over any
+// byte stream, in the client or the server role, once a handshake (package handshake) has
+// produced the stream.
+//
+// It offers three levels, which can be mixed on one connection with care:
+//
+//   - Frames, as the seed eco.websocket has them: RecvFrame(timeout) and SendFrame, SendText,
+//     SendBinary, SendPing, SendPong, SendClose. Fragments and control frames reach the caller.
+//   - Messages: ReadMessage reassembles fragments into a reused buffer and handles control
+//     frames on the way; WriteMessage fragments at MaxPayloadLen.
+//   - Streams: NextReader and NextWriter for messages too large to hold.
+//
+// Contracts: a read timeout never breaks the connection, the next call resumes where the
+// byte stream stopped; any protocol violation by the peer sends the right close code and
+// returns a typed error (*frame.ProtocolError, or *CloseError when the peer closed); limits
+// are checked from the frame header before a payload is read; steady-state reads and writes
+// allocate nothing. Close runs the close handshake with a bounded wait; CloseNow does not.
+package transport

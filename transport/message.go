@@ -1,0 +1,356 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+)
+
+// ReadMessage reads the next whole data message, reassembling its fragments, and returns its
+// opcode (OpText or OpBinary) and dst with the payload appended; pass buf[:0] to reuse a
+// buffer without allocating. Control frames met on the way go to the ping and pong handlers
+// (by default a ping is answered with its payload), and a close frame completes the close
+// handshake and returns a *CloseError.
+//
+// ctx bounds the call: its deadline becomes the read deadline, and cancelling it interrupts a
+// blocked read. When the call ends that way, the part of the message read so far is kept and
+// the next ReadMessage continues the same message, so a timeout loses nothing.
+func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byte, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	r := &c.rd
+	if r.err != nil {
+		return 0, dst, r.err
+	}
+	release, err := c.bindContext(ctx)
+	if err != nil {
+		return 0, dst, err
+	}
+	defer release()
+	start := len(dst)
+	op := r.pOp
+	if op != 0 {
+		dst = append(dst, r.partial...)
+		r.pOp, r.partial = 0, r.partial[:0]
+	} else if op, err = c.nextMessage(); err != nil {
+		return 0, dst, contextError(ctx, err)
+	}
+	for {
+		err := c.advance()
+		if err == io.EOF {
+			return op, dst, nil
+		}
+		if err == nil {
+			if len(dst) == cap(dst) {
+				dst = growFor(dst, r.remaining)
+			}
+			var n int
+			n, err = c.readPayload(dst[len(dst):cap(dst)])
+			dst = dst[:len(dst)+n]
+		}
+		if err != nil {
+			if r.err == nil {
+				r.partial, r.pOp = append(r.partial[:0], dst[start:]...), op
+			}
+			return 0, dst[:start], contextError(ctx, err)
+		}
+	}
+}
+
+// growFor makes room in b for up to n more bytes, a bounded step at a time so that a large
+// declared length cannot make us allocate before the bytes arrive.
+func growFor(b []byte, n int64) []byte {
+	const step = 1 << 20
+	n = min(n, step)
+	if n < int64(len(b)) {
+		n = int64(min(len(b), step)) // double small buffers, as append would
+	}
+	return append(b, make([]byte, n)...)[:len(b)]
+}
+
+// NextReader waits for the next data message and returns its opcode and a reader of its
+// payload, reassembled across fragments and checked as it is read, for messages too large to
+// hold. Control frames are handled as in ReadMessage. A message left unread is discarded by
+// the next call. ctx bounds the wait for the message to start; its deadline also stays on the
+// reads of the message.
+func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.rd.err != nil {
+		return 0, nil, c.rd.err
+	}
+	release, err := c.bindContext(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
+	c.rd.pOp, c.rd.partial = 0, c.rd.partial[:0]
+	op, err := c.nextMessage()
+	if err != nil {
+		return 0, nil, contextError(ctx, err)
+	}
+	return op, &messageReader{c: c, seq: c.rd.seq}, nil
+}
+
+// nextMessage skips what is left of a message that was not read to its end, handles control
+// frames, and stops at the first frame of the next data message.
+func (c *Conn) nextMessage() (frame.Opcode, error) {
+	r := &c.rd
+	for r.inMsg {
+		if err := c.advance(); err == io.EOF {
+			break
+		} else if err != nil {
+			return 0, err
+		}
+		if _, err := c.readPayload(r.ctrl[:]); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		if !r.inFrame {
+			if err := c.readHeader(); err != nil {
+				return 0, err
+			}
+			if r.inMsg || r.hdr.Opcode.IsData() {
+				r.seq++
+				return r.msgOp, nil
+			}
+			continue
+		}
+		payload, err := c.readControl()
+		if err != nil {
+			return 0, err
+		}
+		if err := c.control(r.hdr.Opcode, payload, true); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// advance reads headers and control frames until payload of the current message is ready to
+// read (nil) or the message has ended (io.EOF).
+func (c *Conn) advance() error {
+	r := &c.rd
+	for {
+		if r.inFrame {
+			if r.hdr.Opcode.IsData() {
+				return nil
+			}
+			payload, err := c.readControl()
+			if err != nil {
+				return err
+			}
+			if err := c.control(r.hdr.Opcode, payload, true); err != nil {
+				return err
+			}
+			continue
+		}
+		if !r.inMsg {
+			return io.EOF
+		}
+		if err := c.readHeader(); err != nil {
+			return err
+		}
+	}
+}
+
+// messageReader is the io.Reader NextReader returns.
+type messageReader struct {
+	c   *Conn
+	seq uint64
+}
+
+// Read reads message payload; it returns io.EOF at the end of the message, and also once a
+// later NextReader has moved on.
+func (m *messageReader) Read(p []byte) (int, error) {
+	c := m.c
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	r := &c.rd
+	if m.seq != r.seq {
+		return 0, io.EOF
+	}
+	if r.err != nil {
+		return 0, r.err
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := c.advance(); err != nil {
+		if err == io.EOF {
+			m.seq = 0
+		}
+		return 0, err
+	}
+	return c.readPayload(p)
+}
+
+// bindContext applies ctx to the reads of one call: its deadline as the read deadline, and its
+// cancellation as a deadline in the past. release must be called before the call returns.
+func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
+	dl, _ := ctx.Deadline()
+	if err := c.setReadDeadline(dl); err != nil {
+		return nil, err
+	}
+	if ctx.Done() == nil || c.readDL == nil {
+		return noRelease, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	live := true
+	stop := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if live {
+			c.readDL.SetReadDeadline(time.Unix(1, 0))
+			c.rd.deadline = true
+		}
+	})
+	return func() {
+		stop()
+		mu.Lock()
+		live = false
+		mu.Unlock()
+	}, nil
+}
+
+func noRelease() {}
+
+// contextError reports a read interrupted by ctx as ctx's error, still matching
+// os.ErrDeadlineExceeded.
+func contextError(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	}
+	return err
+}
+
+// WriteMessage sends p as one data message (OpText or OpBinary), in fragments of at most
+// MaxPayloadLen bytes when it is larger, and returns the bytes written. Text must be valid
+// UTF-8. Other messages from other goroutines wait; control frames may go out between its
+// fragments.
+func (c *Conn) WriteMessage(op frame.Opcode, p []byte) (int, error) {
+	if op != frame.OpText && op != frame.OpBinary {
+		return 0, ErrOpcode
+	}
+	if op == frame.OpText && !frame.ValidUTF8(p) {
+		return 0, frame.ErrInvalidUTF8
+	}
+	c.msgMu.Lock()
+	defer c.msgMu.Unlock()
+	total := 0
+	for first := true; first || len(p) > 0; first = false {
+		chunk := p
+		if c.maxPayload >= 0 && int64(len(chunk)) > c.maxPayload {
+			chunk = chunk[:c.maxPayload]
+		}
+		p = p[len(chunk):]
+		n, err := c.writeFragment(first, len(p) == 0, op, chunk)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// writeFragment writes one frame of a message whose writer holds msgMu.
+func (c *Conn) writeFragment(first, fin bool, op frame.Opcode, p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if first == c.wOpen {
+		return 0, ErrFragmentOrder
+	}
+	if !first {
+		op = frame.OpContinuation
+	}
+	return c.writeFrame(fin, op, p)
+}
+
+// NextWriter starts a data message (OpText or OpBinary) and returns a writer for its payload,
+// sent in fragments as the writer's buffer fills; Close sends the final fragment and must be
+// called. Until then, other messages wait. Text is checked as UTF-8 as it is written.
+func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
+	if op != frame.OpText && op != frame.OpBinary {
+		return nil, ErrOpcode
+	}
+	c.msgMu.Lock()
+	w := &c.mw
+	size := cap(c.wbuf) - frame.MaxHeaderLen
+	if c.maxPayload >= 0 {
+		size = int(min(int64(size), c.maxPayload))
+	}
+	if cap(w.buf) != size {
+		w.buf = make([]byte, 0, size)
+	}
+	w.op, w.first, w.open, w.buf = op, true, true, w.buf[:0]
+	w.utf8.Reset()
+	return w, nil
+}
+
+// messageWriter is the io.WriteCloser NextWriter returns.
+type messageWriter struct {
+	c     *Conn
+	op    frame.Opcode
+	first bool
+	open  bool
+	buf   []byte
+	utf8  frame.UTF8
+}
+
+// Write buffers p and sends full buffers as fragments. Invalid UTF-8 in a text message is
+// refused (nothing of p is taken) and the writer stays usable.
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if !w.open {
+		return 0, ErrClosed
+	}
+	if w.op == frame.OpText {
+		v := w.utf8
+		if _, err := v.Write(p); err != nil {
+			return 0, frame.ErrInvalidUTF8
+		}
+		w.utf8 = v
+	}
+	written := 0
+	for len(p) > 0 {
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(false); err != nil {
+				return written, err
+			}
+		}
+		n := copy(w.buf[len(w.buf):cap(w.buf)], p)
+		w.buf = w.buf[:len(w.buf)+n]
+		p = p[n:]
+		written += n
+	}
+	return written, nil
+}
+
+// Close sends the final fragment and lets other messages go. A text message that ends inside
+// a UTF-8 sequence is completed but reported with frame.ErrInvalidUTF8.
+func (w *messageWriter) Close() error {
+	if !w.open {
+		return ErrClosed
+	}
+	err := w.flush(true)
+	w.open = false
+	w.c.msgMu.Unlock()
+	if err == nil && w.op == frame.OpText {
+		err = w.utf8.Finish()
+	}
+	return err
+}
+
+func (w *messageWriter) flush(fin bool) error {
+	_, err := w.c.writeFragment(w.first, fin, w.op, w.buf)
+	w.first, w.buf = false, w.buf[:0]
+	return err
+}

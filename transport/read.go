@@ -1,0 +1,303 @@
+package transport
+
+import (
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+)
+
+// reader is the receive state of a Conn, guarded by Conn.rmu. Every field survives a timeout,
+// so a call that stopped anywhere in a frame can be resumed by the next one.
+type reader struct {
+	buf      []byte // buffered input: buf[pos:end] is unread
+	pos, end int
+	deadline bool // a read deadline is set on the stream
+
+	hdr       frame.Header // header of the frame being read
+	inFrame   bool         // hdr is decoded, its payload not yet fully read
+	remaining int64        // payload bytes of hdr still to read
+	maskPos   int
+	got       int    // payload bytes already in fbuf (RecvFrame)
+	fbuf      []byte // payload of frames too large for buf, reused
+	ctrl      [frame.MaxControlPayload]byte
+
+	inMsg  bool         // a data message has started and not ended
+	msgOp  frame.Opcode // its opcode
+	msgLen int64
+	utf8   frame.UTF8
+
+	err     error  // sticky: the connection cannot be read any more
+	seq     uint64 // counts messages, so a stale NextReader reader can tell
+	partial []byte // message bytes read by a ReadMessage that timed out
+	pOp     frame.Opcode
+}
+
+// RecvFrame reads one frame, the seed's recv_frame. Data frames come as they are on the wire:
+// a fragment has Fin false, and the rest of its message follows in OpContinuation frames.
+// Control frames, which may arrive between fragments, are returned too; a ping is not answered
+// here (see ReadMessage and the middleware package). A close frame is answered (echoing its
+// code) before it is returned, and later calls return a *CloseError.
+//
+// timeout bounds the call; zero means no bound, and it replaces any deadline set before. When
+// it expires the error matches os.ErrDeadlineExceeded and the Conn stays usable: the next call
+// continues where the stream stopped, even inside a header or payload.
+//
+// The payload is unmasked, and it is valid only until the next read call on c: it may live in
+// c's buffers, which is what lets steady-state reading allocate nothing. A text message's
+// bytes are checked as UTF-8 as they arrive, across fragments.
+func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if err := c.startRead(timeout); err != nil {
+		return frame.Frame{}, err
+	}
+	r := &c.rd
+	if !r.inFrame {
+		if err := c.readHeader(); err != nil {
+			return frame.Frame{}, err
+		}
+	}
+	h := r.hdr
+	if h.Opcode.IsControl() {
+		payload, err := c.readControl()
+		if err == nil {
+			err = c.control(h.Opcode, payload, false)
+		}
+		return frame.Frame{Header: h, Payload: payload}, err
+	}
+	if r.got == 0 && int64(r.end-r.pos) >= r.remaining {
+		// The whole payload is buffered: hand it out in place.
+		payload := r.buf[r.pos : r.pos+int(r.remaining)]
+		r.pos += int(r.remaining)
+		if err := c.consumed(payload); err != nil {
+			return frame.Frame{}, err
+		}
+		return frame.Frame{Header: h, Payload: payload}, nil
+	}
+	if int64(cap(r.fbuf)) < h.Length {
+		r.fbuf = make([]byte, h.Length)
+	}
+	payload := r.fbuf[:h.Length]
+	for r.got < len(payload) {
+		n, err := c.readPayload(payload[r.got:])
+		r.got += n
+		if err != nil {
+			return frame.Frame{}, err
+		}
+	}
+	r.got = 0
+	return frame.Frame{Header: h, Payload: payload}, nil
+}
+
+// startRead sets the read deadline for a call and reports a sticky error.
+func (c *Conn) startRead(timeout time.Duration) error {
+	if c.rd.err != nil {
+		return c.rd.err
+	}
+	var t time.Time
+	if timeout > 0 {
+		t = time.Now().Add(timeout)
+	}
+	return c.setReadDeadline(t)
+}
+
+func (c *Conn) setReadDeadline(t time.Time) error {
+	if t.IsZero() && !c.rd.deadline {
+		return nil
+	}
+	if c.readDL == nil {
+		if t.IsZero() {
+			return nil
+		}
+		return ErrDeadlineUnsupported
+	}
+	c.rd.deadline = !t.IsZero()
+	return c.readDL.SetReadDeadline(t)
+}
+
+// fill reads from the stream until at least need bytes are buffered.
+func (c *Conn) fill(need int) error {
+	if err := c.fillRaw(need); err != nil {
+		return c.readFailed(err)
+	}
+	return nil
+}
+
+// fillRaw is fill without classifying the error, for reads after the Conn has failed.
+func (c *Conn) fillRaw(need int) error {
+	r := &c.rd
+	if r.end-r.pos >= need {
+		return nil
+	}
+	if len(r.buf)-r.pos < need {
+		r.end = copy(r.buf, r.buf[r.pos:r.end])
+		r.pos = 0
+	}
+	for r.end-r.pos < need {
+		n, err := c.rwc.Read(r.buf[r.end:])
+		r.end += n
+		if err != nil {
+			if r.end-r.pos >= need {
+				return nil
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// readFailed classifies an error from the stream. A timeout leaves the Conn as it is; other
+// errors end it, as an abnormal closure unless this side closed it.
+func (c *Conn) readFailed(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	r := &c.rd
+	switch {
+	case c.streamClosed() || c.closeSent.Load():
+		r.err = ErrClosed
+	case err == io.EOF && (r.inFrame || r.end > r.pos):
+		r.err = &CloseError{Code: frame.CloseAbnormal, Err: io.ErrUnexpectedEOF}
+	default:
+		r.err = &CloseError{Code: frame.CloseAbnormal, Err: err}
+	}
+	c.closeStream()
+	return r.err
+}
+
+// readHeader reads and checks the next frame header and starts its payload.
+func (c *Conn) readHeader() error {
+	r := &c.rd
+	for {
+		h, n, err := frame.DecodeHeader(r.buf[r.pos:r.end])
+		if err == frame.ErrShortHeader {
+			if err := c.fill(n); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			if err != frame.ErrLengthMSB {
+				r.pos += n
+				r.hdr, r.inFrame, r.remaining = h, true, h.Length
+			}
+			return c.fail(err)
+		}
+		r.pos += n
+		r.hdr, r.inFrame, r.remaining, r.maskPos = h, true, h.Length, 0
+		return c.checkHeader(h)
+	}
+}
+
+// checkHeader applies the rules that depend on the connection: masking by role, RSV bits,
+// fragment order and size limits.
+func (c *Conn) checkHeader(h frame.Header) error {
+	r := &c.rd
+	switch {
+	case h.Rsv1 || h.Rsv2 || h.Rsv3:
+		return c.fail(errRSV)
+	case h.Masked != (c.role == Server):
+		if c.role == Server {
+			return c.fail(errUnmasked)
+		}
+		return c.fail(errMasked)
+	case c.maxPayload >= 0 && h.Length > c.maxPayload:
+		return c.fail(frame.ErrTooBig)
+	case h.Opcode.IsControl():
+		return nil // readControl reads it, even when empty
+	case h.Opcode == frame.OpContinuation && !r.inMsg:
+		return c.fail(errContinuation)
+	case h.Opcode != frame.OpContinuation && r.inMsg:
+		return c.fail(errInterleaved)
+	}
+	if h.Opcode != frame.OpContinuation {
+		r.inMsg, r.msgOp, r.msgLen = true, h.Opcode, 0
+		r.utf8.Reset()
+	}
+	r.msgLen += h.Length
+	if c.maxMessage >= 0 && r.msgLen > c.maxMessage {
+		return c.fail(errMessageTooBig)
+	}
+	if r.remaining == 0 {
+		return c.frameDone()
+	}
+	return nil
+}
+
+// Violations found by checkHeader.
+var (
+	errRSV           = &frame.ProtocolError{Code: frame.CloseProtocolError, Reason: "RSV bit set without an extension"}
+	errUnmasked      = &frame.ProtocolError{Code: frame.CloseProtocolError, Reason: "unmasked frame from client"}
+	errMasked        = &frame.ProtocolError{Code: frame.CloseProtocolError, Reason: "masked frame from server"}
+	errContinuation  = &frame.ProtocolError{Code: frame.CloseProtocolError, Reason: "continuation without a message to continue"}
+	errInterleaved   = &frame.ProtocolError{Code: frame.CloseProtocolError, Reason: "new data frame inside a fragmented message"}
+	errMessageTooBig = &frame.ProtocolError{Code: frame.CloseMessageTooBig, Reason: "message over the size limit"}
+)
+
+// readPayload reads up to len(p) bytes of the current frame's payload into p, unmasks them
+// and checks text as it goes.
+func (c *Conn) readPayload(p []byte) (int, error) {
+	r := &c.rd
+	if int64(len(p)) > r.remaining {
+		p = p[:r.remaining]
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	switch {
+	case r.end > r.pos:
+		n = copy(p, r.buf[r.pos:r.end])
+		r.pos += n
+	case len(p) >= len(r.buf):
+		// Large reads skip the buffer rather than copy through it.
+		var err error
+		n, err = c.rwc.Read(p)
+		if err != nil && n == 0 {
+			return 0, c.readFailed(err)
+		}
+	default:
+		if err := c.fill(1); err != nil {
+			return 0, err
+		}
+		n = copy(p, r.buf[r.pos:r.end])
+		r.pos += n
+	}
+	return n, c.consumed(p[:n])
+}
+
+// consumed unmasks and checks b, the next payload bytes of the current frame, taken from the
+// stream, and ends the frame when it is complete.
+func (c *Conn) consumed(b []byte) error {
+	r := &c.rd
+	if r.hdr.Masked {
+		r.maskPos = frame.Mask(r.hdr.Key, r.maskPos, b)
+	}
+	r.remaining -= int64(len(b))
+	if r.msgOp == frame.OpText && r.hdr.Opcode.IsData() {
+		if _, err := r.utf8.Write(b); err != nil {
+			return c.fail(frame.ErrInvalidUTF8)
+		}
+	}
+	if r.remaining == 0 && len(b) > 0 {
+		return c.frameDone()
+	}
+	return nil
+}
+
+// frameDone ends the current frame and, with a final data frame, its message.
+func (c *Conn) frameDone() error {
+	r := &c.rd
+	r.inFrame = false
+	if !r.hdr.Opcode.IsData() || !r.hdr.Fin {
+		return nil
+	}
+	r.inMsg = false
+	if r.msgOp == frame.OpText && r.utf8.Finish() != nil {
+		return c.fail(frame.ErrInvalidUTF8)
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package transport
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+)
+
+// SendFrame sends one frame, the seed's send_frame, and returns the bytes written to the
+// stream (header and payload). It checks the frame against the protocol first and writes
+// nothing when it would break it: a control frame that is fragmented or over 125 bytes, a
+// close payload that ParseClose refuses, a data payload over MaxPayloadLen, an undefined
+// opcode, or a data frame out of order (OpContinuation without a fragmented message in
+// progress, or text or binary inside one). Fragmenting by hand is for one goroutine at a time;
+// WriteMessage and NextWriter fragment safely under concurrency.
+func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error) {
+	switch {
+	case op.IsControl():
+		if !fin {
+			return 0, frame.ErrControlFragmented
+		}
+		if len(payload) > frame.MaxControlPayload {
+			return 0, ErrControlPayload
+		}
+		if op == frame.OpClose {
+			if _, _, err := frame.ParseClose(payload); err != nil {
+				return 0, err
+			}
+		}
+	case op.IsData():
+		if c.maxPayload >= 0 && int64(len(payload)) > c.maxPayload {
+			return 0, ErrPayloadTooLarge
+		}
+	default:
+		return 0, ErrOpcode
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if op.IsData() && (op == frame.OpContinuation) != c.wOpen {
+		return 0, ErrFragmentOrder
+	}
+	return c.writeFrame(fin, op, payload)
+}
+
+// SendText sends p as one text frame, the seed's send_text. p must be valid UTF-8 and fit
+// MaxPayloadLen; WriteMessage fragments larger messages.
+func (c *Conn) SendText(p []byte) (int, error) { return c.sendMessageFrame(frame.OpText, p) }
+
+// SendBinary sends p as one binary frame, the seed's send_binary.
+func (c *Conn) SendBinary(p []byte) (int, error) { return c.sendMessageFrame(frame.OpBinary, p) }
+
+// SendPing sends a ping with payload p (at most 125 bytes), the seed's send_ping.
+func (c *Conn) SendPing(p []byte) (int, error) { return c.SendFrame(true, frame.OpPing, p) }
+
+// SendPong sends a pong with payload p (at most 125 bytes), the seed's send_pong. A pong that
+// answers a ping must carry the ping's payload (RFC 6455 section 5.5.3).
+func (c *Conn) SendPong(p []byte) (int, error) { return c.SendFrame(true, frame.OpPong, p) }
+
+// sendMessageFrame sends a whole message in a single frame, waiting for any message another
+// goroutine is writing to finish.
+func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
+	if c.maxPayload >= 0 && int64(len(p)) > c.maxPayload {
+		return 0, ErrPayloadTooLarge
+	}
+	if op == frame.OpText && !frame.ValidUTF8(p) {
+		return 0, frame.ErrInvalidUTF8
+	}
+	c.msgMu.Lock()
+	defer c.msgMu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wOpen {
+		return 0, ErrFragmentOrder
+	}
+	return c.writeFrame(true, op, p)
+}
+
+// writeFrame writes one frame, header and payload, with as few writes as it can; c.wmu is
+// held. Any write error leaves the stream broken mid-frame, so it ends the connection.
+func (c *Conn) writeFrame(fin bool, op frame.Opcode, payload []byte) (int, error) {
+	if c.werr != nil {
+		return 0, c.werr
+	}
+	if c.closeSent.Load() {
+		return 0, ErrClosed
+	}
+	c.refreshWriteDeadline()
+	h := frame.Header{Fin: fin, Opcode: op, Length: int64(len(payload))}
+	if c.role == Client {
+		h.Masked = true
+		binary.LittleEndian.PutUint32(h.Key[:], uint32(c.rng.Uint64()))
+	}
+	n, err := c.writeWire(h, payload)
+	if err != nil {
+		c.werr = err
+		if c.streamClosed() {
+			c.werr = ErrClosed
+		}
+		c.closeStream()
+		return n, c.werr
+	}
+	if op.IsData() {
+		c.wOpen = !fin
+	}
+	if op == frame.OpClose {
+		c.closeSent.Store(true)
+	}
+	return n, nil
+}
+
+func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
+	hl := h.Len()
+	if hl+len(payload) <= cap(c.wbuf) {
+		b := frame.AppendHeader(c.wbuf[:0], h)
+		b = append(b, payload...)
+		if h.Masked {
+			frame.Mask(h.Key, 0, b[hl:])
+		}
+		return c.rwc.Write(b)
+	}
+	if !h.Masked {
+		// Header and payload in one writev, without copying the payload.
+		c.wvecArr = [2][]byte{frame.AppendHeader(c.wbuf[:0], h), payload}
+		c.wvec = c.wvecArr[:]
+		n, err := c.wvec.WriteTo(c.rwc)
+		c.wvecArr = [2][]byte{}
+		return int(n), err
+	}
+	// A client must not mask the caller's bytes in place: mask copies, a buffer at a time.
+	b := frame.AppendHeader(c.wbuf[:0], h)
+	total, pos := 0, 0
+	for len(b) > 0 || len(payload) > 0 {
+		k := min(cap(b)-len(b), len(payload))
+		start := len(b)
+		b = append(b, payload[:k]...)
+		pos = frame.Mask(h.Key, pos, b[start:])
+		payload = payload[k:]
+		n, err := c.rwc.Write(b)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		b = b[:0]
+	}
+	return total, nil
+}
+
+// refreshWriteDeadline moves the write deadline forward only when less than half of
+// WriteTimeout is left, so most writes make no deadline call at all. A write therefore fails
+// after between WriteTimeout/2 and WriteTimeout without progress.
+func (c *Conn) refreshWriteDeadline() {
+	if c.writeDL == nil || c.writeTimeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.wdl.Sub(now) >= c.writeTimeout/2 {
+		return
+	}
+	c.wdl = now.Add(c.writeTimeout)
+	c.writeDL.SetWriteDeadline(c.wdl)
+}
