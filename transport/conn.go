@@ -110,6 +110,7 @@ type Conn struct {
 	msgMu   sync.Mutex // held by a message writer from its first frame to its last
 	mw      messageWriter
 
+	stats     counters
 	closeSent atomic.Bool
 	closeRecv chan struct{} // closed when the peer's close frame has been read
 	done      chan struct{} // closed when rwc is closed

@@ -188,6 +188,8 @@ func (c *Conn) readHeader() error {
 		}
 		r.pos += n
 		r.hdr, r.inFrame, r.remaining, r.maskPos = h, true, h.Length, 0
+		c.stats.framesIn.Add(1)
+		c.stats.bytesIn.Add(uint64(n) + uint64(h.Length))
 		return c.checkHeader(h)
 	}
 }

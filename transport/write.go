@@ -100,6 +100,8 @@ func (c *Conn) writeFrame(fin bool, op frame.Opcode, payload []byte) (int, error
 		c.closeStream()
 		return n, c.werr
 	}
+	c.stats.framesOut.Add(1)
+	c.stats.bytesOut.Add(uint64(n))
 	if op.IsData() {
 		c.wOpen = !fin
 	}

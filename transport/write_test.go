@@ -295,3 +295,39 @@ func TestWriteTimeoutEndsConnection(t *testing.T) {
 		t.Fatal("stream not closed after a write timeout")
 	}
 }
+
+func TestStats(t *testing.T) {
+	client, server := connPair(t, false, nil)
+	client.SendText([]byte("hello"))     // 2 + 4 + 5 bytes on the wire
+	client.SendBinary(make([]byte, 200)) // 4 + 4 + 200
+	if _, err := server.RecvFrame(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.RecvFrame(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	want := Stats{FramesOut: 2, BytesOut: 11 + 208}
+	if got := client.Stats(); got != want {
+		t.Fatalf("client %+v, want %+v", got, want)
+	}
+	if got := server.Stats(); got != (Stats{FramesIn: 2, BytesIn: 11 + 208}) {
+		t.Fatalf("server %+v", got)
+	}
+}
+
+func TestBufferedBytesReadFirst(t *testing.T) {
+	a, b := tcpPair(t)
+	first := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText, Masked: true, Key: [4]byte{9, 9, 9, 9}}, []byte("came with the handshake"))
+	c := NewConn(a, Server, Setup{Buffered: first[:10], Subprotocol: "chat", Extensions: "x"}, nil)
+	b.Write(first[10:])
+	f, err := c.RecvFrame(time.Second)
+	if err != nil || string(f.Payload) != "came with the handshake" {
+		t.Fatalf("%q %v", f.Payload, err)
+	}
+	if c.Subprotocol() != "chat" || c.Extensions() != "x" || c.Role() != Server || c.MaxPayloadLen() != DefaultMaxPayloadLen {
+		t.Fatal("accessors")
+	}
+	if c.LocalAddr() == nil || c.RemoteAddr() == nil {
+		t.Fatal("addresses")
+	}
+}
