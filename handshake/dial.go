@@ -1,0 +1,391 @@
+package handshake
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ecows/ecows/transport"
+)
+
+// DefaultDialTimeout bounds a handshake when DialOptions.Timeout is zero: long enough for a
+// slow TLS handshake across the world, short enough that a silent server does not hang the
+// caller for the minutes a TCP connect can take.
+const DefaultDialTimeout = 30 * time.Second
+
+// maxErrorBody is how much of a non-101 answer's body a StatusError keeps.
+const maxErrorBody = 1024
+
+// DialOptions configure Dial. The zero value (or nil) dials directly or through the
+// environment's proxy, verifies TLS certificates against the system roots, offers no
+// subprotocol and uses the transport defaults. Dial never modifies DialOptions or the
+// tls.Config it points to.
+type DialOptions struct {
+	// Options configure the Conn that Dial returns (MaxPayloadLen and the rest).
+	transport.Options
+
+	// Header holds extra request headers, such as Authorization or Cookie. A "Host" entry
+	// replaces the Host header (for virtual hosts reached by address). Headers the handshake
+	// writes itself (Upgrade, Connection, Sec-WebSocket-*) and Origin are refused with
+	// ErrDialOptions rather than ignored, since sending them twice breaks the handshake.
+	Header http.Header
+
+	// Subprotocols are offered to the server in preference order; the server picks one or
+	// none (Conn.Subprotocol). Each must be an RFC 7230 token.
+	Subprotocols []string
+
+	// Origin, when set, is sent as the Origin header, as a browser would for its page.
+	Origin string
+
+	// TLSConfig configures wss:// connections; Dial uses a clone. ServerName defaults to the
+	// URL's host, and "h2" is removed from NextProtos because the handshake needs HTTP/1.1.
+	TLSConfig *tls.Config
+
+	// InsecureSkipVerify turns off certificate verification for wss://, for tests and
+	// self-signed development servers only; when set, it wins over TLSConfig.InsecureSkipVerify.
+	InsecureSkipVerify bool
+
+	// Timeout bounds the whole handshake (dial, proxy, TLS, request and response) as well as
+	// ctx does: DefaultDialTimeout when zero, no bound but ctx when negative.
+	Timeout time.Duration
+
+	// Proxy returns the HTTP proxy to tunnel through with CONNECT for the handshake request,
+	// or nil for a direct connection. The request's URL has scheme http or https in place of
+	// ws or wss, so that http.ProxyFromEnvironment, the default when Proxy is nil, picks
+	// HTTP_PROXY or HTTPS_PROXY (and skips localhost targets). Userinfo in the proxy URL is
+	// sent as basic Proxy-Authorization.
+	Proxy func(*http.Request) (*url.URL, error)
+
+	// NetDial replaces the TCP dialer (a net.Dialer by default); it receives the address of
+	// the proxy when there is one, and a ctx that carries the handshake's deadline.
+	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+var defaultDialOptions DialOptions
+
+// aLongTimeAgo is a deadline in the past, to interrupt blocked reads and writes at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// Dial opens a WebSocket connection to a ws:// or wss:// URL, the seed's websocket.connect: it
+// connects (through a proxy when Proxy says so), runs TLS for wss://, sends the opening
+// handshake and checks the server's answer as RFC 6455 section 4.1 requires. It returns the
+// Conn and the server's response; the response is also returned with a *StatusError when the
+// server answered with another status than 101, and with the errors of the answer's checks.
+// The errors are documented where they are declared; the connection is closed on every
+// failure.
+//
+// ctx and opts.Timeout bound the handshake only; once Dial returns, the Conn has no deadline.
+// Extensions are not negotiated yet: none is offered, and an answer that names one fails.
+func Dial(ctx context.Context, uri string, opts *DialOptions) (*transport.Conn, *http.Response, error) {
+	if opts == nil {
+		opts = &defaultDialOptions
+	}
+	req, key, err := newRequest(uri, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	timeout := opts.Timeout
+	if timeout == 0 {
+		timeout = DefaultDialTimeout
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	raw, proxyURL, err := connect(ctx, req, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(aLongTimeAgo) })
+
+	nc, resp, setup, err := handshake(ctx, raw, proxyURL, req, key, opts)
+	if !stop() && err == nil {
+		// ctx ended as the handshake finished: the interrupt may still land on the conn.
+		err = stepError(ctx, "handshake", context.Cause(ctx))
+	}
+	if err != nil {
+		raw.Close()
+		return nil, resp, err
+	}
+	// An error here means the stream is already gone, which the Conn reports on first use;
+	// the peer may have sent its frames and closed (net.Pipe then refuses deadlines).
+	raw.SetDeadline(time.Time{})
+	return transport.NewConn(nc, transport.Client, setup, &opts.Options), resp, nil
+}
+
+// newRequest builds the handshake request for uri and returns it with its key. Its URL has
+// the http or https scheme that matches ws or wss.
+func newRequest(uri string, opts *DialOptions) (*http.Request, string, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", ErrURL, err)
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return nil, "", fmt.Errorf("%w: scheme %q", ErrURL, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, "", fmt.Errorf("%w: no host in %q", ErrURL, uri)
+	}
+	// RFC 6455 section 3 has no fragments, and userinfo must not reach the Host header.
+	u.Fragment, u.RawFragment, u.User = "", "", nil
+
+	req := &http.Request{
+		Method:     http.MethodGet,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, len(opts.Header)+6),
+		Host:       u.Host,
+	}
+	for name, values := range opts.Header {
+		switch cname := http.CanonicalHeaderKey(name); {
+		case cname == "Host":
+			if len(values) > 0 {
+				req.Host = values[0]
+			}
+		case cname == "Origin" || handshakeHeader(cname):
+			return nil, "", fmt.Errorf("%w: Header sets %s, which the handshake writes", ErrDialOptions, name)
+		default:
+			req.Header[cname] = append(req.Header[cname], values...)
+		}
+	}
+	for _, p := range opts.Subprotocols {
+		if !isToken(p) {
+			return nil, "", fmt.Errorf("%w: subprotocol %q is not a token", ErrDialOptions, p)
+		}
+	}
+
+	var raw [16]byte
+	rand.Read(raw[:]) // never fails on supported platforms (Go 1.24+ crashes instead)
+	key := base64.StdEncoding.EncodeToString(raw[:])
+	// The map keys are spelled as RFC 6455 does, which is how req.Write puts them on the wire.
+	req.Header["Upgrade"] = []string{"websocket"}
+	req.Header["Connection"] = []string{"Upgrade"}
+	req.Header["Sec-WebSocket-Key"] = []string{key}
+	req.Header["Sec-WebSocket-Version"] = []string{"13"}
+	if len(opts.Subprotocols) > 0 {
+		req.Header["Sec-WebSocket-Protocol"] = []string{strings.Join(opts.Subprotocols, ", ")}
+	}
+	if opts.Origin != "" {
+		req.Header["Origin"] = []string{opts.Origin}
+	}
+	return req, key, nil
+}
+
+// connect dials the server, or the proxy that opts choose, which it returns for handshake to
+// open the tunnel through.
+func connect(ctx context.Context, req *http.Request, opts *DialOptions) (net.Conn, *url.URL, error) {
+	proxy := opts.Proxy
+	if proxy == nil {
+		proxy = http.ProxyFromEnvironment
+	}
+	proxyURL, err := proxy(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: choosing a proxy: %w", err)
+	}
+	dialAddr := hostPort(req.URL)
+	if proxyURL != nil {
+		if proxyURL.Scheme != "http" {
+			return nil, nil, fmt.Errorf("%w: %q", ErrProxyScheme, proxyURL.Scheme)
+		}
+		dialAddr = hostPort(proxyURL)
+	}
+	netDial := opts.NetDial
+	if netDial == nil {
+		var d net.Dialer
+		netDial = d.DialContext
+	}
+	nc, err := netDial(ctx, "tcp", dialAddr)
+	if err != nil {
+		return nil, nil, stepError(ctx, "dial", err)
+	}
+	return nc, proxyURL, nil
+}
+
+// handshake runs everything after the TCP connection: the CONNECT tunnel when proxyURL is
+// set, TLS for wss, the request and the checks of the answer. It returns the stream for the
+// Conn (raw, or TLS over it) and what the Conn must know.
+func handshake(ctx context.Context, raw net.Conn, proxyURL *url.URL, req *http.Request, key string, opts *DialOptions) (net.Conn, *http.Response, transport.Setup, error) {
+	var setup transport.Setup
+	if proxyURL != nil {
+		if err := connectTunnel(ctx, raw, proxyURL, hostPort(req.URL)); err != nil {
+			return nil, nil, setup, err
+		}
+	}
+	nc := raw
+	if req.URL.Scheme == "https" {
+		tc := tls.Client(raw, tlsConfig(req.URL, opts))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return nil, nil, setup, stepError(ctx, "TLS handshake", err)
+		}
+		nc = tc
+	}
+	if err := req.Write(nc); err != nil {
+		return nil, nil, setup, stepError(ctx, "writing the handshake request", err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		var ne net.Error
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
+			err = fmt.Errorf("%w: %w", ErrBadResponse, err)
+		}
+		return nil, nil, setup, stepError(ctx, "reading the handshake response", err)
+	}
+	setup.Subprotocol, err = checkResponse(resp, key, opts.Subprotocols)
+	if se, ok := err.(*StatusError); ok {
+		se.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(se.Body))
+	}
+	if err != nil {
+		return nil, resp, setup, err
+	}
+	if n := br.Buffered(); n > 0 {
+		setup.Buffered, _ = br.Peek(n) // NewConn copies them
+	}
+	return nc, resp, setup, nil
+}
+
+// connectTunnel asks the proxy on nc for a tunnel to addr.
+func connectTunnel(ctx context.Context, nc net.Conn, proxyURL *url.URL, addr string) error {
+	creq := &http.Request{
+		Method: http.MethodConnect,
+		URL:    &url.URL{Opaque: addr},
+		Host:   addr,
+		Header: make(http.Header),
+	}
+	if u := proxyURL.User; u != nil {
+		password, _ := u.Password()
+		creq.Header.Set("Proxy-Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+password)))
+	}
+	if err := creq.Write(nc); err != nil {
+		return stepError(ctx, "writing the CONNECT request", err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, creq)
+	if err != nil {
+		return stepError(ctx, "reading the CONNECT response", err)
+	}
+	resp.Body.Close()
+	resp.Body = http.NoBody
+	// RFC 9110 section 9.3.6: any 2xx answer means the tunnel is open.
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return &ProxyError{Response: resp}
+	}
+	if br.Buffered() > 0 {
+		// The server speaks only after the request, so these bytes cannot be its; TLS or
+		// the handshake would read past them.
+		return ErrProxyData
+	}
+	return nil
+}
+
+// tlsConfig returns the TLS configuration for u, a clone of the user's.
+func tlsConfig(u *url.URL, opts *DialOptions) *tls.Config {
+	cfg := opts.TLSConfig.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = u.Hostname()
+	}
+	if opts.InsecureSkipVerify {
+		cfg.InsecureSkipVerify = true
+	}
+	if slices.Contains(cfg.NextProtos, "h2") {
+		cfg.NextProtos = slices.DeleteFunc(slices.Clone(cfg.NextProtos), func(p string) bool { return p == "h2" })
+	}
+	return cfg
+}
+
+// hostPort returns u's host:port, with the scheme's default port when u has none.
+func hostPort(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
+
+// checkResponse applies RFC 6455 section 4.1 to the server's answer and returns the chosen
+// subprotocol.
+func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return "", &StatusError{Response: resp}
+	}
+	h := resp.Header
+	if !hasToken(h["Upgrade"], "websocket") {
+		return "", ErrResponseUpgrade
+	}
+	if !hasToken(h["Connection"], "upgrade") {
+		return "", ErrResponseConnection
+	}
+	var buf [28]byte
+	if accept := h["Sec-Websocket-Accept"]; len(accept) != 1 || strings.Trim(accept[0], " \t") != string(appendAccept(buf[:0], key)) {
+		return "", ErrAccept
+	}
+	var subprotocol string
+	switch protos := h["Sec-Websocket-Protocol"]; len(protos) {
+	case 0:
+	case 1:
+		subprotocol = strings.Trim(protos[0], " \t")
+		if subprotocol != "" && !slices.Contains(offered, subprotocol) {
+			return "", fmt.Errorf("%w: %q", ErrSubprotocol, subprotocol)
+		}
+	default:
+		return "", fmt.Errorf("%w: several Sec-WebSocket-Protocol headers", ErrSubprotocol)
+	}
+	for _, v := range h["Sec-Websocket-Extensions"] {
+		p := extParser{s: v}
+		name, err := p.next()
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrExtension, err)
+		}
+		if name != "" {
+			return "", fmt.Errorf("%w: %q", ErrExtension, name)
+		}
+	}
+	return subprotocol, nil
+}
+
+// stepError wraps err from a handshake step with the step's name and, when the handshake's
+// ctx has ended (or its deadline is what the I/O ran into), with ctx's error too.
+func stepError(ctx context.Context, step string, err error) error {
+	cerr := ctx.Err()
+	if cerr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+			cerr = context.DeadlineExceeded
+		}
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("websocket: %s: %w: %w", step, cerr, err)
+	}
+	return fmt.Errorf("websocket: %s: %w", step, err)
+}

@@ -1,0 +1,19 @@
+// Package handshake opens WebSocket connections: Upgrade completes the server's side of the
+// RFC 6455 opening handshake inside a net/http handler, and Dial the client's side for ws://
+// and wss:// URLs, directly or through an HTTP CONNECT proxy. Both return a *transport.Conn,
+// the seed's websocket.upgrade and websocket.connect.
+//
+// The examples are the best way to understand how to use the package.
+//
+// Upgrade checks the request completely (method, version, Upgrade and Connection tokens, key,
+// Origin) and answers a refusal with the status that tells the client what to change, without
+// taking the connection from net/http; the error says which check failed. By default it
+// refuses browser pages from other origins, which could otherwise use a visitor's cookies to
+// open connections (cross-site WebSocket hijacking); ServerOptions open that up. Dial checks
+// the server's answer just as strictly, and returns the answer with its error so the caller
+// can see why a server refused.
+//
+// Bytes that arrive in the same packet as the handshake (a first frame right behind the
+// request or the 101 response) are handed to the Conn, never lost. Extensions such as
+// permessage-deflate are not negotiated yet: Upgrade ignores offers, Dial makes none.
+package handshake

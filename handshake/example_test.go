@@ -1,0 +1,73 @@
+package handshake_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/transport"
+)
+
+// An echo handler: it upgrades, sends back one message and closes. Cross-origin pages from
+// *.example.com may connect too.
+func ExampleUpgrade() {
+	opts := &handshake.ServerOptions{
+		Options:        transport.Options{MaxPayloadLen: 1 << 16},
+		Subprotocols:   []string{"echo"},
+		OriginPatterns: []string{"*.example.com"},
+	}
+	http.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, opts)
+		if err != nil {
+			return // Upgrade has answered the client with what was wrong
+		}
+		defer c.CloseNow()
+		// The request's context ends when the handler returns; the Conn outlives it.
+		op, msg, err := c.ReadMessage(context.Background(), nil)
+		if err != nil {
+			return
+		}
+		c.WriteMessage(op, msg)
+		c.Close(frame.CloseNormal, "")
+	})
+	log.Fatal(http.ListenAndServe("localhost:8080", nil))
+}
+
+func ExampleDial() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, &handshake.ServerOptions{Subprotocols: []string{"echo"}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if op, msg, err := c.ReadMessage(context.Background(), nil); err == nil {
+			c.WriteMessage(op, msg)
+		}
+		c.Close(frame.CloseNormal, "bye")
+	}))
+	defer srv.Close()
+
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/echo"
+	c, resp, err := handshake.Dial(context.Background(), url, &handshake.DialOptions{Subprotocols: []string{"echo"}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.CloseNow()
+	fmt.Println(resp.Status, c.Subprotocol())
+
+	c.SendText([]byte("hello"))
+	_, msg, err := c.ReadMessage(context.Background(), nil)
+	fmt.Printf("%s %v\n", msg, err)
+	_, _, err = c.ReadMessage(context.Background(), nil)
+	fmt.Println(int(transport.CloseStatus(err)), err)
+	// Output:
+	// 101 Switching Protocols echo
+	// hello <nil>
+	// 1000 websocket: closed with 1000 (normal closure): bye
+}

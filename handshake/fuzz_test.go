@@ -1,0 +1,79 @@
+package handshake
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net/http"
+	"slices"
+	"testing"
+)
+
+// FuzzCheckRequest feeds arbitrary requests through the server's checks: each is refused with
+// a 4xx HandshakeError, or accepted, and then the answer Upgrade would write must satisfy the
+// client's checks.
+func FuzzCheckRequest(f *testing.F) {
+	f.Add(rawRequest(""))
+	f.Add(rawRequest("", "Origin: https://app.example.com", "Sec-WebSocket-Protocol: chat, superchat"))
+	f.Add(rawRequest("", "Connection: keep-alive", "+Connection: Upgrade", "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"))
+	f.Add(rawRequest("POST / HTTP/1.1"))
+	f.Add(rawRequest("GET / HTTP/1.0", "Sec-WebSocket-Version: 8"))
+	f.Add(rawRequest("", "Origin: null", "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!=="))
+	opts := &ServerOptions{OriginPatterns: []string{"*.example.com"}, Subprotocols: []string{"superchat", "chat"}}
+	f.Fuzz(func(t *testing.T, raw string) {
+		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader([]byte(raw))))
+		if err != nil {
+			return
+		}
+		key, herr := checkRequest(r, opts)
+		if herr != nil {
+			if herr.Status < 400 || herr.Status > 499 || herr.Reason == "" {
+				t.Fatalf("refusal %v", herr)
+			}
+			return
+		}
+		subprotocol := selectSubprotocol(r, opts)
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(appendResponse(nil, key, subprotocol, nil))), r)
+		if err != nil {
+			t.Fatalf("answer does not parse: %v", err)
+		}
+		offered := elements(r.Header["Sec-Websocket-Protocol"])
+		if got, err := checkResponse(resp, key, offered); err != nil || got != subprotocol {
+			t.Fatalf("client refuses the answer: %q, %v", got, err)
+		}
+	})
+}
+
+// FuzzCheckResponse feeds arbitrary answers through the client's checks: each is accepted
+// with an offered subprotocol or none, or refused with one of the documented errors.
+func FuzzCheckResponse(f *testing.F) {
+	good := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+	f.Add(good + "\r\n")
+	f.Add(good + "Sec-WebSocket-Protocol: chat\r\n\r\n")
+	f.Add(good + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
+	f.Add("HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno\n")
+	f.Add("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+	offered := []string{"chat", "superchat"}
+	req := newRequestForTest()
+	f.Fuzz(func(t *testing.T, raw string) {
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader([]byte(raw))), req)
+		if err != nil {
+			return
+		}
+		subprotocol, err := checkResponse(resp, testKey, offered)
+		if err == nil {
+			if resp.StatusCode != 101 || subprotocol != "" && !slices.Contains(offered, subprotocol) {
+				t.Fatalf("accepted status %d, subprotocol %q", resp.StatusCode, subprotocol)
+			}
+			return
+		}
+		var se *StatusError
+		switch {
+		case errors.As(err, &se) && se.Response == resp && resp.StatusCode != 101:
+		case errors.Is(err, ErrResponseUpgrade), errors.Is(err, ErrResponseConnection), errors.Is(err, ErrAccept),
+			errors.Is(err, ErrSubprotocol), errors.Is(err, ErrExtension):
+		default:
+			t.Fatalf("undocumented error %v", err)
+		}
+	})
+}
