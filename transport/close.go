@@ -146,6 +146,8 @@ func (c *Conn) drain(deadline time.Time) {
 		}
 		r.pos += n
 		r.hdr, r.inFrame, r.remaining = h, true, h.Length
+		c.stats.framesIn.Add(1)
+		c.stats.bytesIn.Add(uint64(n) + uint64(h.Length))
 	}
 	c.endStream(deadline)
 }

@@ -313,6 +313,17 @@ func TestStats(t *testing.T) {
 	if got := server.Stats(); got != (Stats{FramesIn: 2, BytesIn: 11 + 208}) {
 		t.Fatalf("server %+v", got)
 	}
+	// Frames that Close discards while it waits for the peer's close still count.
+	go func() {
+		server.SendText([]byte("discarded"))
+		server.RecvFrame(time.Second)
+	}()
+	if err := client.Close(frame.CloseNormal, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := client.Stats(); got.FramesIn != 2 || got.BytesIn != server.Stats().BytesOut {
+		t.Fatalf("after Close: client %+v, server %+v", got, server.Stats())
+	}
 }
 
 func TestBufferedBytesReadFirst(t *testing.T) {
