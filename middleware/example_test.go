@@ -1,0 +1,99 @@
+package middleware_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/middleware"
+	"github.com/ecows/ecows/transport"
+)
+
+// A typed JSON endpoint: the handler gets decoded values and answers with Send.
+func ExampleMessages() {
+	type sum struct{ A, B int }
+	type result struct{ Sum int }
+	add := func(ctx context.Context, c *transport.Conn, s sum) error {
+		return middleware.Send(c, middleware.JSON[result]{}, result{s.A + s.B})
+	}
+	h := middleware.Messages(middleware.JSON[sum]{}, middleware.HandlerFunc[sum](add),
+		middleware.RateLimit[sum](middleware.RateLimitOptions{Rate: 100, Burst: 10}))
+
+	client, done := loopback(h)
+	client.WriteMessage(frame.OpText, []byte(`{"A":2,"B":3}`))
+	_, reply, _ := client.ReadMessage(context.Background(), nil)
+	fmt.Println(string(reply))
+	client.WriteMessage(frame.OpText, []byte(`{"A":`))
+	_, _, err := client.ReadMessage(context.Background(), nil)
+	fmt.Println(err)
+	fmt.Println(<-done)
+	// Output:
+	// {"Sum":5}
+	// websocket: closed with 1007 (invalid payload): websocket: decoding message: unexpected end of JSON input
+	// websocket: decoding message: unexpected end of JSON input
+}
+
+// counter is a middleware with state of its own for each connection: it counts messages and
+// reports them from its Closed hook when the connection ends.
+type counter struct {
+	next middleware.Handler[string]
+	n    int
+}
+
+func (k *counter) Serve(ctx context.Context, c *transport.Conn, s string) error {
+	k.n++
+	return k.next.Serve(ctx, c, strings.ToUpper(s))
+}
+
+func (k *counter) Closed(ctx context.Context, c *transport.Conn, err error) {
+	fmt.Println("messages:", k.n)
+}
+
+// A custom middleware is a plain function that wraps the next handler, called once per
+// connection. This one also changes what the handlers after it see.
+func ExampleMiddleware() {
+	count := func(next middleware.Handler[string]) middleware.Handler[string] { return &counter{next: next} }
+	echo := func(ctx context.Context, c *transport.Conn, s string) error {
+		return middleware.Send(c, middleware.Text{}, s)
+	}
+	client, done := loopback(middleware.Messages(middleware.Text{}, middleware.HandlerFunc[string](echo), count))
+	for _, s := range []string{"hello", "world"} {
+		client.WriteMessage(frame.OpText, []byte(s))
+		_, reply, _ := client.ReadMessage(context.Background(), nil)
+		fmt.Println(string(reply))
+	}
+	client.Close(frame.CloseNormal, "")
+	fmt.Println(<-done)
+	// Output:
+	// HELLO
+	// WORLD
+	// messages: 2
+	// <nil>
+}
+
+// loopback serves h on the server end of a TCP connection on 127.0.0.1 and returns the client
+// end, with the result of ServeConn to come. (A real server upgrades HTTP requests: see the
+// router package.)
+func loopback(h middleware.ConnHandler) (*transport.Conn, <-chan error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		done <- h.ServeConn(context.Background(), transport.NewConn(nc, transport.Server, transport.Setup{}, nil))
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		panic(err)
+	}
+	return transport.NewConn(nc, transport.Client, transport.Setup{}, nil), done
+}

@@ -1,0 +1,79 @@
+package middleware
+
+import (
+	"context"
+
+	"github.com/ecows/ecows/transport"
+)
+
+// Handler serves one inbound unit (a frame or a decoded message) on a connection. A non-nil
+// error ends the connection: with the close code it carries (a *transport.CloseError or
+// *frame.ProtocolError), or 1011 otherwise.
+type Handler[T any] interface {
+	Serve(ctx context.Context, c *transport.Conn, in T) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc[T any] func(ctx context.Context, c *transport.Conn, in T) error
+
+// Serve calls f.
+func (f HandlerFunc[T]) Serve(ctx context.Context, c *transport.Conn, in T) error {
+	return f(ctx, c, in)
+}
+
+// Middleware wraps a handler. It is called once per connection.
+type Middleware[T any] func(next Handler[T]) Handler[T]
+
+// Opener is implemented by handlers that act when a connection starts, before its first
+// unit. An error refuses the connection, which is closed with the error's code (or 1011).
+type Opener interface {
+	Open(ctx context.Context, c *transport.Conn) error
+}
+
+// Closer is implemented by handlers that act when a connection has ended; err is what ended
+// it (nil after a clean close handshake). Closed is called even when an Open hook refused the
+// connection, on the layers whose Open did not run too, so a Closer must cope with a
+// connection it did not see open.
+type Closer interface {
+	Closed(ctx context.Context, c *transport.Conn, err error)
+}
+
+// Chain wraps h in mw, the first outermost, so Chain(h, a, b) serves a unit through a, then
+// b, then h. The result is an Opener and a Closer that calls the hooks of every layer that
+// has them: Open from the outermost in, Closed from the innermost out.
+func Chain[T any](h Handler[T], mw ...Middleware[T]) Handler[T] {
+	layers := make([]any, 0, len(mw)+1)
+	layers = append(layers, h)
+	for i := len(mw) - 1; i >= 0; i-- {
+		h = mw[i](h)
+		layers = append(layers, h)
+	}
+	return &chain[T]{Handler: h, layers: layers}
+}
+
+// chain is a composed handler with its layers, innermost first.
+type chain[T any] struct {
+	Handler[T]
+	layers []any
+}
+
+// Open calls Open on every layer, from the outermost in, and stops at the first error.
+func (ch *chain[T]) Open(ctx context.Context, c *transport.Conn) error {
+	for i := len(ch.layers) - 1; i >= 0; i-- {
+		if o, ok := ch.layers[i].(Opener); ok {
+			if err := o.Open(ctx, c); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Closed calls Closed on every layer, from the innermost out.
+func (ch *chain[T]) Closed(ctx context.Context, c *transport.Conn, err error) {
+	for _, l := range ch.layers {
+		if cl, ok := l.(Closer); ok {
+			cl.Closed(ctx, c, err)
+		}
+	}
+}
