@@ -1,0 +1,10 @@
+// Package router mounts WebSocket endpoints on chi routes. The upgrade happens inside an
+// http.Handler, so chi's routing, authentication and request middleware run before it, and
+// URL parameters and the request reach the WebSocket handler through its context.
+//
+// A Router tracks the connections it serves; Shutdown sends 1001 Going Away to each, waits
+// for their close handshakes, and closes what is left, which http.Server.Shutdown cannot do
+// for hijacked connections.
+//
+// The examples are the best way to understand how to use the package.
+package router

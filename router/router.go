@@ -1,0 +1,173 @@
+package router
+
+import (
+	"context"
+	"net/http"
+	"sync"
+
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/middleware"
+	"github.com/ecows/ecows/transport"
+)
+
+// Router serves WebSocket endpoints and tracks their live connections. The zero value is not
+// usable; call New.
+type Router struct {
+	mu       sync.Mutex
+	conns    map[*transport.Conn]struct{}
+	closing  bool
+	wg       sync.WaitGroup
+	shutdown chan struct{} // closed by Shutdown
+}
+
+// New returns a Router with no connections.
+func New() *Router {
+	return &Router{conns: make(map[*transport.Conn]struct{}), shutdown: make(chan struct{})}
+}
+
+// Mount serves h at pattern on r, for GET requests: it upgrades each request with opts (nil
+// for the defaults) and serves the connection with h until it ends. Use r.With(...) for
+// per-route HTTP middleware, and middleware.Frames or middleware.Messages for per-route
+// WebSocket middleware.
+func (rt *Router) Mount(r chi.Router, pattern string, h middleware.ConnHandler, opts *handshake.ServerOptions) {
+	r.Get(pattern, rt.Handler(h, opts))
+}
+
+// Handler returns the http.Handler Mount installs, for use with any router or mux. A
+// request that arrives after Shutdown has begun gets 503 Service Unavailable.
+func (rt *Router) Handler(h middleware.ConnHandler, opts *handshake.ServerOptions) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !rt.enter() {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		defer rt.wg.Done()
+		c, err := handshake.Upgrade(w, r, opts)
+		if err != nil {
+			return // Upgrade has answered the request
+		}
+		if !rt.track(c, true) {
+			go c.Close(frame.CloseGoingAway, "server shutting down") // Shutdown began mid-upgrade
+		}
+		defer rt.track(c, false)
+		// The connection outlives the request: keep the request's values (chi's URL params,
+		// request id, loggers) but not its cancellation, which http.TimeoutHandler or chi's
+		// Timeout middleware would fire while the connection is still in use.
+		ctx := context.WithoutCancel(r.Context())
+		ctx = middleware.WithConnInfo(ctx, middleware.ConnInfo{
+			Route:     routePattern(r),
+			RequestID: chimw.GetReqID(r.Context()),
+		})
+		ctx = context.WithValue(ctx, requestKey{}, r)
+		h.ServeConn(ctx, c) // what ended the connection is the handler's to log (middleware.Logger)
+		c.CloseNow()
+	}
+}
+
+// enter counts a request in unless Shutdown has begun.
+func (rt *Router) enter() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.closing {
+		return false
+	}
+	rt.wg.Add(1)
+	return true
+}
+
+// track adds or removes a live connection and reports whether Shutdown has not begun.
+func (rt *Router) track(c *transport.Conn, live bool) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if live {
+		rt.conns[c] = struct{}{}
+	} else {
+		delete(rt.conns, c)
+	}
+	return !rt.closing
+}
+
+// Len returns the number of live connections.
+func (rt *Router) Len() int {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return len(rt.conns)
+}
+
+// Shutdown stops accepting upgrades, sends 1001 Going Away on every live connection, and
+// waits until their handlers have returned or ctx ends; then it closes what is left at once
+// and returns ctx's error. It is safe to call more than once. To run it with the HTTP server:
+//
+//	srv.RegisterOnShutdown(func() { ws.Shutdown(ctx) })
+func (rt *Router) Shutdown(ctx context.Context) error {
+	rt.mu.Lock()
+	if !rt.closing {
+		rt.closing = true
+		close(rt.shutdown)
+	}
+	conns := make([]*transport.Conn, 0, len(rt.conns))
+	for c := range rt.conns {
+		conns = append(conns, c)
+	}
+	rt.mu.Unlock()
+	for _, c := range conns {
+		go c.Close(frame.CloseGoingAway, "server shutting down")
+	}
+	done := make(chan struct{})
+	go func() {
+		rt.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	rt.mu.Lock()
+	for c := range rt.conns {
+		c.CloseNow()
+	}
+	rt.mu.Unlock()
+	<-done
+	return ctx.Err()
+}
+
+// ShuttingDown returns a channel closed when Shutdown begins, for handlers that wait on
+// something other than their connection.
+func (rt *Router) ShuttingDown() <-chan struct{} { return rt.shutdown }
+
+type requestKey struct{}
+
+// Request returns the upgrade request of the connection whose handler ctx belongs to, or nil.
+// chi.URLParamFromCtx(ctx, name) reads URL parameters from the same ctx.
+func Request(ctx context.Context) *http.Request {
+	r, _ := ctx.Value(requestKey{}).(*http.Request)
+	return r
+}
+
+// routePattern returns the chi route pattern that matched r, or its path outside chi.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return r.URL.Path
+}
+
+// JSON returns a ConnHandler for a typed JSON endpoint: every message is decoded into an M
+// and passed to fn, wrapped in mw. Answer with middleware.Send(c, middleware.JSON[R]{}, v).
+func JSON[M any](fn func(ctx context.Context, c *transport.Conn, m M) error, mw ...middleware.Middleware[M]) middleware.ConnHandler {
+	return middleware.Messages[M](middleware.JSON[M]{}, middleware.HandlerFunc[M](fn), mw...)
+}
+
+// Text returns a ConnHandler for a text endpoint: every text message is passed to fn as a
+// string; binary messages close the connection with 1003.
+func Text(fn func(ctx context.Context, c *transport.Conn, s string) error, mw ...middleware.Middleware[string]) middleware.ConnHandler {
+	return middleware.Messages[string](middleware.Text{}, middleware.HandlerFunc[string](fn), mw...)
+}

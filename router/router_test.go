@@ -1,0 +1,285 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	chimw "github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+	"github.com/rs/zerolog/hlog"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/middleware"
+	"github.com/ecows/ecows/transport"
+)
+
+func wsURL(srv *httptest.Server, path string) string {
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
+}
+
+func dial(t *testing.T, url string, opts *handshake.DialOptions) *transport.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := handshake.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// roundTrip sends msg and returns the text of the answer.
+func roundTrip(t *testing.T, c *transport.Conn, msg string) string {
+	t.Helper()
+	if _, err := c.WriteMessage(frame.OpText, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, got, err := c.ReadMessage(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(got)
+}
+
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(3 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
+		}
+	})
+}
+
+// roomEcho answers each text message with the room id from the URL and the message.
+func roomEcho(ctx context.Context, c *transport.Conn, s string) error {
+	id := chi.URLParamFromCtx(ctx, "id")
+	r := Request(ctx)
+	_, err := c.WriteMessage(frame.OpText, []byte(id+"/"+r.URL.Query().Get("q")+": "+s))
+	return err
+}
+
+func requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer secret" {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func TestRouteParamsAndAuth(t *testing.T) {
+	checkGoroutines(t)
+	ws := New()
+	r := chi.NewRouter()
+	ws.Mount(r.With(requireToken), "/rooms/{id}", Text(roomEcho), nil)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	defer ws.Shutdown(context.Background())
+
+	_, resp, err := handshake.Dial(context.Background(), wsURL(srv, "/rooms/42"), nil)
+	var se *handshake.StatusError
+	if !errors.As(err, &se) || resp == nil || resp.StatusCode != http.StatusUnauthorized || !bytes.Contains(se.Body, []byte("no token")) {
+		t.Fatalf("without token: %v %v", resp, err)
+	}
+	c := dial(t, wsURL(srv, "/rooms/42?q=x"), &handshake.DialOptions{Header: http.Header{"Authorization": {"Bearer secret"}}})
+	if got := roundTrip(t, c, "hi"); got != "42/x: hi" {
+		t.Fatalf("got %q", got)
+	}
+	if err := c.Close(frame.CloseNormal, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestUnderChiAndHlogMiddleware mounts under the HTTP middleware that wraps ResponseWriters or
+// cancels request contexts, which breaks upgraders that type-assert http.Hijacker or keep the
+// request's context.
+func TestUnderChiAndHlogMiddleware(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	logger := zerolog.New(zerolog.SyncWriter(&lockedWriter{&mu, &logs}))
+	ws := New()
+	r := chi.NewRouter()
+	r.Use(chimw.RequestID, chimw.Logger, chimw.Compress(5), chimw.Timeout(100*time.Millisecond))
+	r.Use(hlog.NewHandler(logger), hlog.AccessHandler(func(r *http.Request, status, size int, d time.Duration) {
+		hlog.FromRequest(r).Info().Int("status", status).Msg("access")
+	}), hlog.RequestIDHandler("req_id", "Request-Id"))
+	var gotID string
+	ws.Mount(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+		gotID = middleware.ConnInfoFrom(ctx).RequestID
+		_, err := c.WriteMessage(frame.OpText, []byte(s))
+		return err
+	}), nil)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	defer ws.Shutdown(context.Background())
+
+	c := dial(t, wsURL(srv, "/echo"), &handshake.DialOptions{Header: http.Header{"Accept-Encoding": {"gzip"}}})
+	if got := roundTrip(t, c, "one"); got != "one" {
+		t.Fatalf("got %q", got)
+	}
+	time.Sleep(200 * time.Millisecond) // past chi's Timeout: the connection must live on
+	if got := roundTrip(t, c, "two"); got != "two" {
+		t.Fatalf("after the request timeout: %q", got)
+	}
+	if gotID == "" {
+		t.Fatal("chi's request id did not reach the handler")
+	}
+	c.Close(frame.CloseNormal, "")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func TestShutdown(t *testing.T) {
+	checkGoroutines(t)
+	ws := New()
+	r := chi.NewRouter()
+	ws.Mount(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+		_, err := c.WriteMessage(frame.OpText, []byte(s))
+		return err
+	}), nil)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+
+	const n = 5
+	conns := make([]*transport.Conn, n)
+	for i := range conns {
+		conns[i] = dial(t, wsURL(srv, "/echo"), nil)
+		roundTrip(t, conns[i], "up")
+	}
+	if ws.Len() != n {
+		t.Fatalf("Len = %d", ws.Len())
+	}
+	codes := make(chan frame.CloseCode, n)
+	for _, c := range conns {
+		go func() {
+			_, _, err := c.ReadMessage(context.Background(), nil)
+			codes <- transport.CloseStatus(err)
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := ws.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for range n {
+		if code := <-codes; code != frame.CloseGoingAway {
+			t.Fatalf("client saw close %d, want 1001", code)
+		}
+	}
+	if ws.Len() != 0 {
+		t.Fatalf("Len after Shutdown = %d", ws.Len())
+	}
+	_, resp, err := handshake.Dial(context.Background(), wsURL(srv, "/echo"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("upgrade after Shutdown: %v %v", resp, err)
+	}
+	select {
+	case <-ws.ShuttingDown():
+	default:
+		t.Fatal("ShuttingDown not closed")
+	}
+}
+
+func TestShutdownDeadline(t *testing.T) {
+	ws := New()
+	r := chi.NewRouter()
+	ws.Mount(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }),
+		&handshake.ServerOptions{Options: transport.Options{CloseTimeout: time.Minute}})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	dial(t, wsURL(srv, "/"), nil) // a client that never reads, so never answers the close
+	for ws.Len() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := ws.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Shutdown took %v", d)
+	}
+	if ws.Len() != 0 {
+		t.Fatalf("Len = %d", ws.Len())
+	}
+}
+
+func TestRegisterOnShutdown(t *testing.T) {
+	ws := New()
+	r := chi.NewRouter()
+	ws.Mount(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
+	srv := httptest.NewUnstartedServer(r)
+	srv.Config.RegisterOnShutdown(func() { ws.Shutdown(context.Background()) })
+	srv.Start()
+	defer srv.Close()
+	c := dial(t, wsURL(srv, "/"), nil)
+	srv.Config.Shutdown(context.Background())
+	_, _, err := c.ReadMessage(context.Background(), nil)
+	if transport.CloseStatus(err) != frame.CloseGoingAway {
+		t.Fatalf("client saw %v", err)
+	}
+}
+
+type chatIn struct {
+	User string `json:"user"`
+	Text string `json:"text"`
+}
+
+type chatOut struct {
+	Room string `json:"room"`
+	Line string `json:"line"`
+}
+
+func TestJSONEndpoint(t *testing.T) {
+	ws := New()
+	r := chi.NewRouter()
+	ws.Mount(r, "/rooms/{id}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
+		return middleware.Send(c, middleware.JSON[chatOut]{}, chatOut{Room: chi.URLParamFromCtx(ctx, "id"), Line: m.User + ": " + m.Text})
+	}), nil)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	defer ws.Shutdown(context.Background())
+	c := dial(t, wsURL(srv, "/rooms/go"), nil)
+	var out chatOut
+	if err := json.Unmarshal([]byte(roundTrip(t, c, `{"user":"ann","text":"hello"}`)), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out != (chatOut{Room: "go", Line: "ann: hello"}) {
+		t.Fatalf("%+v", out)
+	}
+	c.WriteMessage(frame.OpText, []byte("{not json"))
+	_, _, err := c.ReadMessage(context.Background(), nil)
+	if transport.CloseStatus(err) != frame.CloseInvalidPayload {
+		t.Fatalf("bad JSON: %v", err)
+	}
+}
