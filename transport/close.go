@@ -185,8 +185,8 @@ func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bo
 func (c *Conn) Close(code frame.CloseCode, reason string) error {
 	if _, refused, err := c.sendClose(code, reason); refused {
 		return err
-	}
-	if c.streamClosed() {
+	} else if err != nil && c.streamClosed() {
+		// Nothing was sent now: the connection had ended already.
 		return ErrClosed
 	}
 	deadline := c.closeDeadline()
