@@ -1,0 +1,318 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/transport"
+)
+
+// dialMaxPayload is the frame and message limit of the dial client: it shows what a server
+// sends rather than guarding memory like a server must.
+const dialMaxPayload = 16 << 20
+
+// hexShown is how many bytes of a binary payload are shown in hex.
+const hexShown = 32
+
+func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("dial", "URL [flags]", stderr)
+	header := http.Header{}
+	fs.Func("H", "add a request `header` given as 'Name: value' (repeatable)", func(s string) error {
+		name, value, ok := strings.Cut(s, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t") {
+			return errors.New("want 'Name: value'")
+		}
+		header.Add(name, strings.TrimSpace(value))
+		return nil
+	})
+	subprotocols := fs.String("subprotocol", "", "offer these `protocols` (comma-separated, most preferred first)")
+	origin := fs.String("origin", "", "send `origin` as the Origin header, as a browser page would")
+	insecure := fs.Bool("insecure", false, "skip TLS certificate verification (wss:// to test servers)")
+	timeout := fs.Duration("timeout", 10*time.Second, "bound on the opening handshake")
+	pos, err := parse(fs, args, "URL")
+	if err != nil {
+		return exitCode("dial", err, stderr)
+	}
+	if u, err := url.Parse(pos[0]); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return exitCode("dial", usagef(fs, "URL must be ws://host/path or wss://host/path, not %q", pos[0]), stderr)
+	}
+	opts := &handshake.DialOptions{
+		Options:            transport.Options{MaxPayloadLen: dialMaxPayload, MaxMessageLen: dialMaxPayload},
+		Header:             header,
+		Origin:             *origin,
+		InsecureSkipVerify: *insecure,
+		Timeout:            *timeout,
+	}
+	if *subprotocols != "" {
+		for p := range strings.SplitSeq(*subprotocols, ",") {
+			opts.Subprotocols = append(opts.Subprotocols, strings.TrimSpace(p))
+		}
+	}
+	return exitCode("dial", dial(ctx, pos[0], opts, stdin, stdout), stderr)
+}
+
+// dial is "ecows dial": it connects to uri, sends each line of in as a text message (or runs
+// it as a command: /ping [data], /close [code] [reason]) and prints every frame received to
+// out, one line each. It closes with 1000 when in ends or ctx is done, and returns nil once
+// the connection has ended with a close handshake that it started or that the server
+// started with 1000, 1001 or no code. It returns when the connection has ended, even if a
+// read from in is still blocked; that read's goroutine ends when in returns.
+func dial(ctx context.Context, uri string, opts *handshake.DialOptions, in io.Reader, out io.Writer) error {
+	c, _, err := handshake.Dial(ctx, uri, opts)
+	if err != nil {
+		return handshakeError(err)
+	}
+	defer c.CloseNow()
+	w := &lineWriter{w: out}
+	if p := c.Subprotocol(); p != "" {
+		w.printf("* connected to %s (subprotocol %s)", uri, p)
+	} else {
+		w.printf("* connected to %s", uri)
+	}
+
+	received := make(chan error, 1)
+	go func() { received <- receive(c, w) }()
+	lines := make(chan string)
+	quit := make(chan struct{})
+	defer close(quit)
+	go readLines(in, lines, quit)
+
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				return closeAndWait(c, frame.CloseNormal, "", received)
+			}
+			if code, reason, isClose := command(c, w, line); isClose {
+				return closeAndWait(c, code, reason, received)
+			}
+		case <-ctx.Done():
+			return closeAndWait(c, frame.CloseNormal, "", received)
+		case err := <-received:
+			var ce *transport.CloseError
+			if errors.As(err, &ce) {
+				switch ce.Code {
+				case frame.CloseNormal, frame.CloseGoingAway, frame.CloseNoStatus:
+					return nil
+				case frame.CloseAbnormal:
+					return fmt.Errorf("connection lost: %w", err)
+				}
+				return fmt.Errorf("server closed the connection with %s", closeText(ce.Code, ce.Reason))
+			}
+			return err
+		}
+	}
+}
+
+// command acts on one line of input. It returns the close code and reason for a /close
+// command that can be sent, and isClose false for anything else.
+func command(c *transport.Conn, w *lineWriter, line string) (code frame.CloseCode, reason string, isClose bool) {
+	name, arg, _ := strings.Cut(line, " ")
+	switch {
+	case strings.HasPrefix(line, "//"):
+		line = line[1:] // "//x" sends the text "/x"
+	case name == "/ping":
+		if _, err := c.SendPing([]byte(arg)); err != nil {
+			w.printf("! ping not sent: %v", err)
+		}
+		return 0, "", false
+	case name == "/close":
+		code = frame.CloseNormal
+		if arg != "" {
+			num, rest, _ := strings.Cut(arg, " ")
+			n, err := strconv.ParseUint(num, 10, 16)
+			if err != nil || !frame.CloseCode(n).Valid() {
+				w.printf("! close not sent: %q is not a close code that may be sent (1000-1003, 1007-1014, 3000-4999)", num)
+				return 0, "", false
+			}
+			code, reason = frame.CloseCode(n), rest
+		}
+		if _, err := frame.AppendClose(nil, code, reason); err != nil {
+			w.printf("! close not sent: %v", err)
+			return 0, "", false
+		}
+		return code, reason, true
+	case strings.HasPrefix(line, "/"):
+		w.printf("! unknown command %s (commands: /ping [data], /close [code] [reason]; //text sends /text)", name)
+		return 0, "", false
+	}
+	if _, err := c.WriteMessage(frame.OpText, []byte(line)); err != nil {
+		w.printf("! not sent: %v", err)
+	}
+	return 0, "", false
+}
+
+// closeAndWait sends a close frame and waits for the receiver to see the server's answer and
+// the end of the stream, at most the Conn's close timeout.
+func closeAndWait(c *transport.Conn, code frame.CloseCode, reason string, received <-chan error) error {
+	if _, err := c.SendClose(code, reason); err != nil && !errors.Is(err, transport.ErrClosed) {
+		c.CloseNow()
+		<-received
+		return fmt.Errorf("sending close: %w", err)
+	}
+	t := time.NewTimer(transport.DefaultCloseTimeout)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-received:
+	case <-t.C:
+		c.CloseNow()
+		<-received
+		return errors.New("the server did not answer the close frame")
+	}
+	var ce *transport.CloseError
+	if errors.As(err, &ce) && ce.Code == frame.CloseAbnormal {
+		return fmt.Errorf("connection lost while closing: %w", err)
+	}
+	return nil
+}
+
+// receive prints every frame from c until the connection ends, answers pings, and returns
+// the error that ended it.
+func receive(c *transport.Conn, w *lineWriter) error {
+	var msg frame.Opcode // opcode of the message being received, for its continuations
+	for {
+		f, err := c.RecvFrame(0)
+		if err != nil {
+			return err
+		}
+		more := ""
+		if !f.Fin {
+			more = " (fragment)"
+		}
+		switch f.Opcode {
+		case frame.OpText, frame.OpBinary:
+			msg = f.Opcode
+			w.printf("< %s%s: %s", f.Opcode, more, payloadText(msg, f.Payload))
+		case frame.OpContinuation:
+			w.printf("< continuation%s: %s", more, payloadText(msg, f.Payload))
+		case frame.OpPing:
+			w.printf("< ping%s", controlText(f.Payload))
+			if _, err := c.SendPong(f.Payload); err != nil && !errors.Is(err, transport.ErrClosed) {
+				w.printf("! pong not sent: %v", err)
+			}
+		case frame.OpPong:
+			w.printf("< pong%s", controlText(f.Payload))
+		case frame.OpClose:
+			w.printf("< close: %s", closeText(f.CloseCode(), f.CloseReason()))
+		}
+	}
+}
+
+// payloadText formats a data frame's payload: text as it is (quoted if it holds control
+// characters), binary as its length and hex.
+func payloadText(op frame.Opcode, p []byte) string {
+	if op == frame.OpText {
+		return printable(string(p))
+	}
+	s := fmt.Sprintf("%d bytes", len(p))
+	if len(p) > hexShown {
+		return s + " " + hex.EncodeToString(p[:hexShown]) + "..."
+	}
+	if len(p) > 0 {
+		s += " " + hex.EncodeToString(p)
+	}
+	return s
+}
+
+// controlText formats a ping or pong payload as ": payload", or "" when it is empty.
+func controlText(p []byte) string {
+	switch {
+	case len(p) == 0:
+		return ""
+	case utf8.Valid(p):
+		return ": " + printable(string(p))
+	}
+	return ": " + payloadText(frame.OpBinary, p)
+}
+
+// closeText formats a close code and reason: "1000 (normal closure) bye".
+func closeText(code frame.CloseCode, reason string) string {
+	s := strconv.Itoa(int(code))
+	if name := code.String(); name != s {
+		s += " (" + name + ")"
+	}
+	if reason != "" {
+		s += " " + printable(reason)
+	}
+	return s
+}
+
+// printable returns s, or s quoted when printing it as it is would break the line.
+func printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) && r != ' ' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}
+
+// handshakeError explains a failed Dial, with the server's status and the start of its body
+// when it refused.
+func handshakeError(err error) error {
+	var se *handshake.StatusError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("handshake failed: %w", err)
+	}
+	body := strings.TrimSpace(string(se.Body))
+	if i := strings.IndexAny(body, "\r\n"); i >= 0 {
+		body = body[:i] + " ..."
+	}
+	if len(body) > 200 {
+		body = body[:200] + " ..."
+	}
+	msg := "handshake failed: server answered " + se.Response.Status
+	if body != "" {
+		msg += ": " + printable(body)
+	}
+	return errors.New(msg)
+}
+
+// readLines sends each line of in, without its line ending, on lines until in ends or quit
+// is closed, then closes lines.
+func readLines(in io.Reader, lines chan<- string, quit <-chan struct{}) {
+	defer close(lines)
+	r := bufio.NewReader(in)
+	for {
+		line, err := r.ReadString('\n')
+		if line != "" || err == nil {
+			line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+			select {
+			case lines <- line:
+			case <-quit:
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// lineWriter writes whole lines from several goroutines.
+type lineWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (w *lineWriter) printf(format string, args ...any) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fmt.Fprintf(w.w, format+"\n", args...)
+}

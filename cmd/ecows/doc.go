@@ -1,0 +1,39 @@
+// Command ecows is the ecows WebSocket toolkit's command-line tool: an echo server to try
+// things against, an interactive client, and a load generator.
+//
+// Usage:
+//
+//	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-log-level info]
+//	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s]
+//	ecows bench URL [-c 64] [-size 1024] [-duration 10s] [-window 16]
+//
+// Serve runs an echo server built from the library's router and middleware (Recover, Logger,
+// MaxPayload, RateLimit when -rate is set, AutoPong with keepalive pings): every text and
+// binary frame goes back as it came, so messages come back whole, fragmented or not. A page at
+// / opens a WebSocket to the echo path from a browser. SIGINT or SIGTERM sends 1001 Going Away
+// to every client and stops the server within 5 seconds. It prints the URLs it serves, with
+// the real port when -addr asks for port 0.
+//
+// Dial connects to a WebSocket server and sends each line of standard input as a text
+// message; "/ping [data]" sends a ping and "/close [code] [reason]" closes ("//x" sends the
+// text "/x"). Every frame received is printed on a line of its own:
+//
+//	< text: hello
+//	< binary: 3 bytes 010203
+//	< ping: data
+//	< pong: data
+//	< close: 1000 (normal closure) bye
+//
+// Pings are answered. At the end of input dial closes with 1000. It exits with 0 when the
+// connection ends with a close handshake that it started, or that the server started with
+// 1000, 1001 or no code, and with 1 otherwise, printing why: for a refused handshake, the
+// HTTP status and the start of the body.
+//
+// Bench opens -c connections to an echo server, each keeping up to -window binary messages of
+// -size bytes in flight for -duration, and prints messages per second, megabytes of echoed
+// payload per second and round-trip latency percentiles (p50, p99, p99.9), with a progress
+// line on standard error every second. Each message carries its sequence number and send
+// time, so any echo server will do.
+//
+// Bad flags or arguments exit with 2.
+package main

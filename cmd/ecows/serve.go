@@ -1,0 +1,221 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	stdlog "log"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/middleware"
+	"github.com/ecows/ecows/router"
+	"github.com/ecows/ecows/transport"
+)
+
+// shutdownTimeout bounds a graceful shutdown: the close handshakes with the clients, then the
+// HTTP requests in progress.
+const shutdownTimeout = 5 * time.Second
+
+//go:embed index.html
+var indexHTML string
+
+var indexTemplate = template.Must(template.New("index").Parse(indexHTML))
+
+// serveConfig is what "ecows serve" was asked to do.
+type serveConfig struct {
+	addr       string
+	path       string        // of the WebSocket endpoint
+	rate       float64       // data frames per second per connection; 0 for no limit
+	maxPayload int64         // largest message and frame accepted
+	keepalive  time.Duration // ping interval; 0 for none
+	log        zerolog.Logger
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "[flags]", stderr)
+	cfg := serveConfig{}
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "listen on `host:port` (port 0 picks a free one)")
+	fs.StringVar(&cfg.path, "path", "/ws", "serve the WebSocket echo at `path`")
+	fs.Float64Var(&cfg.rate, "rate", 0, "limit each connection to `N` data frames per second, closing it with 1008 beyond (0: no limit)")
+	fs.Int64Var(&cfg.maxPayload, "max-payload", 1<<20, "largest message or frame accepted, in `bytes`; larger ones close with 1009")
+	fs.DurationVar(&cfg.keepalive, "keepalive", 30*time.Second, "ping each client this often and drop it after two silent intervals (0: off)")
+	logLevel := fs.String("log-level", "info", "log `level` on stderr: debug (every frame), info (connections), warn, error or disabled")
+	_, err := parse(fs, args)
+	if err == nil {
+		var lvl zerolog.Level
+		lvl, err = zerolog.ParseLevel(*logLevel)
+		switch {
+		case err != nil || *logLevel == "":
+			err = usagef(fs, "-log-level must be trace, debug, info, warn, error or disabled, not %q", *logLevel)
+		case !strings.HasPrefix(cfg.path, "/") || cfg.path == "/":
+			err = usagef(fs, "-path must start with / and differ from / (the page), not %q", cfg.path)
+		case cfg.rate < 0 || math.IsNaN(cfg.rate) || math.IsInf(cfg.rate, 0):
+			err = usagef(fs, "-rate must be 0 or more")
+		case cfg.maxPayload < 1:
+			err = usagef(fs, "-max-payload must be at least 1")
+		case cfg.keepalive < 0:
+			err = usagef(fs, "-keepalive must be 0 or more")
+		}
+		cw := zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(stderr)}
+		cfg.log = zerolog.New(cw).Level(lvl).With().Timestamp().Logger()
+	}
+	if err != nil {
+		return exitCode("serve", err, stderr)
+	}
+	s, err := listen(cfg)
+	if err != nil {
+		return exitCode("serve", err, stderr)
+	}
+	fmt.Fprintf(stdout, "ecows: serving on %s (WebSocket at %s)\n", s.pageURL(), s.wsURL())
+	return exitCode("serve", s.run(ctx), stderr)
+}
+
+// server is a listening "ecows serve".
+type server struct {
+	cfg  serveConfig
+	ln   net.Listener
+	http *http.Server
+	ws   *router.Router
+}
+
+// listen starts listening on cfg.addr and builds the server; run serves.
+func listen(cfg serveConfig) (*server, error) {
+	page, err := renderIndex(cfg.path)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, ln: ln, ws: router.New()}
+	mux := chi.NewRouter()
+	servePage := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Write(page)
+	}
+	mux.Get("/", servePage)
+	mux.Head("/", servePage)
+	limit := max(cfg.maxPayload, transport.DefaultMaxPayloadLen)
+	s.ws.Mount(mux, cfg.path, echoHandler(cfg), &handshake.ServerOptions{
+		// The Conn's limits bound memory; MaxPayload in echoHandler applies -max-payload
+		// when it is below them.
+		Options: transport.Options{MaxPayloadLen: limit, MaxMessageLen: max(limit, transport.DefaultMaxMessageLen)},
+	})
+	s.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second, // a client that trickles its headers (slowloris) is dropped
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          stdlog.New(cfg.log, "", 0),
+	}
+	return s, nil
+}
+
+// echoHandler echoes every data frame as it comes, with its opcode and fin bit, so messages
+// go back whole, fragmented as they came. Pings are answered by AutoPong and a close frame by
+// the Conn.
+func echoHandler(cfg serveConfig) middleware.ConnHandler {
+	echo := middleware.HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f frame.Frame) error {
+		if !f.Opcode.IsData() {
+			return nil
+		}
+		if _, err := c.SendFrame(f.Fin, f.Opcode, f.Payload); err != nil && !errors.Is(err, transport.ErrClosed) {
+			return err
+		}
+		return nil // after our close frame (shutdown), reading goes on to the client's answer
+	})
+	mw := []middleware.Middleware[frame.Frame]{
+		middleware.Recover[frame.Frame](&cfg.log),
+		middleware.Logger[frame.Frame](&cfg.log),
+		middleware.MaxPayload(cfg.maxPayload, cfg.maxPayload),
+	}
+	if cfg.rate > 0 {
+		mw = append(mw, middleware.RateLimit[frame.Frame](middleware.RateLimitOptions{
+			Rate:     rate.Limit(cfg.rate),
+			Burst:    max(1, int(math.Ceil(cfg.rate))),
+			OnExceed: middleware.Close,
+		}))
+	}
+	mw = append(mw, middleware.AutoPong(&middleware.AutoPongOptions{Interval: cfg.keepalive}))
+	return middleware.Frames(echo, mw...)
+}
+
+// run serves until ctx ends, then shuts down: 1001 Going Away to every WebSocket client,
+// then the HTTP server, within shutdownTimeout.
+func (s *server) run(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- s.http.Serve(s.ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	wsErr := s.ws.Shutdown(sctx)
+	httpErr := s.http.Shutdown(sctx)
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	if err := errors.Join(wsErr, httpErr); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+// pageURL returns the address of the browser page.
+func (s *server) pageURL() string { return "http://" + s.hostPort() }
+
+// wsURL returns the address of the WebSocket endpoint.
+func (s *server) wsURL() string { return "ws://" + s.hostPort() + s.cfg.path }
+
+// hostPort returns the address listened on, with the real port, and localhost in place of an
+// unspecified IP so that the URLs work when pasted.
+func (s *server) hostPort() string {
+	a, ok := s.ln.Addr().(*net.TCPAddr)
+	if !ok {
+		return s.ln.Addr().String()
+	}
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, fmt.Sprint(a.Port))
+}
+
+// renderIndex fills the page's template with the WebSocket path.
+func renderIndex(path string) ([]byte, error) {
+	var b bytes.Buffer
+	if err := indexTemplate.Execute(&b, struct{ Path string }{path}); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// isTerminal reports whether w is a terminal, where the log may use colours.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,130 @@
+// Command client runs every case of the Autobahn|Testsuite fuzzing server (wstest -m
+// fuzzingserver), which tests a client against RFC 6455, with the ecows client echoing.
+// Run: the suite with examples/autobahn/fuzzingserver.json (README.md), then:
+// go run ./examples/autobahn/client [-url ws://127.0.0.1:9001] [-agent ecows]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/transport"
+)
+
+// maxLen is over the largest message of the suite (case 9.1.6 sends 16 MiB in one frame).
+const maxLen = 16 << 20
+
+// caseTimeout bounds one case; the slowest (9.* with 16 MiB messages) take seconds.
+const caseTimeout = 2 * time.Minute
+
+var opts = &handshake.DialOptions{
+	Options: transport.Options{MaxPayloadLen: maxLen, MaxMessageLen: maxLen},
+}
+
+func main() {
+	base := flag.String("url", "ws://127.0.0.1:9001", "the fuzzing server")
+	agent := flag.String("agent", "ecows", "the name of this client in the reports")
+	flag.Parse()
+	if err := run(context.Background(), strings.TrimSuffix(*base, "/"), *agent, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run asks the fuzzing server at base how many cases it has, runs each, and has it write
+// its reports for agent. A case that fails is the suite's to judge, so only failures to talk
+// to the suite at all end the run.
+func run(ctx context.Context, base, agent string, out io.Writer) error {
+	n, err := caseCount(ctx, base)
+	if err != nil {
+		return fmt.Errorf("getCaseCount: %w", err)
+	}
+	q := "&agent=" + url.QueryEscape(agent)
+	for i := 1; i <= n; i++ {
+		err := runCase(ctx, base+"/runCase?case="+strconv.Itoa(i)+q)
+		if err != nil {
+			fmt.Fprintf(out, "case %d/%d: %v\n", i, n, err)
+		} else {
+			fmt.Fprintf(out, "case %d/%d\n", i, n)
+		}
+	}
+	if err := wait(ctx, base+"/updateReports?agent="+url.QueryEscape(agent)); err != nil {
+		return fmt.Errorf("updateReports: %w", err)
+	}
+	fmt.Fprintf(out, "reports updated for agent %s\n", agent)
+	return nil
+}
+
+// caseCount reads the number of cases, sent as one text message.
+func caseCount(ctx context.Context, base string) (int, error) {
+	c, _, err := handshake.Dial(ctx, base+"/getCaseCount", opts)
+	if err != nil {
+		return 0, err
+	}
+	defer c.CloseNow()
+	_, msg, err := c.ReadMessage(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(string(msg))
+	if err != nil {
+		return 0, fmt.Errorf("case count %q: %w", msg, err)
+	}
+	c.Close(frame.CloseNormal, "")
+	return n, nil
+}
+
+// runCase echoes every message of one case, with its opcode, until the server closes. The
+// Conn answers pings and closes with the right code on any violation.
+func runCase(ctx context.Context, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, caseTimeout)
+	defer cancel()
+	c, _, err := handshake.Dial(ctx, u, opts)
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	var buf []byte
+	for {
+		op, msg, err := c.ReadMessage(ctx, buf[:0])
+		if err != nil {
+			return ended(err)
+		}
+		if _, err := c.WriteMessage(op, msg); err != nil {
+			return err
+		}
+		buf = msg
+	}
+}
+
+// wait connects to u and waits for the server to close, which it does once it is done.
+func wait(ctx context.Context, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, caseTimeout)
+	defer cancel()
+	c, _, err := handshake.Dial(ctx, u, opts)
+	if err != nil {
+		return err
+	}
+	defer c.CloseNow()
+	_, _, err = c.ReadMessage(ctx, nil)
+	return ended(err)
+}
+
+// ended returns nil for a connection that ended with a close handshake, and err otherwise.
+func ended(err error) error {
+	var ce *transport.CloseError
+	if errors.As(err, &ce) && ce.Code != frame.CloseAbnormal {
+		return nil
+	}
+	return err
+}
