@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // HandshakeError is why Upgrade refused a request: Status is the HTTP status it answered with
@@ -63,7 +64,18 @@ type StatusError struct {
 
 // Error implements error.
 func (e *StatusError) Error() string {
-	return "websocket: server answered " + e.Response.Status + " instead of 101 Switching Protocols"
+	s := "websocket: server answered " + e.Response.Status + " instead of 101 Switching Protocols"
+	if body := strings.TrimSpace(string(e.Body)); body != "" {
+		// The first line of the body usually says why; a long or binary body is cut.
+		if i := strings.IndexAny(body, "\r\n"); i >= 0 {
+			body = body[:i]
+		}
+		if len(body) > 200 {
+			body = body[:200] + "..."
+		}
+		s += ": " + strconv.Quote(body)
+	}
+	return s
 }
 
 // ProxyError is the error Dial returns when the HTTP proxy refuses its CONNECT request, with

@@ -15,7 +15,7 @@ import (
 
 // Logger logs each connection with zerolog, as an access log does each request: an Info event
 // "websocket open" when it starts and "websocket close" when it ends, both with the fields
-// remote, route, subprotocol and request_id (route and request id from ConnInfo). The close
+// remote, route, and subprotocol and request_id when set (route and request id from ConnInfo). The close
 // event adds duration, frames_in, bytes_in, frames_out and bytes_out (transport.Stats, wire
 // bytes), close_code and close_reason (the code of the close handshake, whichever side
 // started it; 1006 when the stream ended without one), and error when the connection ended
@@ -46,12 +46,17 @@ type logger[T any] struct {
 func (l *logger[T]) Open(ctx context.Context, c *transport.Conn) error {
 	l.start = time.Now()
 	info := ConnInfoFrom(ctx)
-	l.log = loggerFor(ctx, l.base).With().
+	fields := loggerFor(ctx, l.base).With().
 		Str("remote", addrString(c.RemoteAddr())).
-		Str("route", info.Route).
-		Str("subprotocol", c.Subprotocol()).
-		Str("request_id", info.RequestID).
-		Logger()
+		Str("route", info.Route)
+	// Fields that are often empty are left out rather than logged blank.
+	if p := c.Subprotocol(); p != "" {
+		fields = fields.Str("subprotocol", p)
+	}
+	if info.RequestID != "" {
+		fields = fields.Str("request_id", info.RequestID)
+	}
+	l.log = fields.Logger()
 	l.log.Info().Msg("websocket open")
 	return nil
 }

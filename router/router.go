@@ -101,9 +101,15 @@ func (rt *Router) Len() int {
 
 // Shutdown stops accepting upgrades, sends 1001 Going Away on every live connection, and
 // waits until their handlers have returned or ctx ends; then it closes what is left at once
-// and returns ctx's error. It is safe to call more than once. To run it with the HTTP server:
+// and returns ctx's error. It is safe to call more than once. Call it before the HTTP
+// server's Shutdown, which forgets hijacked connections:
 //
-//	srv.RegisterOnShutdown(func() { ws.Shutdown(ctx) })
+//	ws.Shutdown(ctx) // 1001 to every WebSocket client, waits for their close handshakes
+//	srv.Shutdown(ctx)
+//
+// http.Server.RegisterOnShutdown also works, but net/http runs those functions in their own
+// goroutine without waiting, so a program that exits right after srv.Shutdown may cut the
+// close handshakes short.
 func (rt *Router) Shutdown(ctx context.Context) error {
 	rt.mu.Lock()
 	if !rt.closing {

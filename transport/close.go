@@ -178,8 +178,10 @@ func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bo
 
 // Close runs the close handshake: it sends a close frame with code and reason (unless one was
 // sent already), waits up to CloseTimeout for the peer's close frame, discarding data that
-// arrives first, and closes the stream. If another goroutine is reading, Close leaves the
-// reading to it and waits for the stream to end. It returns nil when the peer answered, a
+// arrives first, and closes the stream. If another goroutine is blocked reading, Close leaves
+// the reading to it (that read returns the peer's close) and waits for the stream to end;
+// otherwise Close reads the answer itself and later reads return ErrClosed. A reader that
+// must see the peer's close frame should call SendClose and keep reading instead. It returns nil when the peer answered, a
 // *CloseError with code 1006 when it did not, the error of AppendClose (and sends nothing)
 // for a code or reason that cannot be sent, and ErrClosed once the stream has already ended.
 func (c *Conn) Close(code frame.CloseCode, reason string) error {

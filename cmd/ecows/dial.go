@@ -263,25 +263,10 @@ func printable(s string) string {
 	return s
 }
 
-// handshakeError explains a failed Dial, with the server's status and the start of its body
-// when it refused.
+// handshakeError explains a failed Dial; a refusal's error already carries the server's
+// status and the first line of its body.
 func handshakeError(err error) error {
-	var se *handshake.StatusError
-	if !errors.As(err, &se) {
-		return fmt.Errorf("handshake failed: %w", err)
-	}
-	body := strings.TrimSpace(string(se.Body))
-	if i := strings.IndexAny(body, "\r\n"); i >= 0 {
-		body = body[:i] + " ..."
-	}
-	if len(body) > 200 {
-		body = body[:200] + " ..."
-	}
-	msg := "handshake failed: server answered " + se.Response.Status
-	if body != "" {
-		msg += ": " + printable(body)
-	}
-	return errors.New(msg)
+	return fmt.Errorf("handshake failed: %w", err)
 }
 
 // readLines sends each line of in, without its line ending, on lines until in ends or quit

@@ -185,7 +185,7 @@ func TestDialHandshakeFailure(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1", code)
 	}
-	if !strings.Contains(stderr.String(), "handshake failed: server answered 404 Not Found: 404 page not found") {
+	if !strings.Contains(stderr.String(), `handshake failed: websocket: server answered 404 Not Found instead of 101 Switching Protocols: "404 page not found"`) {
 		t.Fatalf("stderr: %s", stderr.String())
 	}
 	if stdout.String() != "" {
