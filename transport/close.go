@@ -181,9 +181,10 @@ func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bo
 // arrives first, and closes the stream. If another goroutine is blocked reading, Close leaves
 // the reading to it (that read returns the peer's close) and waits for the stream to end;
 // otherwise Close reads the answer itself and later reads return ErrClosed. A reader that
-// must see the peer's close frame should call SendClose and keep reading instead. It returns nil when the peer answered, a
-// *CloseError with code 1006 when it did not, the error of AppendClose (and sends nothing)
-// for a code or reason that cannot be sent, and ErrClosed once the stream has already ended.
+// must see the peer's close frame should call SendClose and keep reading instead. It returns
+// nil when the peer answered, a *CloseError with code 1006 when it did not, the error of
+// AppendClose (and sends nothing) for a code or reason that cannot be sent, and ErrClosed once
+// the stream has already ended.
 func (c *Conn) Close(code frame.CloseCode, reason string) error {
 	if _, refused, err := c.sendClose(code, reason); refused {
 		return err
