@@ -79,19 +79,33 @@ func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
 // writeFrame writes one frame, header and payload, with as few writes as it can; c.wmu is
 // held. Any write error leaves the stream broken mid-frame, so it ends the connection.
 func (c *Conn) writeFrame(fin bool, op frame.Opcode, payload []byte) (int, error) {
-	if c.werr != nil {
-		return 0, c.werr
+	if err := c.writable(); err != nil {
+		return 0, err
 	}
-	if c.closeSent.Load() {
-		return 0, ErrClosed
-	}
-	c.refreshWriteDeadline()
 	h := frame.Header{Fin: fin, Opcode: op, Length: int64(len(payload))}
 	if c.role == Client {
 		h.Masked = true
 		binary.LittleEndian.PutUint32(h.Key[:], uint32(c.rng.Uint64()))
 	}
 	n, err := c.writeWire(h, payload)
+	return c.wrote(fin, op, n, err)
+}
+
+// writable reports why nothing may be written now, and refreshes the write deadline
+// otherwise; c.wmu is held.
+func (c *Conn) writable() error {
+	if c.werr != nil {
+		return c.werr
+	}
+	if c.closeSent.Load() {
+		return ErrClosed
+	}
+	c.refreshWriteDeadline()
+	return nil
+}
+
+// wrote records the outcome of writing one frame; c.wmu is held.
+func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 	if err != nil {
 		c.werr = err
 		if c.streamClosed() {

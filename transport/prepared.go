@@ -1,0 +1,57 @@
+package transport
+
+import "github.com/ecows/ecows/frame"
+
+// Prepared is a data message encoded once as a single final frame, so that it can be sent to
+// many connections with no encoding and no allocation per connection, as a broadcast does. It
+// is immutable and safe for concurrent use by any number of Conns.
+type Prepared struct {
+	op      frame.Opcode
+	wire    []byte // the frame as a server sends it: unmasked, FIN set
+	payload []byte // wire's payload
+}
+
+// NewPrepared encodes a copy of payload as one final frame with opcode op (frame.OpText or
+// frame.OpBinary). Text must be valid UTF-8.
+func NewPrepared(op frame.Opcode, payload []byte) (*Prepared, error) {
+	if op != frame.OpText && op != frame.OpBinary {
+		return nil, ErrOpcode
+	}
+	if op == frame.OpText && !frame.ValidUTF8(payload) {
+		return nil, frame.ErrInvalidUTF8
+	}
+	wire := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: op}, payload)
+	return &Prepared{op: op, wire: wire, payload: wire[len(wire)-len(payload):]}, nil
+}
+
+// Opcode returns the message's opcode.
+func (p *Prepared) Opcode() frame.Opcode { return p.op }
+
+// Payload returns the message's payload; it must not be modified.
+func (p *Prepared) Payload() []byte { return p.payload }
+
+// WritePrepared sends p as one whole message, like SendText or SendBinary, and returns the
+// bytes written. A server writes p's encoded bytes as they are; a client, which must mask
+// with a fresh key, encodes the frame anew. Everything else is as for any send: it waits for a
+// message another goroutine is writing, honours WriteTimeout, refuses a payload over
+// MaxPayloadLen, and returns ErrClosed once a close frame has been sent.
+func (c *Conn) WritePrepared(p *Prepared) (int, error) {
+	if c.maxPayload >= 0 && int64(len(p.payload)) > c.maxPayload {
+		return 0, ErrPayloadTooLarge
+	}
+	c.msgMu.Lock()
+	defer c.msgMu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.wOpen {
+		return 0, ErrFragmentOrder
+	}
+	if c.role == Client {
+		return c.writeFrame(true, p.op, p.payload)
+	}
+	if err := c.writable(); err != nil {
+		return 0, err
+	}
+	n, err := c.rwc.Write(p.wire)
+	return c.wrote(true, p.op, n, err)
+}
