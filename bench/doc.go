@@ -1,7 +1,35 @@
 // Package bench holds side-by-side benchmarks of ecows against rival WebSocket libraries,
 // each measuring the same operation the same way so that the numbers compare. It is a
 // separate module, kept out of the main module's go.mod, so that a user who imports ecows
-// never downloads the rivals; run it with
+// never downloads the rivals.
 //
-//	cd bench && go test -run XXX -bench . -benchmem
+// The package holds one echo server per library and API shape (servers_*.go, listed by
+// Servers), each written as that library's documentation shows it, with compression off:
+// ecows, gorilla/websocket, coder/websocket, gobwas/ws and lxzan/gws. Around them:
+//
+//   - cmd/echoserver runs one of them in a process of its own (-lib, -shape, -addr), with
+//     /stats for memory and goroutine counts and optional CPU, allocation and live pprof
+//     profiles.
+//   - cmd/loadgen is the one load client for all of them (package internal/load): raw TCP, a
+//     hand-written handshake and prebuilt masked frames, so it costs every server the same.
+//     It runs the named scenarios (64 conns × 16 B, 64 × 1 KiB, 1,000 × 2,000 B, 4 × 64 KiB,
+//     1 × 1 MiB) and reports messages/s, MB/s and latency percentiles, or opens N idle
+//     connections and reports the server's heap, stack, RSS and goroutines per connection.
+//   - cmd/report turns the raw results into RESULTS.md.
+//   - run.sh (quick: about 2-3 minutes; full: about 20) builds all that, runs every scenario
+//     against every server in separate processes with the libraries interleaved round by
+//     round, runs the in-process benchmarks once per round and the 10,000-connection idle
+//     runs, and writes RESULTS.md with the medians and ecows's ratio to the best rival.
+//
+// The in-process benchmarks are light enough for CI, which runs each once
+// (cd bench && go test -run '^$' -bench . -benchtime=1x ./...):
+//
+//   - BenchmarkEcho128: each server's own handler echoing masked 128-byte frames from memory
+//     (ns, B and allocs per message, upgrade excluded).
+//   - BenchmarkMask: ecows frame.Mask against gobwas ws.Cipher and copy(), 4 KiB and 1 MiB.
+//   - BenchmarkUpgrade: the server handshake.
+//
+// Nothing heavy (thousands of connections, multi-second load runs) runs under go test: those
+// live in run.sh only. TestEchoServers (`go test ./...`, a few seconds) drives every server
+// over loopback with the load client checking every echoed byte.
 package bench

@@ -1,0 +1,407 @@
+// Command report turns the raw results of bench/run.sh into bench/RESULTS.md: one markdown
+// table with every library's median in each row and ecows's ratio to the best rival.
+//
+//	report -dir RAW -mode quick -out RESULTS.md
+//
+// RAW holds what run.sh collected: load.jsonl and idle.jsonl (one cmd/loadgen JSON line per
+// run), inproc.txt (the in-process benchmarks' output, one pass per round) and meta.txt
+// (key=value lines: rounds, warmup, duration, loadavg_start, loadavg_end, ...).
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ecows/ecows/bench"
+	"github.com/ecows/ecows/bench/internal/load"
+)
+
+func main() {
+	dir := flag.String("dir", "", "directory of raw results")
+	mode := flag.String("mode", "quick", "run.sh mode, for the title")
+	out := flag.String("out", "", "write the report here as well as to stdout")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("report: ")
+	if *dir == "" {
+		log.Fatal("-dir is required")
+	}
+	r := &report{servers: bench.Servers(), samples: map[string]map[string][]float64{}}
+	r.readMeta(filepath.Join(*dir, "meta.txt"))
+	r.readJSONL(filepath.Join(*dir, "load.jsonl"))
+	r.readJSONL(filepath.Join(*dir, "idle.jsonl"))
+	r.readBench(filepath.Join(*dir, "inproc.txt"))
+	md := r.render(*mode)
+	os.Stdout.WriteString(md)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(md), 0o644); err != nil {
+			log.Fatal(err)
+		}
+	}
+}
+
+// A row of the table: a metric, where higher or lower is better, and how to show it.
+type row struct {
+	key    string // samples key
+	label  string
+	higher bool // higher is better
+	format func(float64) string
+	only   map[string]bool // servers that have this row (nil: all)
+	ref    string          // extra note, e.g. the copy() reference
+}
+
+type report struct {
+	servers []bench.Server
+	meta    map[string]string
+	// samples[metric][server name] = values, one per round
+	samples map[string]map[string][]float64
+	fails   []string
+}
+
+func (r *report) add(metric, server string, v float64) {
+	m := r.samples[metric]
+	if m == nil {
+		m = map[string][]float64{}
+		r.samples[metric] = m
+	}
+	m[server] = append(m[server], v)
+}
+
+func (r *report) readMeta(path string) {
+	r.meta = map[string]string{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			r.meta[k] = strings.TrimSpace(v)
+		}
+	}
+}
+
+type line struct {
+	Kind     string          `json:"kind"`
+	Lib      string          `json:"lib"`
+	Shape    string          `json:"shape"`
+	Scenario string          `json:"scenario"`
+	Error    string          `json:"error"`
+	Result   load.Result     `json:"result"`
+	Idle     load.IdleResult `json:"idle"`
+}
+
+func (r *report) readJSONL(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var l line
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			continue
+		}
+		name := l.Lib + "/" + l.Shape
+		switch {
+		case l.Error != "":
+			r.fails = append(r.fails, fmt.Sprintf("%s %s: %s", name, l.Scenario, l.Error))
+		case l.Kind == "load":
+			res := l.Result
+			r.add(l.Scenario+"/msgs", name, res.MsgPerSec)
+			r.add(l.Scenario+"/mbs", name, res.MBPerSec)
+			r.add(l.Scenario+"/p50", name, res.P50us)
+			r.add(l.Scenario+"/p99", name, res.P99us)
+		case l.Kind == "idle":
+			id := l.Idle
+			r.add("idle/conns", name, float64(id.Conns))
+			r.add("idle/heap", name, id.HeapPerConn)
+			r.add("idle/stack", name, id.StackPerConn)
+			r.add("idle/rss", name, id.RSSPerConn)
+			r.add("idle/goroutines", name, id.GoroutinesPerConn)
+		}
+	}
+}
+
+// benchLine matches `BenchmarkName-N  iters  v unit  v unit ...`.
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+
+func (r *report) readBench(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := benchLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		vals := map[string]float64{}
+		fields := strings.Fields(m[2])
+		for i := 0; i+1 < len(fields); i += 2 {
+			if v, err := strconv.ParseFloat(fields[i], 64); err == nil {
+				vals[fields[i+1]] = v
+			}
+		}
+		parts := strings.Split(m[1], "/")
+		switch {
+		case parts[0] == "BenchmarkEcho128" && len(parts) == 3:
+			name := parts[1] + "/" + parts[2]
+			r.add("echo/ns", name, vals["ns/op"])
+			r.add("echo/bytes", name, vals["B/op"])
+			r.add("echo/allocs", name, vals["allocs/op"])
+		case parts[0] == "BenchmarkMask" && len(parts) == 3:
+			// Masking has no shape: ecows and gobwas go in their message columns.
+			r.add("mask/"+parts[1], parts[2]+"/message", vals["MB/s"]/1e3)
+		}
+	}
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func (r *report) rows() []row {
+	var rows []row
+	f0 := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+	thousands := func(v float64) string { return group(int64(math.Round(v))) }
+	sig := func(v float64) string {
+		switch {
+		case v >= 100:
+			return strconv.FormatFloat(v, 'f', 0, 64)
+		case v >= 10:
+			return strconv.FormatFloat(v, 'f', 1, 64)
+		default:
+			return strconv.FormatFloat(v, 'f', 2, 64)
+		}
+	}
+	for _, s := range load.Scenarios {
+		rows = append(rows,
+			row{key: s.Name + "/msgs", label: s.Label + ": msg/s ↑", higher: true, format: thousands},
+			row{key: s.Name + "/mbs", label: s.Label + ": MB/s ↑", higher: true, format: sig},
+			row{key: s.Name + "/p50", label: s.Label + ": p50 µs ↓", format: f0},
+			row{key: s.Name + "/p99", label: s.Label + ": p99 µs ↓", format: f0},
+		)
+	}
+	rows = append(rows,
+		row{key: "echo/ns", label: "in memory, echo one 128 B frame: ns/op ↓", format: sig},
+		row{key: "echo/bytes", label: "in memory, echo one 128 B frame: B/op ↓", format: f0},
+		row{key: "echo/allocs", label: "in memory, echo one 128 B frame: allocs/op ↓", format: f0},
+	)
+	conns := median(r.samples["idle/conns"]["ecows/message"])
+	idle := "idle conn"
+	if !math.IsNaN(conns) {
+		idle = fmt.Sprintf("%s idle conns", group(int64(conns)))
+	}
+	kib := func(v float64) string { return strconv.FormatFloat(v/1024, 'f', 1, 64) }
+	rows = append(rows,
+		row{key: "idle/heap", label: idle + ": heap KiB/conn ↓", format: kib},
+		row{key: "idle/stack", label: idle + ": stack KiB/conn ↓", format: kib},
+		row{key: "idle/rss", label: idle + ": RSS KiB/conn ↓", format: kib},
+		row{key: "idle/goroutines", label: idle + ": goroutines/conn ↓", format: func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }},
+	)
+	maskOnly := map[string]bool{"ecows/message": true, "gobwas/message": true}
+	for _, size := range []string{"4KiB", "1MiB"} {
+		label := "mask " + strings.Replace(size, "Ki", " Ki", 1) + " in place: GB/s ↑"
+		label = strings.Replace(label, "1MiB", "1 MiB", 1)
+		ref := ""
+		if v := median(r.samples["mask/"+size]["copy/message"]); !math.IsNaN(v) {
+			ref = fmt.Sprintf("copy(): %s GB/s", sig(v))
+		}
+		rows = append(rows, row{key: "mask/" + size, label: label, higher: true, format: sig, only: maskOnly, ref: ref})
+	}
+	return rows
+}
+
+func (r *report) render(mode string) string {
+	var b bytes.Buffer
+	date := time.Now().UTC().Format("2006-01-02 15:04 UTC")
+	fmt.Fprintf(&b, "# ecows against its rivals (`bench/run.sh %s`)\n\n", mode)
+	fmt.Fprintf(&b, "- Date: %s\n", date)
+	fmt.Fprintf(&b, "- Machine: %s, %d cores (`lscpu`: %s)\n", cpuModel(), runtime.NumCPU(), lscpuCores())
+	fmt.Fprintf(&b, "- Go: %s; ecows at %s; rivals: %s\n", runtime.Version(), or(r.meta["ecows"], "?"), versions())
+	fmt.Fprintf(&b, "- Runs: %s rounds, libraries interleaved (each round runs every server once per scenario, in a rotated order); each load run %s warm-up + %s measured; every cell is the median over rounds.\n",
+		r.meta["rounds"], r.meta["warmup"], r.meta["duration"])
+	if la := r.meta["loadavg_start"]; la != "" {
+		fmt.Fprintf(&b, "- Load average before / after: %s / %s. ", la, r.meta["loadavg_end"])
+	}
+	if r.meta["noisy"] != "" {
+		fmt.Fprintf(&b, "**%s**", r.meta["noisy"])
+	}
+	b.WriteString("\n\n")
+	b.WriteString("Client and server are separate processes on the same cores; the client is `cmd/loadgen` (raw TCP, prebuilt masked frames) for every server. ")
+	b.WriteString("msg/s and MB/s count echoed messages and their payload (one direction, 10^6 B); latency is the round trip per message, send to echo, with the window's queueing included. ")
+	b.WriteString("The last column is ecows's best shape against the best rival in that row: above 1 ecows is better, below 1 it is behind by that factor.\n\n")
+
+	cols := r.servers
+	b.WriteString("| metric |")
+	for _, s := range cols {
+		fmt.Fprintf(&b, " %s |", s.Name())
+	}
+	b.WriteString(" ecows vs best rival |\n|---|")
+	for range cols {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---|\n")
+	for _, rw := range r.rows() {
+		m := r.samples[rw.key]
+		if m == nil {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s |", rw.label)
+		best := map[bool]float64{} // ecows?, best value
+		bestName := ""
+		have := map[bool]bool{}
+		for _, s := range cols {
+			v := median(m[s.Name()])
+			if (rw.only != nil && !rw.only[s.Name()]) || math.IsNaN(v) {
+				b.WriteString(" – |")
+				continue
+			}
+			fmt.Fprintf(&b, " %s |", rw.format(v))
+			isEcows := s.Lib == "ecows"
+			if !have[isEcows] || better(v, best[isEcows], rw.higher) {
+				best[isEcows], have[isEcows] = v, true
+				if !isEcows {
+					bestName = s.Name()
+				}
+			}
+		}
+		ratio := "–"
+		if have[true] && have[false] {
+			ratio = ratioText(best[true], best[false], rw.higher) + " (" + bestName + ")"
+		}
+		if rw.ref != "" {
+			ratio += "; " + rw.ref
+		}
+		fmt.Fprintf(&b, " %s |\n", ratio)
+	}
+	b.WriteString("\nServers (`bench/servers_*.go`), each as its library's documentation shows it, compression off, message limit 2 MiB:\n\n")
+	for _, s := range cols {
+		fmt.Fprintf(&b, "- `%s`: %s\n", s.Name(), s.Doc)
+	}
+	if len(r.fails) > 0 {
+		b.WriteString("\nFailed runs (left out of the medians):\n\n")
+		for _, f := range r.fails {
+			fmt.Fprintf(&b, "- %s\n", f)
+		}
+	}
+	return b.String()
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func better(v, than float64, higher bool) bool {
+	if higher {
+		return v > than
+	}
+	return v < than
+}
+
+// ratioText is ecows's advantage: above 1 ecows is better.
+func ratioText(ecows, rival float64, higher bool) string {
+	num, den := ecows, rival
+	if !higher {
+		num, den = rival, ecows
+	}
+	switch {
+	case num == 0 && den == 0:
+		return "1.00×"
+	case den == 0:
+		return "∞"
+	}
+	return strconv.FormatFloat(num/den, 'f', 2, 64) + "×"
+}
+
+// group writes n with thousands separators.
+func group(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && s[i-1] != '-' {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+func lscpu() string {
+	out, err := exec.Command("lscpu").Output()
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+func lscpuField(name string) string {
+	for _, l := range strings.Split(lscpu(), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == name {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func cpuModel() string {
+	m := lscpuField("Model name")
+	if m == "" {
+		m = runtime.GOARCH
+	}
+	if h := lscpuField("Hypervisor vendor"); h != "" {
+		m += " (" + h + " guest)"
+	}
+	return m
+}
+
+func lscpuCores() string {
+	return fmt.Sprintf("CPU(s) %s, core(s) per socket %s, thread(s) per core %s",
+		lscpuField("CPU(s)"), lscpuField("Core(s) per socket"), lscpuField("Thread(s) per core"))
+}
+
+// versions lists the rival modules compiled into this binary (through package bench).
+func versions() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "?"
+	}
+	var v []string
+	for _, d := range bi.Deps {
+		switch d.Path {
+		case "github.com/gorilla/websocket", "github.com/coder/websocket", "github.com/gobwas/ws", "github.com/lxzan/gws":
+			v = append(v, d.Path+" "+d.Version)
+		}
+	}
+	return strings.Join(v, ", ")
+}

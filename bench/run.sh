@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of ecows and its rivals (issue 10): builds cmd/echoserver,
+# cmd/loadgen, cmd/report and the package's test binary, then, round after round, runs
+#   - every load scenario against every echo server, each server in a process of its own and
+#     the one load client in another, libraries interleaved (rotated order each round);
+#   - the in-process benchmarks (BenchmarkEcho128, BenchmarkMask), one pass per round;
+# then the idle-connection memory runs, and writes bench/RESULTS.md (medians over rounds).
+#
+#   bench/run.sh quick    # about 3 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
+#   bench/run.sh full     # about 20 minutes: 5 rounds of 1 s + 3 s, idle memory 3 times
+#
+# Environment overrides: ROUNDS, WARMUP, DURATION, BENCHTIME, IDLE_CONNS, IDLE_ROUNDS,
+# SCENARIOS (space-separated names), SERVERS ("lib/shape ..."), RAW_DIR (keep raw results
+# there; default a new temporary directory, printed at the end), OUT (default RESULTS.md),
+# NOTE (a sentence for the report's header, e.g. about other load on the machine).
+# None of this runs under `go test`: the package's benchmarks stay light for CI.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+mode=${1:-quick}
+case $mode in
+quick)
+	: "${ROUNDS:=3}" "${WARMUP:=200ms}" "${DURATION:=500ms}" "${BENCHTIME:=100ms}"
+	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=1}"
+	;;
+full)
+	: "${ROUNDS:=5}" "${WARMUP:=1s}" "${DURATION:=3s}" "${BENCHTIME:=1s}"
+	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=3}"
+	;;
+*)
+	echo "usage: $0 [quick|full]" >&2
+	exit 2
+	;;
+esac
+: "${SCENARIOS:=64x16B 64x1KiB 1000x2000B 4x64KiB 1x1MiB}"
+: "${OUT:=RESULTS.md}"
+
+raw=${RAW_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/ecows-bench.XXXXXX")}
+mkdir -p "$raw/bin" "$raw/logs"
+: >"$raw/load.jsonl"
+: >"$raw/idle.jsonl"
+: >"$raw/inproc.txt"
+
+# 10,000 idle connections need 10,000 descriptors on each side.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_CONNS + 100)) ]; then
+	echo "open-file limit $(ulimit -n) is below $IDLE_CONNS connections; lowering IDLE_CONNS" >&2
+	IDLE_CONNS=$(($(ulimit -n) - 100))
+fi
+
+start=$(date +%s)
+echo "== build ($raw)"
+go build -o "$raw/bin/" ./cmd/echoserver ./cmd/loadgen ./cmd/report
+go test -c -o "$raw/bin/bench.test" .
+bin=$raw/bin
+
+if [ -n "${SERVERS:-}" ]; then
+	read -r -a servers <<<"$SERVERS"
+else
+	mapfile -t servers < <("$bin/echoserver" -list | tr ' ' /)
+fi
+
+server_pid=
+addr=
+port=$((20000 + RANDOM % 20000))
+stop_server() {
+	if [ -n "$server_pid" ]; then
+		kill "$server_pid" 2>/dev/null || true
+		wait "$server_pid" 2>/dev/null || true
+		server_pid=
+	fi
+}
+trap stop_server EXIT
+
+# start_server LIB SHAPE: starts cmd/echoserver on a fresh port and waits until it listens.
+start_server() {
+	local log tries
+	for tries in 1 2 3; do
+		port=$((port + 1))
+		addr=127.0.0.1:$port
+		log=$raw/logs/$1-$2-$port.log
+		"$bin/echoserver" -lib "$1" -shape "$2" -addr "$addr" >"$log" 2>&1 &
+		server_pid=$!
+		for _ in $(seq 100); do
+			grep -q '^listening' "$log" 2>/dev/null && return 0
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.05
+		done
+		stop_server
+	done
+	echo "echoserver $1/$2 would not start: $(cat "$log")" >&2
+	return 1
+}
+
+# rotated ROUND: the servers, starting at a different one each round.
+rotated() {
+	local n=${#servers[@]} i
+	for ((i = 0; i < n; i++)); do
+		echo "${servers[$(((i + $1 - 1) % n))]}"
+	done
+}
+
+loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
+la_start=$(loadavg)
+
+for ((round = 1; round <= ROUNDS; round++)); do
+	echo "== round $round/$ROUNDS: in-process benchmarks"
+	"$bin/bench.test" -test.run '^$' -test.bench 'Echo128|Mask' -test.benchmem \
+		-test.benchtime "$BENCHTIME" >>"$raw/inproc.txt"
+	for sc in $SCENARIOS; do
+		echo "== round $round/$ROUNDS: $sc"
+		for s in $(rotated "$round"); do
+			lib=${s%/*} shape=${s#*/}
+			start_server "$lib" "$shape"
+			"$bin/loadgen" -addr "$addr" -scenario "$sc" -warmup "$WARMUP" -duration "$DURATION" \
+				-lib "$lib" -shape "$shape" -round "$round" >>"$raw/load.jsonl" || true
+			stop_server
+		done
+	done
+done
+
+for ((round = 1; round <= IDLE_ROUNDS; round++)); do
+	echo "== idle connections: $IDLE_CONNS per server (round $round/$IDLE_ROUNDS)"
+	for s in $(rotated "$round"); do
+		lib=${s%/*} shape=${s#*/}
+		start_server "$lib" "$shape"
+		"$bin/loadgen" -addr "$addr" -idle "$IDLE_CONNS" -settle 500ms \
+			-lib "$lib" -shape "$shape" -round "$round" >>"$raw/idle.jsonl" || true
+		stop_server
+	done
+done
+
+la_end=$(loadavg)
+cores=$(nproc 2>/dev/null || echo 1)
+if [ -z "${NOTE:-}" ]; then
+	# A load average above a quarter of the cores before the run means other work shared them.
+	if awk -v l="${la_start%% *}" -v c="$cores" 'BEGIN { exit !(l > c / 4) }'; then
+		NOTE="Shared, noisy machine: other work was using these $cores cores during the run (see the load averages); treat differences under about 20% as noise."
+	fi
+fi
+{
+	echo "rounds=$ROUNDS"
+	echo "warmup=$WARMUP"
+	echo "duration=$DURATION"
+	echo "benchtime=$BENCHTIME"
+	echo "idle_conns=$IDLE_CONNS"
+	echo "loadavg_start=$la_start"
+	echo "loadavg_end=$la_end"
+	echo "noisy=${NOTE:-}"
+	echo "seconds=$(($(date +%s) - start))"
+	# Which ecows was measured (read-only git queries; "+changes" when the library's own
+	# packages differ from that commit).
+	rev=$(git -C .. rev-parse --short HEAD 2>/dev/null || echo unknown)
+	if git -C .. status --porcelain -- frame transport handshake 2>/dev/null | grep -qv "_test.go$"; then
+		rev="$rev+changes"
+	fi
+	echo "ecows=$rev"
+} >"$raw/meta.txt"
+
+"$bin/report" -dir "$raw" -mode "$mode" -out "$OUT"
+echo
+echo "wrote $OUT in $(($(date +%s) - start)) s; raw results in $raw"

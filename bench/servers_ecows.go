@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"context"
+	"io"
+	"net/http"
+
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/transport"
+)
+
+// ecows, as README.md and examples/echo show it: Upgrade, then ReadMessage into a reused
+// buffer and WriteMessage; or NextReader and NextWriter joined by io.Copy for large messages.
+// Both limits are raised to MaxMessage (the defaults are 64 KiB frames and 1 MiB messages).
+
+var ecowsOptions = &handshake.ServerOptions{Options: transport.Options{
+	MaxPayloadLen: MaxMessage,
+	MaxMessageLen: MaxMessage,
+}}
+
+func init() {
+	register(Server{Lib: "ecows", Shape: "message", Doc: "ReadMessage(ctx, buf[:0]) + WriteMessage", Handler: ecowsMessage})
+	register(Server{Lib: "ecows", Shape: "stream", Doc: "NextReader + NextWriter, io.Copy", Handler: ecowsStream})
+}
+
+func ecowsMessage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, ecowsOptions)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		var buf []byte
+		for {
+			op, msg, err := c.ReadMessage(context.Background(), buf[:0])
+			if err != nil {
+				return
+			}
+			if _, err := c.WriteMessage(op, msg); err != nil {
+				return
+			}
+			buf = msg
+		}
+	})
+}
+
+func ecowsStream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, ecowsOptions)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		for {
+			op, mr, err := c.NextReader(ctx)
+			if err != nil {
+				return
+			}
+			mw, err := c.NextWriter(op)
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(mw, mr); err != nil {
+				mw.Close()
+				return
+			}
+			if err := mw.Close(); err != nil {
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"io"
+	"net/http"
+
+	"github.com/gorilla/websocket"
+)
+
+// gorilla/websocket, as its examples show it: an Upgrader with the default buffers (which
+// reuses the buffers net/http hands over on hijack) and compression off, then
+// ReadMessage/WriteMessage (examples/echo), or NextReader/NextWriter joined by io.Copy
+// (examples/autobahn), which is the shape gorilla recommends for throughput.
+
+var gorillaUpgrader = websocket.Upgrader{EnableCompression: false}
+
+func init() {
+	register(Server{Lib: "gorilla", Shape: "message", Doc: "ReadMessage + WriteMessage", Handler: gorillaMessage})
+	register(Server{Lib: "gorilla", Shape: "stream", Doc: "NextReader + NextWriter, io.Copy", Handler: gorillaStream})
+}
+
+func gorillaMessage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := gorillaUpgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadLimit(MaxMessage)
+		for {
+			op, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(op, msg); err != nil {
+				return
+			}
+		}
+	})
+}
+
+func gorillaStream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := gorillaUpgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetReadLimit(MaxMessage)
+		for {
+			op, mr, err := c.NextReader()
+			if err != nil {
+				return
+			}
+			mw, err := c.NextWriter(op)
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(mw, mr); err != nil {
+				mw.Close()
+				return
+			}
+			if err := mw.Close(); err != nil {
+				return
+			}
+		}
+	})
+}
