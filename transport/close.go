@@ -71,14 +71,22 @@ func (c *Conn) recvClose(code frame.CloseCode, reason string) {
 // endStream closes the stream once both close frames have passed. RFC 6455 section 7.1.1 has
 // the server close TCP first, so a client waits (until deadline) for the server's FIN.
 func (c *Conn) endStream(deadline time.Time) {
-	if c.role == Client && c.readDL != nil {
-		c.readDL.SetReadDeadline(deadline)
-		c.rd.pos, c.rd.end = 0, 0
-		for c.fillRaw(1) == nil {
-			c.rd.pos, c.rd.end = 0, 0
-		}
+	if c.role == Client {
+		c.awaitEOF(deadline)
 	}
 	c.closeStream()
+}
+
+// awaitEOF discards what arrives until the peer closes its side or deadline passes.
+func (c *Conn) awaitEOF(deadline time.Time) {
+	if c.readDL == nil {
+		return
+	}
+	c.readDL.SetReadDeadline(deadline)
+	c.rd.pos, c.rd.end = 0, 0
+	for c.fillRaw(1) == nil {
+		c.rd.pos, c.rd.end = 0, 0
+	}
 }
 
 // fail ends the connection after the peer broke the protocol: it sends the close code that
@@ -96,9 +104,17 @@ func (c *Conn) fail(err error) error {
 		}
 		c.wmu.Unlock()
 	}
-	if err == frame.ErrLengthMSB {
-		r.inFrame = false
-		r.pos = r.end // the stream is out of step: nothing after this can be parsed
+	if err == frame.ErrLengthMSB || (r.inFrame && r.remaining > int64(r.end-r.pos)) {
+		// Out of step with the frames: nothing after this can be parsed, or the peer may stop
+		// sending the rest of the frame it announced once it reads our close, and its close
+		// frame would be taken for payload. Send our FIN (a server closes first) and wait for
+		// the peer's.
+		if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && c.role == Server {
+			cw.CloseWrite()
+		}
+		c.awaitEOF(c.closeDeadline())
+		c.closeStream()
+		return err
 	}
 	c.drain(c.closeDeadline())
 	return err
@@ -129,7 +145,7 @@ func (c *Conn) drain(deadline time.Time) {
 			r.remaining -= int64(n)
 		}
 		r.inFrame = false
-		if r.hdr.Opcode == frame.OpClose && r.remaining == 0 && r.hdr.Fin {
+		if c.isPeerClose(r.hdr) {
 			c.recvOnce.Do(func() { close(c.closeRecv) })
 			break
 		}
@@ -150,6 +166,12 @@ func (c *Conn) drain(deadline time.Time) {
 		c.stats.bytesIn.Add(uint64(n) + uint64(h.Length))
 	}
 	c.endStream(deadline)
+}
+
+// isPeerClose reports whether h, whose payload has been read, is a valid close frame: one
+// with RSV bits or the wrong masking is a violation, not the peer's half of the handshake.
+func (c *Conn) isPeerClose(h frame.Header) bool {
+	return h.Opcode == frame.OpClose && h.Fin && !h.Rsv1 && !h.Rsv2 && !h.Rsv3 && h.Masked == (c.role == Server)
 }
 
 // SendClose sends a close frame with code and reason, the seed's send_close, and returns the
