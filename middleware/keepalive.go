@@ -31,12 +31,14 @@ import (
 // it before middleware that may hold a unit for long (RateLimit with Wait): a slow handler
 // must not make a live peer look dead.
 func Keepalive[T any](interval, timeout time.Duration) Middleware[T] {
+	// Defaults are settled here, once: the middleware below runs once per connection, and
+	// concurrently for connections that start together.
+	if timeout <= 0 {
+		timeout = 2 * interval
+	}
 	return func(next Handler[T]) Handler[T] {
 		if interval <= 0 {
 			return next
-		}
-		if timeout <= 0 {
-			timeout = 2 * interval
 		}
 		return &keepaliveHandler[T]{next: next, keepalive: &keepalive{interval: interval, timeout: timeout}}
 	}
