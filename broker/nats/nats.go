@@ -1,0 +1,238 @@
+// Package natsbroker links ecows hubs on many nodes through NATS core pub/sub
+// (github.com/nats-io/nats.go): a hub.Broker whose topics are NATS subjects.
+//
+//	b, err := natsbroker.Connect("nats://127.0.0.1:4222", nil)
+//	h, err := hub.New(&hub.Options{Broker: b, OnGap: tellRoom})
+//
+// Every topic is one subject under Options.Prefix, with one NATS subscription (and so one
+// delivery goroutine) per topic the node has local members in. NATS core delivers at most
+// once and keeps one publisher's order per subject, which is what package hub needs; the hub
+// numbers its envelopes to detect what NATS drops (a slow consumer, a reconnection).
+//
+// The Broker reports its connection's disconnections and reconnections to the hub (NATS
+// restores the subscriptions itself before it reports a reconnection) and makes Publish fail
+// fast while disconnected instead of buffering in the client.
+package natsbroker
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/ecows/ecows/hub"
+)
+
+// DefaultPrefix starts the subjects when Options.Prefix is empty.
+const DefaultPrefix = "ecows.hub"
+
+// Options configure a Broker. The zero value (or nil) gives the defaults.
+type Options struct {
+	// Prefix starts every subject (default DefaultPrefix); the nodes that share rooms use
+	// the same prefix, and other applications on the same NATS use another.
+	Prefix string
+}
+
+// Broker is a hub.Broker over one NATS connection.
+type Broker struct {
+	nc     *nats.Conn
+	own    bool // Close closes nc
+	prefix string
+
+	mu       sync.Mutex
+	r        hub.Receiver
+	subs     map[string]*nats.Subscription
+	closed   bool
+	prevDown nats.ConnErrHandler
+	prevUp   nats.ConnHandler
+	bufs     sync.Pool
+}
+
+// Connect dials NATS at url with the options a hub needs (reconnect for ever, every 250 ms,
+// and no reconnect buffer, so that Publish fails fast while disconnected), then natsOpts,
+// which may override them. The Broker owns the connection: Close closes it.
+func Connect(url string, opts *Options, natsOpts ...nats.Option) (*Broker, error) {
+	all := append([]nats.Option{
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.ReconnectBufSize(-1),
+	}, natsOpts...)
+	nc, err := nats.Connect(url, all...)
+	if err != nil {
+		return nil, err
+	}
+	b := New(nc, opts)
+	b.own = true
+	return b, nil
+}
+
+// New returns a Broker over nc, which the caller keeps: Close leaves it open. Open adds
+// disconnect and reconnect handlers to nc (calling those nc had first) and Close puts the
+// old ones back. For nc to fail fast while disconnected, dial it with
+// nats.ReconnectBufSize(-1); the Broker also refuses to publish while nc is not connected.
+func New(nc *nats.Conn, opts *Options) *Broker {
+	if opts == nil {
+		opts = &Options{}
+	}
+	b := &Broker{nc: nc, prefix: opts.Prefix, subs: make(map[string]*nats.Subscription)}
+	if b.prefix == "" {
+		b.prefix = DefaultPrefix
+	}
+	return b
+}
+
+// Subject returns the NATS subject of topic: the prefix, a dot, and the topic itself when
+// it is a valid token of letters, digits, '-' and '_', or else '~' and its unpadded
+// base64url form, so that any topic maps to one subject and no two topics to the same.
+func (b *Broker) Subject(topic string) string {
+	for i := 0; i < len(topic); i++ {
+		c := topic[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return b.prefix + ".~" + base64.RawURLEncoding.EncodeToString([]byte(topic))
+		}
+	}
+	if topic == "" {
+		return b.prefix + ".~"
+	}
+	return b.prefix + "." + topic
+}
+
+// Open installs the connection handlers that report to r.
+func (b *Broker) Open(r hub.Receiver) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return hub.ErrClosed
+	}
+	b.r = r
+	b.prevDown, b.prevUp = b.nc.DisconnectErrHandler(), b.nc.ReconnectHandler()
+	b.nc.SetDisconnectErrHandler(func(nc *nats.Conn, err error) {
+		if b.prevDown != nil {
+			b.prevDown(nc, err)
+		}
+		if b.live() {
+			if err == nil {
+				err = nats.ErrDisconnected
+			}
+			r.LinkDown(err)
+		}
+	})
+	b.nc.SetReconnectHandler(func(nc *nats.Conn) {
+		if b.prevUp != nil {
+			b.prevUp(nc)
+		}
+		if b.live() {
+			r.LinkUp() // nats.go has sent every subscription again before it calls this
+		}
+	})
+	return nil
+}
+
+func (b *Broker) live() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return !b.closed
+}
+
+// Subscribe subscribes to topic's subject and, while connected, waits for the server to
+// have the subscription (a flush). While disconnected it returns at once: nats.go sends the
+// subscription when it reconnects.
+func (b *Broker) Subscribe(ctx context.Context, topic string) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return hub.ErrClosed
+	}
+	if b.subs[topic] == nil {
+		r := b.r
+		sub, err := b.nc.Subscribe(b.Subject(topic), func(m *nats.Msg) {
+			if e, err := hub.DecodeEnvelope(m.Data); err == nil && b.live() {
+				r.Receive(e)
+			}
+		})
+		if err != nil {
+			b.mu.Unlock()
+			return err
+		}
+		b.subs[topic] = sub
+	}
+	b.mu.Unlock()
+	if !b.nc.IsConnected() {
+		return nil
+	}
+	if err := b.nc.FlushWithContext(ctx); err != nil && b.nc.IsConnected() {
+		return fmt.Errorf("natsbroker: confirming the subscription to %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Unsubscribe removes topic's subscription.
+func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return hub.ErrClosed
+	}
+	sub := b.subs[topic]
+	if sub == nil {
+		return nil
+	}
+	delete(b.subs, topic)
+	return sub.Unsubscribe()
+}
+
+// Publish sends e on its topic's subject. It fails at once with hub.ErrLinkDown while the
+// connection is down.
+func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
+	if !b.nc.IsConnected() {
+		if b.nc.IsClosed() {
+			return hub.ErrClosed
+		}
+		return hub.ErrLinkDown
+	}
+	bp, _ := b.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	data, _ := e.AppendBinary((*bp)[:0])
+	err := b.nc.Publish(b.Subject(e.Topic), data) // copies data into the connection's buffer
+	*bp = data
+	b.bufs.Put(bp)
+	if err != nil && !b.nc.IsConnected() {
+		return fmt.Errorf("%w: %w", hub.ErrLinkDown, err)
+	}
+	return err
+}
+
+// Close unsubscribes from every topic, puts back nc's handlers, and closes nc if Connect
+// opened it.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return hub.ErrClosed
+	}
+	b.closed = true
+	var errs []error
+	for topic, sub := range b.subs {
+		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+		delete(b.subs, topic)
+	}
+	if b.r != nil {
+		b.nc.SetDisconnectErrHandler(b.prevDown)
+		b.nc.SetReconnectHandler(b.prevUp)
+	}
+	b.mu.Unlock()
+	if b.own {
+		b.nc.Close()
+	} else if b.nc.IsConnected() {
+		b.nc.Flush() // the server has the unsubscriptions when Close returns
+	}
+	return errors.Join(errs...)
+}

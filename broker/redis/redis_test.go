@@ -1,0 +1,98 @@
+package redisbroker
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/ecows/ecows/hub"
+	"github.com/ecows/ecows/hub/hubtest"
+)
+
+// engine is a redis-server from the system, started by the test on a free port of
+// 127.0.0.1 with a temporary directory and no persistence, and killed at the end.
+type engine struct {
+	bin, dir string
+	port     int
+	cmd      *exec.Cmd
+	admin    *redis.Client
+}
+
+func startEngine(t *testing.T) *engine {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server is not installed (apt-get install -y redis-server)")
+		}
+		t.Skip("redis-server is not installed (apt-get install -y redis-server)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &engine{bin: bin, dir: t.TempDir(), port: ln.Addr().(*net.TCPAddr).Port}
+	ln.Close()
+	e.start(t)
+	e.admin = redis.NewClient(&redis.Options{Addr: e.addr(), MaxRetries: -1})
+	t.Cleanup(func() {
+		e.admin.Close()
+		e.kill()
+	})
+	return e
+}
+
+func (e *engine) addr() string { return "127.0.0.1:" + strconv.Itoa(e.port) }
+
+func (e *engine) start(t testing.TB) {
+	t.Helper()
+	e.cmd = exec.Command(e.bin, "--port", strconv.Itoa(e.port), "--bind", "127.0.0.1",
+		"--dir", e.dir, "--save", "", "--appendonly", "no", "--logfile", "")
+	e.cmd.Stdout, e.cmd.Stderr = nil, nil
+	if err := e.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: e.addr(), MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (e *engine) kill() {
+	if e.cmd != nil {
+		e.cmd.Process.Kill()
+		e.cmd.Wait()
+		e.cmd = nil
+	}
+}
+
+func (e *engine) Link(t testing.TB) hub.Broker {
+	c := redis.NewClient(&redis.Options{Addr: e.addr(), MaxRetries: -1})
+	t.Cleanup(func() { c.Close() })
+	return New(c, &Options{HealthCheck: 200 * time.Millisecond})
+}
+
+func (e *engine) Subscriptions(t testing.TB, topic string) int {
+	channel := New(nil, nil).Channel(topic)
+	n, err := e.admin.PubSubNumSub(context.Background(), channel).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int(n[channel])
+}
+
+func (e *engine) Kill(testing.TB) { e.kill() }
+
+func (e *engine) Restart(t testing.TB) { e.start(t) }
+
+func TestConformance(t *testing.T) { hubtest.Run(t, startEngine(t)) }

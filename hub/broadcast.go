@@ -1,0 +1,246 @@
+package hub
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/transport"
+)
+
+// Broadcast sends payload as one message (op is frame.OpText or frame.OpBinary) to every
+// member of room, on this node and on the others. The frame is encoded once; every local
+// member's queue gets the same bytes, then the broker carries the message to the other
+// nodes. A full queue is handled by the hub's Policy. The error, if any, is about the other
+// nodes (ErrLinkDown while the broker's engine is unreachable): local members have the
+// message all the same. Broadcasts to one room from this node reach every member in the
+// order they were made. payload may be reused once Broadcast returns.
+func (h *Hub) Broadcast(room string, op frame.Opcode, payload []byte) error {
+	return h.broadcast(room, nil, op, payload)
+}
+
+// BroadcastExcept is Broadcast to every member of room but except, typically the sender.
+func (h *Hub) BroadcastExcept(room string, except *transport.Conn, op frame.Opcode, payload []byte) error {
+	return h.broadcast(room, except, op, payload)
+}
+
+func (h *Hub) broadcast(room string, except *transport.Conn, op frame.Opcode, payload []byte) error {
+	p, err := h.prepare(op, payload)
+	if err != nil {
+		return err
+	}
+	t, em, err := h.acquire(room, except)
+	if err != nil {
+		return err
+	}
+	defer h.release(t)
+	t.sendMu.Lock()
+	t.seq++
+	epoch, seq := t.epoch, t.seq
+	h.fanout(t, p, em, "")
+	t.pubMu.Lock()
+	t.sendMu.Unlock()
+	defer t.pubMu.Unlock()
+	e := Envelope{Topic: room, Origin: h.node, Epoch: epoch, Seq: seq, Op: op, Payload: payload}
+	if em != nil {
+		e.Except = em.id
+	}
+	if h.linkDown.Load() {
+		h.stats.publishErrors.Add(1)
+		return ErrLinkDown
+	}
+	if err := h.broker.Publish(h.ctx, e); err != nil {
+		h.stats.publishErrors.Add(1)
+		return fmt.Errorf("hub: publishing to %q: %w", room, err)
+	}
+	h.stats.published.Add(1)
+	return nil
+}
+
+// Send sends payload as one message to c alone, through c's queue and under the hub's
+// Policy, on this node. It registers c with the hub if need be (without a room), so that a
+// closed connection is forgotten as a member is.
+func (h *Hub) Send(c *transport.Conn, op frame.Opcode, payload []byte) error {
+	p, err := h.prepare(op, payload)
+	if err != nil {
+		return err
+	}
+	m, err := h.lookup(c)
+	if err != nil {
+		return err
+	}
+	if !m.offer(p) {
+		h.overflow(p, []*member{m})
+	}
+	return nil
+}
+
+// prepare encodes payload as one frame, once for all the members it goes to.
+func (h *Hub) prepare(op frame.Opcode, payload []byte) (*transport.Prepared, error) {
+	p, err := transport.NewPrepared(op, payload)
+	if err == nil {
+		h.stats.encoded.Add(1)
+	}
+	return p, err
+}
+
+// fanout queues p for every member of t but except (or the member with id exceptID). A
+// member's full queue is dealt with once the room is unlocked, after every other member has
+// the message.
+func (h *Hub) fanout(t *topic, p *transport.Prepared, except *member, exceptID string) {
+	var buf [8]*member
+	full := buf[:0]
+	t.mu.RLock()
+	for _, m := range t.members {
+		if m == except || m.evicted.Load() || (exceptID != "" && m.id == exceptID) {
+			continue
+		}
+		if !m.offer(p) {
+			full = append(full, m)
+		}
+	}
+	t.mu.RUnlock()
+	if len(full) > 0 {
+		h.overflow(p, full)
+	}
+}
+
+// overflow applies the hub's Policy to the members whose queue had no room for p.
+func (h *Hub) overflow(p *transport.Prepared, full []*member) {
+	switch h.policy {
+	case Drop:
+		h.stats.dropped.Add(uint64(len(full)))
+		return
+	case Close:
+		for _, m := range full {
+			h.evict(m)
+		}
+		return
+	}
+	// Block: one deadline for them all, so that k stuck members cost BlockTimeout, not k times.
+	timer := time.NewTimer(h.blockTimeout)
+	defer timer.Stop()
+	expired := false
+	for _, m := range full {
+		if expired {
+			if !m.offer(p) {
+				h.evict(m)
+			}
+			continue
+		}
+		select {
+		case m.q <- p:
+		case <-m.stop:
+		case <-timer.C:
+			expired = true
+			if !m.offer(p) {
+				h.evict(m)
+			}
+		}
+	}
+}
+
+// receiver is the Hub's side of its Broker.
+type receiver struct{ h *Hub }
+
+// Receive delivers an envelope from another node to the local members of its topic.
+func (r receiver) Receive(e Envelope) {
+	h := r.h
+	if e.Origin == h.node || (e.Op != frame.OpText && e.Op != frame.OpBinary) {
+		return
+	}
+	h.mu.RLock()
+	t := h.topics[e.Topic]
+	if t != nil && !h.closed {
+		t.pins.Add(1)
+	} else {
+		t = nil
+	}
+	h.mu.RUnlock()
+	if t == nil {
+		return // not (or no longer) subscribed
+	}
+	defer h.release(t)
+	if !h.inSequence(t, e) {
+		return
+	}
+	p, err := h.prepare(e.Op, e.Payload)
+	if err != nil {
+		return // text that is not UTF-8: no member could be sent it
+	}
+	h.stats.received.Add(1)
+	h.fanout(t, p, nil, e.Except)
+}
+
+// inSequence checks e's number against the last one from its origin on t, reports a gap,
+// and tells whether to deliver e: an envelope older than the last is a duplicate or late.
+func (h *Hub) inSequence(t *topic, e Envelope) bool {
+	t.rmu.Lock()
+	last, seen := t.seen[e.Origin]
+	var gap Gap
+	switch {
+	case !seen:
+		// The first since the node subscribed: nothing before it was expected.
+	case last.epoch != e.Epoch:
+		if e.Seq > 1 { // the origin numbered the topic afresh, and its first ones were lost
+			gap = Gap{Topic: t.name, Origin: e.Origin, First: 1, Last: e.Seq - 1}
+		}
+	case e.Seq == last.seq+1:
+	case e.Seq > last.seq+1:
+		gap = Gap{Topic: t.name, Origin: e.Origin, First: last.seq + 1, Last: e.Seq - 1}
+	default:
+		t.rmu.Unlock()
+		return false
+	}
+	t.seen[e.Origin] = position{e.Epoch, e.Seq}
+	t.rmu.Unlock()
+	if gap.First != 0 {
+		h.gap(gap)
+	}
+	return true
+}
+
+func (h *Hub) gap(g Gap) {
+	h.stats.gapsSum.Add(1)
+	if h.onGap != nil {
+		h.onGap(g)
+	}
+}
+
+// LinkDown makes Broadcast fail fast until LinkUp.
+func (r receiver) LinkDown(err error) {
+	h := r.h
+	h.linkMu.Lock()
+	if err == nil {
+		err = ErrLinkDown
+	}
+	h.linkErr = err
+	h.linkMu.Unlock()
+	h.linkDown.Store(true)
+}
+
+// LinkUp reports a gap on every subscribed topic and forgets where each origin's numbering
+// stood: a jump in it now is part of the gap already reported.
+func (r receiver) LinkUp() {
+	h := r.h
+	if !h.linkDown.Swap(false) {
+		return
+	}
+	h.linkMu.Lock()
+	cause := h.linkErr
+	h.linkMu.Unlock()
+	h.mu.RLock()
+	var topics []*topic
+	for _, t := range h.topics {
+		if t.subscribed.Load() {
+			topics = append(topics, t)
+		}
+	}
+	h.mu.RUnlock()
+	for _, t := range topics {
+		t.rmu.Lock()
+		clear(t.seen)
+		t.rmu.Unlock()
+		h.gap(Gap{Topic: t.name, Err: fmt.Errorf("%w: %w", ErrLinkLost, cause)})
+	}
+}

@@ -1,0 +1,38 @@
+// Package hub broadcasts WebSocket messages to rooms of connections, on one node or across
+// many through a Broker.
+//
+// A Hub keeps rooms (topics) that connections join and leave; a connection leaves every room
+// when it closes. Broadcast encodes the frame once and hands the same bytes to every member
+// of a room (BroadcastExcept skips the sender, Send reaches one connection). Each connection
+// has a bounded send queue drained by a writer goroutine of its own, so that one stuck client
+// never delays the others; what happens when a queue is full is the hub's Policy: Block (wait
+// up to a timeout, then close with 1008), Drop (count and go on) or Close (1008 at once).
+// Every write runs under the connection's write deadline (transport.Options.WriteTimeout).
+//
+// With a router, the Rooms middleware puts the connections of a route in rooms (URLParam
+// names them after a chi URL parameter) and Options.Router makes the router's Shutdown close
+// the hub too.
+//
+// # Scale-out
+//
+// A Hub on each node, all on one Broker engine (an in-process Bus by default; NATS and Redis
+// adapters live in their own modules, github.com/ecows/ecows/broker/nats and .../redis),
+// share rooms: the hub subscribes its node to a topic when the first local member joins and
+// unsubscribes, after Options.UnsubscribeDelay, when the last one leaves. Broadcast delivers
+// to the local members first, which never depends on the broker, then publishes an Envelope
+// for the other nodes; a node drops its own envelopes when they come back. The guarantees:
+//
+//   - Per topic, the messages of one publishing node reach every member in the order they were
+//     published (each carries a sequence number per origin and topic).
+//   - Delivery is at most once: a lost, duplicate or late envelope is never delivered twice.
+//   - There is no total order across nodes: two nodes' messages may interleave differently at
+//     different receivers.
+//   - While the engine is down, Broadcast delivers locally and fails fast with ErrLinkDown
+//     for the remote part. When the engine is back, the broker restores the subscriptions and
+//     the hub reports the gap on every subscribed topic to Options.OnGap. A skipped sequence
+//     number (an envelope lost on the way) is reported the same way, with the numbers.
+//
+// The package hubtest holds the conformance suite that every Broker must pass.
+//
+// The examples are the best way to understand how to use the package.
+package hub

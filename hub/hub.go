@@ -1,0 +1,228 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ecows/ecows/router"
+	"github.com/ecows/ecows/transport"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultQueueLen         = 128
+	DefaultBlockTimeout     = time.Second
+	DefaultUnsubscribeDelay = time.Second
+	DefaultBrokerTimeout    = 5 * time.Second
+)
+
+// Options configure a Hub. The zero value (or nil) gives a single node with the defaults.
+type Options struct {
+	// NodeID names this node to the others; it must be unique among the nodes on one engine
+	// (a node drops envelopes with its own id). Default: random.
+	NodeID string
+	// Broker links this node to the others. Default: a Bus of its own (a single node).
+	Broker Broker
+	// QueueLen bounds each connection's send queue, in messages (default 128).
+	QueueLen int
+	// Policy is what a broadcast does for a connection whose queue is full (default Block).
+	Policy Policy
+	// BlockTimeout is how long Block waits for room in a queue (default 1 s).
+	BlockTimeout time.Duration
+	// UnsubscribeDelay is how long a topic stays subscribed after its last local member left
+	// (default 1 s), so that a member that comes straight back costs no round trip.
+	UnsubscribeDelay time.Duration
+	// BrokerTimeout bounds each Subscribe and Unsubscribe call to the broker (default 5 s).
+	BrokerTimeout time.Duration
+	// OnGap, when set, is called for every gap in what this node received from the others:
+	// a skipped sequence, or a lost link once it is back (one call per subscribed topic). It
+	// runs in the broker's delivery goroutine, so it must not block.
+	OnGap func(Gap)
+	// Router, when set, ties the hub to a router: the router's Shutdown closes the hub.
+	Router *router.Router
+}
+
+// Hub keeps rooms of connections and broadcasts to them. Create one with New; every method
+// may be called from any goroutine.
+type Hub struct {
+	node          string
+	broker        Broker
+	queueLen      int
+	policy        Policy
+	blockTimeout  time.Duration
+	unsubDelay    time.Duration
+	brokerTimeout time.Duration
+	onGap         func(Gap)
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu      sync.RWMutex // guards the maps, closed, and the membership of every topic
+	topics  map[string]*topic
+	members map[*transport.Conn]*member
+	closed  bool
+	wg      sync.WaitGroup // writers, expiry timers and evictions; Add under mu while !closed
+
+	linkDown  atomic.Bool
+	linkMu    sync.Mutex
+	linkErr   error // why the link went down; under linkMu
+	nextID    atomic.Uint64
+	stats     counters
+	closeOnce sync.Once
+	closeErr  error
+	watching  chan struct{} // closed when the router watcher has ended; nil without Router
+}
+
+// New returns a Hub; it opens opts.Broker. It fails only when the broker's Open does.
+func New(opts *Options) (*Hub, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	h := &Hub{
+		node:          opts.NodeID,
+		broker:        opts.Broker,
+		queueLen:      cmp(opts.QueueLen, DefaultQueueLen),
+		policy:        opts.Policy,
+		blockTimeout:  cmp(opts.BlockTimeout, DefaultBlockTimeout),
+		unsubDelay:    cmp(opts.UnsubscribeDelay, DefaultUnsubscribeDelay),
+		brokerTimeout: cmp(opts.BrokerTimeout, DefaultBrokerTimeout),
+		onGap:         opts.OnGap,
+		topics:        make(map[string]*topic),
+		members:       make(map[*transport.Conn]*member),
+	}
+	if h.node == "" {
+		h.node = strconv.FormatUint(rand.Uint64(), 36)
+	}
+	if h.broker == nil {
+		h.broker = NewBus().Link()
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	if err := h.broker.Open(receiver{h}); err != nil {
+		h.cancel()
+		return nil, fmt.Errorf("hub: opening broker: %w", err)
+	}
+	if rt := opts.Router; rt != nil {
+		h.watching = make(chan struct{})
+		go func() {
+			defer close(h.watching)
+			select {
+			case <-rt.ShuttingDown():
+				h.closeOnce.Do(h.close)
+			case <-h.ctx.Done():
+			}
+		}()
+	}
+	return h, nil
+}
+
+// cmp returns v, or def when v is zero or less.
+func cmp[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// Node returns this node's id, as other nodes see it in Envelope.Origin.
+func (h *Hub) Node() string { return h.node }
+
+// Close unsubscribes the node from every topic, closes the broker, removes every connection
+// and waits for the hub's goroutines to end. A writer in the middle of a write to a stuck
+// connection ends at the connection's write deadline, so Close may take that long. The
+// connections themselves stay open: they belong to whoever accepted them (the router's
+// Shutdown closes them with 1001). After Close, Join, Broadcast and Send return ErrClosed.
+func (h *Hub) Close() error {
+	h.closeOnce.Do(h.close)
+	if h.watching != nil {
+		<-h.watching
+	}
+	return h.closeErr
+}
+
+func (h *Hub) close() {
+	h.mu.Lock()
+	h.closed = true
+	h.cancel()
+	topics := make([]*topic, 0, len(h.topics))
+	for _, t := range h.topics {
+		if t.timer != nil && t.timer.Stop() {
+			h.wg.Done() // the expiry will not run
+		}
+		t.timer = nil
+		topics = append(topics, t)
+	}
+	members := make([]*member, 0, len(h.members))
+	for _, m := range h.members {
+		members = append(members, m)
+	}
+	clear(h.topics)
+	clear(h.members)
+	h.mu.Unlock()
+	for _, m := range members {
+		m.halt()
+	}
+	var errs []error
+	for _, t := range topics {
+		t.subMu.Lock()
+		if t.subscribed.Load() {
+			ctx, cancel := context.WithTimeout(context.Background(), h.brokerTimeout)
+			if err := h.broker.Unsubscribe(ctx, t.name); err != nil {
+				errs = append(errs, fmt.Errorf("hub: unsubscribing %q: %w", t.name, err))
+			}
+			cancel()
+			t.subscribed.Store(false)
+		}
+		t.subMu.Unlock()
+	}
+	if err := h.broker.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("hub: closing broker: %w", err))
+	}
+	h.wg.Wait()
+	h.closeErr = errors.Join(errs...)
+}
+
+// Stats counts what a Hub has done so far.
+type Stats struct {
+	// Conns is the number of connections the hub knows (joined, or sent to) and Rooms the
+	// number of rooms with at least one local member, now.
+	Conns, Rooms int
+	// Encoded counts the frames the hub encoded: one per Broadcast, Send or envelope
+	// received, however many members it reaches.
+	Encoded uint64
+	// Written counts frames written to connections, Dropped the frames the Drop policy
+	// discarded, and Evicted the connections closed with 1008 for being too slow.
+	Written, Dropped, Evicted uint64
+	// Published counts envelopes the broker took, PublishErrors those it refused, Received
+	// the envelopes from other nodes delivered here, and Gaps the gaps reported.
+	Published, PublishErrors, Received, Gaps uint64
+}
+
+type counters struct {
+	encoded, written, dropped, evicted          atomic.Uint64
+	published, publishErrors, received, gapsSum atomic.Uint64
+}
+
+// Stats returns the counts so far.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	conns, rooms := len(h.members), 0
+	for _, t := range h.topics {
+		if len(t.members) > 0 {
+			rooms++
+		}
+	}
+	h.mu.RUnlock()
+	return Stats{
+		Conns: conns, Rooms: rooms,
+		Encoded: h.stats.encoded.Load(), Written: h.stats.written.Load(),
+		Dropped: h.stats.dropped.Load(), Evicted: h.stats.evicted.Load(),
+		Published: h.stats.published.Load(), PublishErrors: h.stats.publishErrors.Load(),
+		Received: h.stats.received.Load(), Gaps: h.stats.gapsSum.Load(),
+	}
+}
