@@ -43,6 +43,9 @@ func (n *node) dial(t *testing.T, room, name string) *transport.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.CloseNow() })
+	// Dial returns once the handshake is done, which can be before the server has put the
+	// connection in its room: wait for our own join, so that we see whatever follows.
+	next(t, c, "join", name)
 	return c
 }
 
