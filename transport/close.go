@@ -35,7 +35,10 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 			return c.onPing(c, payload)
 		}
 		if _, err := c.SendPong(payload); err != nil && err != ErrClosed {
-			return err
+			// The write failed and the stream is closed: report the end, not the write's
+			// timeout, which would read as a read timeout that leaves the Conn usable.
+			c.rd.err = &CloseError{Code: frame.CloseAbnormal, Err: err}
+			return c.rd.err
 		}
 	case frame.OpPong:
 		if message && c.onPong != nil {

@@ -202,7 +202,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 		return noRelease, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", err, os.ErrDeadlineExceeded)
 	}
 	var mu sync.Mutex
 	live := true
@@ -225,10 +225,17 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 func noRelease() {}
 
 // contextError reports a read interrupted by ctx as ctx's error, still matching
-// os.ErrDeadlineExceeded.
+// os.ErrDeadlineExceeded. The stream's deadline can fire just before ctx's own timer, so a
+// passed deadline counts as ctx's expiry even while ctx.Err is still nil.
 func contextError(ctx context.Context, err error) error {
-	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("%w: %w", ctx.Err(), err)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return err
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return fmt.Errorf("%w: %w", cerr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
 	}
 	return err
 }
@@ -266,8 +273,8 @@ func (c *Conn) WriteMessage(op frame.Opcode, p []byte) (int, error) {
 func (c *Conn) writeFragment(first, fin bool, op frame.Opcode, p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if first == c.wOpen {
-		return 0, ErrFragmentOrder
+	if err := c.checkOrder(!first); err != nil {
+		return 0, err
 	}
 	if !first {
 		op = frame.OpContinuation
@@ -341,11 +348,12 @@ func (w *messageWriter) Close() error {
 		return ErrClosed
 	}
 	err := w.flush(true)
-	w.open = false
-	w.c.msgMu.Unlock()
 	if err == nil && w.op == frame.OpText {
 		err = w.utf8.Finish()
 	}
+	// w is the Conn's only message writer: once msgMu is free, the next NextWriter reuses it.
+	w.open = false
+	w.c.msgMu.Unlock()
 	return err
 }
 

@@ -43,8 +43,8 @@ func (c *Conn) WritePrepared(p *Prepared) (int, error) {
 	defer c.msgMu.Unlock()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wOpen {
-		return 0, ErrFragmentOrder
+	if err := c.checkOrder(false); err != nil {
+		return 0, err
 	}
 	if c.role == Client {
 		return c.writeFrame(true, p.op, p.payload)

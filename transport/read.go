@@ -77,17 +77,17 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 		}
 		return frame.Frame{Header: h, Payload: payload}, nil
 	}
-	if int64(cap(r.fbuf)) < h.Length {
-		r.fbuf = make([]byte, h.Length)
-	}
-	payload := r.fbuf[:h.Length]
-	for r.got < len(payload) {
-		n, err := c.readPayload(payload[r.got:])
+	for int64(r.got) < h.Length {
+		if r.got == cap(r.fbuf) {
+			r.fbuf = growFor(r.fbuf[:r.got], h.Length-int64(r.got))
+		}
+		n, err := c.readPayload(r.fbuf[r.got:cap(r.fbuf)])
 		r.got += n
 		if err != nil {
 			return frame.Frame{}, err
 		}
 	}
+	payload := r.fbuf[:r.got]
 	r.got = 0
 	return frame.Frame{Header: h, Payload: payload}, nil
 }

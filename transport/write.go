@@ -37,8 +37,10 @@ func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if op.IsData() && (op == frame.OpContinuation) != c.wOpen {
-		return 0, ErrFragmentOrder
+	if op.IsData() {
+		if err := c.checkOrder(op == frame.OpContinuation); err != nil {
+			return 0, err
+		}
 	}
 	return c.writeFrame(fin, op, payload)
 }
@@ -70,10 +72,25 @@ func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
 	defer c.msgMu.Unlock()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.wOpen {
-		return 0, ErrFragmentOrder
+	if err := c.checkOrder(false); err != nil {
+		return 0, err
 	}
 	return c.writeFrame(true, op, p)
+}
+
+// checkOrder reports why a data frame that continues a message (or starts one) may not be
+// written now; c.wmu is held. A connection that has ended is reported as such first, since a
+// message cut short by the end leaves the order state behind.
+func (c *Conn) checkOrder(continuation bool) error {
+	switch {
+	case c.werr != nil:
+		return c.werr
+	case c.closeSent.Load():
+		return ErrClosed
+	case continuation != c.wOpen:
+		return ErrFragmentOrder
+	}
+	return nil
 }
 
 // writeFrame writes one frame, header and payload, with as few writes as it can; c.wmu is

@@ -1,0 +1,7 @@
+package reliability
+
+import "syscall"
+
+func init() {
+	setPdeathsig = func(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
+}
