@@ -88,7 +88,9 @@ var aLongTimeAgo = time.Unix(1, 0)
 // failure.
 //
 // ctx and opts.Timeout bound the handshake only; once Dial returns, the Conn has no deadline.
-// Extensions are not negotiated yet: none is offered, and an answer that names one fails.
+// With opts.Compression set, Dial offers permessage-deflate (RFC 7692) and the Conn uses it
+// if the server accepts; an answer that names an extension not offered, or accepts the offer
+// with parameters the client cannot honour, fails with ErrExtension.
 func Dial(ctx context.Context, uri string, opts *DialOptions) (*transport.Conn, *http.Response, error) {
 	if opts == nil {
 		opts = &defaultDialOptions
@@ -192,6 +194,9 @@ func newRequest(uri string, opts *DialOptions) (*http.Request, string, error) {
 	if opts.Origin != "" {
 		req.Header["Origin"] = []string{opts.Origin}
 	}
+	if opts.Compression != nil {
+		req.Header["Sec-WebSocket-Extensions"] = []string{offerDeflate(opts.Compression)}
+	}
 	return req, key, nil
 }
 
@@ -255,7 +260,7 @@ func handshake(ctx context.Context, raw net.Conn, proxyURL *url.URL, req *http.R
 		}
 		return nil, nil, setup, stepError(ctx, "reading the handshake response", err)
 	}
-	setup.Subprotocol, err = checkResponse(resp, key, opts.Subprotocols)
+	setup, err = checkResponse(resp, key, opts)
 	if se, ok := err.(*StatusError); ok {
 		se.Body, _ = io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 		resp.Body.Close()
@@ -334,45 +339,43 @@ func hostPort(u *url.URL) string {
 	return net.JoinHostPort(u.Hostname(), port)
 }
 
-// checkResponse applies RFC 6455 section 4.1 to the server's answer and returns the chosen
-// subprotocol.
-func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
+// checkResponse applies RFC 6455 section 4.1 to the server's answer and returns what the
+// Conn must know of it: the chosen subprotocol and the extensions agreed on.
+func checkResponse(resp *http.Response, key string, opts *DialOptions) (transport.Setup, error) {
+	var setup transport.Setup
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return "", &StatusError{Response: resp}
+		return setup, &StatusError{Response: resp}
 	}
 	h := resp.Header
 	if !hasToken(h["Upgrade"], "websocket") {
-		return "", ErrResponseUpgrade
+		return setup, ErrResponseUpgrade
 	}
 	if !hasToken(h["Connection"], "upgrade") {
-		return "", ErrResponseConnection
+		return setup, ErrResponseConnection
 	}
 	var buf [28]byte
 	if accept := h["Sec-Websocket-Accept"]; len(accept) != 1 || strings.Trim(accept[0], " \t") != string(appendAccept(buf[:0], key)) {
-		return "", ErrAccept
+		return setup, ErrAccept
 	}
-	var subprotocol string
 	switch protos := h["Sec-Websocket-Protocol"]; len(protos) {
 	case 0:
 	case 1:
-		subprotocol = strings.Trim(protos[0], " \t")
-		if subprotocol != "" && !slices.Contains(offered, subprotocol) {
-			return "", fmt.Errorf("%w: %q", ErrSubprotocol, subprotocol)
+		setup.Subprotocol = strings.Trim(protos[0], " \t")
+		if setup.Subprotocol != "" && !slices.Contains(opts.Subprotocols, setup.Subprotocol) {
+			return setup, fmt.Errorf("%w: %q", ErrSubprotocol, setup.Subprotocol)
 		}
 	default:
-		return "", fmt.Errorf("%w: several Sec-WebSocket-Protocol headers", ErrSubprotocol)
+		return setup, fmt.Errorf("%w: several Sec-WebSocket-Protocol headers", ErrSubprotocol)
 	}
-	for _, v := range h["Sec-Websocket-Extensions"] {
-		p := extParser{s: v}
-		name, err := p.next()
-		if err != nil {
-			return "", fmt.Errorf("%w: %w", ErrExtension, err)
-		}
-		if name != "" {
-			return "", fmt.Errorf("%w: %q", ErrExtension, name)
-		}
+	exts := h["Sec-Websocket-Extensions"]
+	var err error
+	if setup.Deflate, err = checkDeflate(exts, opts.Compression); err != nil {
+		return setup, err
 	}
-	return subprotocol, nil
+	if setup.Deflate.Enabled {
+		setup.Extensions = strings.Trim(strings.Join(exts, ", "), " \t,")
+	}
+	return setup, nil
 }
 
 // stepError wraps err from a handshake step with the step's name and, when the handshake's

@@ -14,6 +14,8 @@
 // can see why a server refused.
 //
 // Bytes that arrive in the same packet as the handshake (a first frame right behind the
-// request or the 101 response) are handed to the Conn, never lost. Extensions such as
-// permessage-deflate are not negotiated yet: Upgrade ignores offers, Dial makes none.
+// request or the 101 response) are handed to the Conn, never lost. Compression
+// (permessage-deflate, RFC 7692) is negotiated when the options' Compression field is set: Dial
+// offers it, Upgrade accepts the first offer it can honour, and each side checks the other's
+// parameters as section 7 requires.
 package handshake

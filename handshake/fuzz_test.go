@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+
+	"github.com/ecows/ecows/transport"
 )
 
 // FuzzCheckRequest feeds arbitrary requests through the server's checks: each is refused with
@@ -19,7 +21,10 @@ func FuzzCheckRequest(f *testing.F) {
 	f.Add(rawRequest("POST / HTTP/1.1"))
 	f.Add(rawRequest("GET / HTTP/1.0", "Sec-WebSocket-Version: 8"))
 	f.Add(rawRequest("", "Origin: null", "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!=="))
+	f.Add(rawRequest("", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, permessage-deflate; client_no_context_takeover"))
+	f.Add(rawRequest("", "Sec-WebSocket-Extensions: x-foo, permessage-deflate; server_no_context_takeover; server_no_context_takeover, permessage-deflate"))
 	opts := &ServerOptions{OriginPatterns: []string{"*.example.com"}, Subprotocols: []string{"superchat", "chat"}}
+	opts.Compression = &transport.CompressionOptions{}
 	f.Fuzz(func(t *testing.T, raw string) {
 		r, err := http.ReadRequest(bufio.NewReader(bytes.NewReader([]byte(raw))))
 		if err != nil {
@@ -33,13 +38,17 @@ func FuzzCheckRequest(f *testing.F) {
 			return
 		}
 		subprotocol := selectSubprotocol(r, opts)
-		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(appendResponse(nil, key, subprotocol, nil))), r)
+		ext, deflate := acceptDeflate(r.Header["Sec-Websocket-Extensions"], opts.Compression)
+		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(appendResponse(nil, key, subprotocol, ext, nil))), r)
 		if err != nil {
 			t.Fatalf("answer does not parse: %v", err)
 		}
-		offered := elements(r.Header["Sec-Websocket-Protocol"])
-		if got, err := checkResponse(resp, key, offered); err != nil || got != subprotocol {
-			t.Fatalf("client refuses the answer: %q, %v", got, err)
+		dopts := &DialOptions{Subprotocols: elements(r.Header["Sec-Websocket-Protocol"])}
+		dopts.Compression = &transport.CompressionOptions{}
+		got, err := checkResponse(resp, key, dopts)
+		if err != nil || got.Subprotocol != subprotocol || got.Extensions != ext || got.Deflate.Enabled != deflate.Enabled ||
+			got.Deflate.PeerNoContextTakeover != deflate.NoContextTakeover {
+			t.Fatalf("client refuses or misreads the answer %q: %+v, %v", ext, got, err)
 		}
 	})
 }
@@ -53,17 +62,24 @@ func FuzzCheckResponse(f *testing.F) {
 	f.Add(good + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
 	f.Add("HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nno\n")
 	f.Add("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n")
+	f.Add(good + "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=9\r\n\r\n")
+	f.Add(good + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
 	offered := []string{"chat", "superchat"}
+	opts := &DialOptions{Subprotocols: offered}
+	opts.Compression = &transport.CompressionOptions{}
 	req := newRequestForTest()
 	f.Fuzz(func(t *testing.T, raw string) {
 		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader([]byte(raw))), req)
 		if err != nil {
 			return
 		}
-		subprotocol, err := checkResponse(resp, testKey, offered)
+		setup, err := checkResponse(resp, testKey, opts)
 		if err == nil {
-			if resp.StatusCode != 101 || subprotocol != "" && !slices.Contains(offered, subprotocol) {
-				t.Fatalf("accepted status %d, subprotocol %q", resp.StatusCode, subprotocol)
+			if resp.StatusCode != 101 || setup.Subprotocol != "" && !slices.Contains(offered, setup.Subprotocol) {
+				t.Fatalf("accepted status %d, subprotocol %q", resp.StatusCode, setup.Subprotocol)
+			}
+			if d := setup.Deflate; d.Enabled != (setup.Extensions != "") || d.MaxWindowBits != 0 && (d.MaxWindowBits < 8 || d.MaxWindowBits > 15) {
+				t.Fatalf("accepted extensions %q as %+v", setup.Extensions, d)
 			}
 			return
 		}

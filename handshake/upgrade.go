@@ -64,7 +64,8 @@ var defaultServerOptions ServerOptions
 // hijack fails the error matches ErrNotHijackable; when writing the 101 response fails the
 // connection is closed and the network error is returned, wrapped.
 //
-// Extensions are not negotiated yet: a well-formed Sec-WebSocket-Extensions offer is ignored.
+// With opts.Compression set, Upgrade accepts the first permessage-deflate offer (RFC 7692) it
+// can honour and the Conn compresses; other extensions, and offers it declines, are ignored.
 func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*transport.Conn, error) {
 	if opts == nil {
 		opts = &defaultServerOptions
@@ -75,6 +76,11 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 		return nil, herr
 	}
 	subprotocol := selectSubprotocol(r, opts)
+	var ext string
+	var deflate transport.DeflateParams
+	if opts.Compression != nil {
+		ext, deflate = acceptDeflate(r.Header["Sec-Websocket-Extensions"], opts.Compression)
+	}
 
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -84,7 +90,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 		}
 		return nil, herr
 	}
-	if err := upgrade(nc, brw, key, subprotocol, opts.Header); err != nil {
+	if err := upgrade(nc, brw, key, subprotocol, ext, opts.Header); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -92,13 +98,13 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 	if brw != nil && brw.Reader != nil && brw.Reader.Buffered() > 0 {
 		buffered, _ = brw.Reader.Peek(brw.Reader.Buffered())
 	}
-	setup := transport.Setup{Subprotocol: subprotocol, Buffered: buffered}
+	setup := transport.Setup{Subprotocol: subprotocol, Extensions: ext, Buffered: buffered, Deflate: deflate}
 	return transport.NewConn(nc, transport.Server, setup, &opts.Options), nil
 }
 
 // upgrade clears the deadlines net/http set on the hijacked connection and writes the 101
 // response, in the hijacked writer's spare buffer when there is one.
-func upgrade(nc net.Conn, brw *bufio.ReadWriter, key, subprotocol string, extra http.Header) error {
+func upgrade(nc net.Conn, brw *bufio.ReadWriter, key, subprotocol, ext string, extra http.Header) error {
 	nc.SetDeadline(time.Time{}) // fails only on a closed conn, which the write below reports
 	var w *bufio.Writer
 	var b []byte
@@ -106,7 +112,7 @@ func upgrade(nc net.Conn, brw *bufio.ReadWriter, key, subprotocol string, extra 
 		w = brw.Writer
 		b = w.AvailableBuffer()
 	}
-	b = appendResponse(b, key, subprotocol, extra)
+	b = appendResponse(b, key, subprotocol, ext, extra)
 	var err error
 	if w != nil {
 		if _, err = w.Write(b); err == nil {
@@ -276,13 +282,18 @@ func appendAccept(dst []byte, key string) []byte {
 
 // appendResponse appends the 101 response; headers are appended as bytes rather than built
 // as an http.Header, which would allocate for every request.
-func appendResponse(b []byte, key, subprotocol string, extra http.Header) []byte {
+func appendResponse(b []byte, key, subprotocol, ext string, extra http.Header) []byte {
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAccept(b, key)
 	b = append(b, "\r\n"...)
 	if subprotocol != "" {
 		b = append(b, "Sec-WebSocket-Protocol: "...)
 		b = append(b, subprotocol...)
+		b = append(b, "\r\n"...)
+	}
+	if ext != "" {
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = append(b, ext...)
 		b = append(b, "\r\n"...)
 	}
 	for name, values := range extra {

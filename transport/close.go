@@ -223,7 +223,7 @@ func (c *Conn) Close(code frame.CloseCode, reason string) error {
 			c.rd.err = ErrClosed
 			c.drain(deadline)
 		}
-		c.rmu.Unlock()
+		c.unlockRead()
 	} else {
 		var expire <-chan time.Time
 		if !deadline.IsZero() {
@@ -248,5 +248,7 @@ func (c *Conn) Close(code frame.CloseCode, reason string) error {
 // CloseNow closes the stream at once, without a close handshake. Reads and writes blocked in
 // other goroutines return.
 func (c *Conn) CloseNow() error {
-	return c.closeStream()
+	err := c.closeStream()
+	c.releaseInflater()
+	return err
 }

@@ -61,6 +61,10 @@ type Options struct {
 	PingHandler func(c *Conn, payload []byte) error
 	// PongHandler is called for each pong met by ReadMessage and NextReader; nil ignores it.
 	PongHandler func(c *Conn, payload []byte) error
+	// Compression, when set, makes Dial offer and Upgrade accept permessage-deflate (RFC
+	// 7692) and configures it; nil leaves compression off. A Conn compresses and inflates
+	// only when its Setup says the handshake agreed on it.
+	Compression *CompressionOptions
 }
 
 // Setup is what the handshake produced for one connection.
@@ -70,6 +74,8 @@ type Setup struct {
 	// Buffered holds bytes read past the end of the handshake; the Conn reads them first, so
 	// a frame that arrived in the same packet as the handshake is not lost.
 	Buffered []byte
+	// Deflate is the permessage-deflate agreement, if any; Extensions reports it as text.
+	Deflate DeflateParams
 }
 
 // Conn is one WebSocket connection over a byte stream, in either role. It speaks RFC 6455:
@@ -109,6 +115,7 @@ type Conn struct {
 	rng     *rand.ChaCha8
 	msgMu   sync.Mutex // held by a message writer from its first frame to its last
 	mw      messageWriter
+	zw      *deflater // permessage-deflate's send side, nil when not negotiated
 
 	stats     counters
 	closeSent atomic.Bool
@@ -155,6 +162,7 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		c.rng = rand.NewChaCha8(seed)
 	}
 	c.mw.c = c
+	c.initDeflate(setup.Deflate, opts.Compression)
 	return c
 }
 

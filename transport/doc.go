@@ -15,4 +15,10 @@
 // returns a typed error (*frame.ProtocolError, or *CloseError when the peer closed); limits
 // are checked from the frame header before a payload is read; steady-state reads and writes
 // allocate nothing. Close runs the close handshake with a bounded wait; CloseNow does not.
+//
+// Compression (permessage-deflate, RFC 7692) is on when the handshake agreed on it
+// (Setup.Deflate; Options.Compression configures it): every read API returns inflated
+// messages, MaxMessageLen bounds the inflated size as it inflates, and the message writes
+// compress unless SetCompression turns it off. Without context takeover an idle connection
+// holds no compression state; with it, see CompressionOptions.ContextTakeover for the cost.
 package transport

@@ -23,7 +23,7 @@ import (
 // the next ReadMessage continues the same message, so a timeout loses nothing.
 func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byte, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
+	defer c.unlockRead()
 	r := &c.rd
 	if r.err != nil {
 		return 0, dst, r.err
@@ -42,17 +42,19 @@ func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byt
 		return 0, dst, contextError(ctx, err)
 	}
 	for {
-		err := c.advance()
-		if err == io.EOF {
-			return op, dst, nil
-		}
-		if err == nil {
+		var err error
+		if r.zMsg {
+			dst, err = c.zReadInto(dst)
+		} else if err = c.advance(); err == nil {
 			if len(dst) == cap(dst) {
 				dst = growFor(dst, r.remaining)
 			}
 			var n int
 			n, err = c.readPayload(dst[len(dst):cap(dst)])
 			dst = dst[:len(dst)+n]
+		}
+		if err == io.EOF {
+			return op, dst, nil
 		}
 		if err != nil {
 			if r.err == nil {
@@ -81,7 +83,7 @@ func growFor(b []byte, n int64) []byte {
 // reads of the message.
 func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
+	defer c.unlockRead()
 	if c.rd.err != nil {
 		return 0, nil, c.rd.err
 	}
@@ -102,6 +104,13 @@ func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) 
 // frames, and stops at the first frame of the next data message.
 func (c *Conn) nextMessage() (frame.Opcode, error) {
 	r := &c.rd
+	for r.zMsg {
+		if _, err := c.zRead(r.ctrl[:]); err == io.EOF {
+			break
+		} else if err != nil {
+			return 0, err
+		}
+	}
 	for r.inMsg {
 		if err := c.advance(); err == io.EOF {
 			break
@@ -171,7 +180,7 @@ type messageReader struct {
 func (m *messageReader) Read(p []byte) (int, error) {
 	c := m.c
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
+	defer c.unlockRead()
 	r := &c.rd
 	if m.seq != r.seq {
 		return 0, io.EOF
@@ -181,6 +190,13 @@ func (m *messageReader) Read(p []byte) (int, error) {
 	}
 	if len(p) == 0 {
 		return 0, nil
+	}
+	if r.zMsg {
+		n, err := c.zRead(p)
+		if err == io.EOF {
+			m.seq = 0
+		}
+		return n, err
 	}
 	if err := c.advance(); err != nil {
 		if err == io.EOF {
@@ -243,7 +259,9 @@ func contextError(ctx context.Context, err error) error {
 // WriteMessage sends p as one data message (OpText or OpBinary), in fragments of at most
 // MaxPayloadLen bytes when it is larger, and returns the bytes written. Text must be valid
 // UTF-8. Other messages from other goroutines wait; control frames may go out between its
-// fragments.
+// fragments. With permessage-deflate, p is compressed unless it is shorter than the
+// threshold or SetCompression turned compression off; the compressed bytes are fragmented at
+// MaxPayloadLen.
 func (c *Conn) WriteMessage(op frame.Opcode, p []byte) (int, error) {
 	if op != frame.OpText && op != frame.OpBinary {
 		return 0, ErrOpcode
@@ -253,6 +271,9 @@ func (c *Conn) WriteMessage(op frame.Opcode, p []byte) (int, error) {
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
+	if c.compressing(len(p)) {
+		return c.writeCompressed(op, p)
+	}
 	total := 0
 	for first := true; first || len(p) > 0; first = false {
 		chunk := p
@@ -284,7 +305,9 @@ func (c *Conn) writeFragment(first, fin bool, op frame.Opcode, p []byte) (int, e
 
 // NextWriter starts a data message (OpText or OpBinary) and returns a writer for its payload,
 // sent in fragments as the writer's buffer fills; Close sends the final fragment and must be
-// called. Until then, other messages wait. Text is checked as UTF-8 as it is written.
+// called. Until then, other messages wait. Text is checked as UTF-8 as it is written. With
+// permessage-deflate the message is compressed unless it ends, within the first buffer,
+// shorter than the threshold.
 func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 	if op != frame.OpText && op != frame.OpBinary {
 		return nil, ErrOpcode
@@ -298,7 +321,7 @@ func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 	if cap(w.buf) != size {
 		w.buf = make([]byte, 0, size)
 	}
-	w.op, w.first, w.open, w.buf = op, true, true, w.buf[:0]
+	w.op, w.first, w.open, w.buf, w.zerr = op, true, true, w.buf[:0], nil
 	w.utf8.Reset()
 	return w, nil
 }
@@ -311,6 +334,8 @@ type messageWriter struct {
 	open  bool
 	buf   []byte
 	utf8  frame.UTF8
+	z     bool  // the message is compressed
+	zerr  error // a compressed message failed part way
 }
 
 // Write buffers p and sends full buffers as fragments. Invalid UTF-8 in a text message is
@@ -358,6 +383,16 @@ func (w *messageWriter) Close() error {
 }
 
 func (w *messageWriter) flush(fin bool) error {
+	if w.first {
+		n := len(w.buf)
+		if !fin {
+			n = -1
+		}
+		w.z = w.c.compressing(n)
+	}
+	if w.z {
+		return w.flushCompressed(fin)
+	}
 	_, err := w.c.writeFragment(w.first, fin, w.op, w.buf)
 	w.first, w.buf = false, w.buf[:0]
 	return err

@@ -33,6 +33,14 @@ type reader struct {
 	seq     uint64 // counts messages, so a stale NextReader reader can tell
 	partial []byte // message bytes read by a ReadMessage that timed out
 	pOp     frame.Opcode
+
+	// permessage-deflate (compress.go)
+	z        *inflater // nil when compression was not negotiated
+	zMsg     bool      // the current message is compressed: RSV1 on its first frame
+	zPending bool      // the current frame of that message is not fed to z yet
+	zLen     int64     // inflated bytes of the message so far
+	zWire    int64     // compressed bytes of the message so far
+	zout     []byte    // RecvFrame's inflated payloads, reused
 }
 
 // RecvFrame reads one frame, the seed's recv_frame. Data frames come as they are on the wire:
@@ -48,13 +56,24 @@ type reader struct {
 // The payload is unmasked, and it is valid only until the next read call on c: it may live in
 // c's buffers, which is what lets steady-state reading allocate nothing. A text message's
 // bytes are checked as UTF-8 as they arrive, across fragments.
+//
+// With permessage-deflate, the frames of a compressed message (Rsv1 set on its first frame)
+// come inflated: Payload holds what the frame's bytes inflate to, inflated incrementally as
+// the DEFLATE stream continues across fragments, and Length is its length. The decompressor
+// may hold output back until the next fragment, so the message can be split differently from
+// the sender's split; the final frame brings the rest. MaxMessageLen applies to the inflated
+// message, and MaxPayloadLen to each frame's compressed payload.
 func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 	c.rmu.Lock()
-	defer c.rmu.Unlock()
+	defer c.unlockRead()
 	if err := c.startRead(timeout); err != nil {
 		return frame.Frame{}, err
 	}
 	r := &c.rd
+	if r.zMsg && !r.zPending && !r.inFrame && !r.z.hungry() {
+		// NextReader stopped inside a compressed message: hand out what is left of its frame.
+		return c.recvInflated()
+	}
 	if !r.inFrame {
 		if err := c.readHeader(); err != nil {
 			return frame.Frame{}, err
@@ -67,6 +86,9 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 			err = c.control(h.Opcode, payload, false)
 		}
 		return frame.Frame{Header: h, Payload: payload}, err
+	}
+	if r.zMsg {
+		return c.recvInflated()
 	}
 	if r.got == 0 && int64(r.end-r.pos) >= r.remaining {
 		// The whole payload is buffered: hand it out in place.
@@ -199,8 +221,10 @@ func (c *Conn) readHeader() error {
 func (c *Conn) checkHeader(h frame.Header) error {
 	r := &c.rd
 	switch {
-	case h.Rsv1 || h.Rsv2 || h.Rsv3:
+	case h.Rsv2 || h.Rsv3 || h.Rsv1 && r.z == nil:
 		return c.fail(errRSV)
+	case h.Rsv1 && (h.Opcode.IsControl() || h.Opcode == frame.OpContinuation):
+		return c.fail(errRSV1) // RFC 7692 section 6: only a message's first frame may carry it
 	case h.Masked != (c.role == Server):
 		if c.role == Server {
 			return c.fail(errUnmasked)
@@ -218,9 +242,13 @@ func (c *Conn) checkHeader(h frame.Header) error {
 	if h.Opcode != frame.OpContinuation {
 		r.inMsg, r.msgOp, r.msgLen = true, h.Opcode, 0
 		r.utf8.Reset()
+		if r.z != nil {
+			c.zBegin(h)
+		}
 	}
+	r.zPending = r.zMsg
 	r.msgLen += h.Length
-	if c.maxMessage >= 0 && r.msgLen > c.maxMessage {
+	if c.maxMessage >= 0 && r.msgLen > c.wireLimit() {
 		return c.fail(errMessageTooBig)
 	}
 	if r.remaining == 0 {
@@ -279,7 +307,7 @@ func (c *Conn) consumed(b []byte) error {
 		r.maskPos = frame.Mask(r.hdr.Key, r.maskPos, b)
 	}
 	r.remaining -= int64(len(b))
-	if r.msgOp == frame.OpText && r.hdr.Opcode.IsData() {
+	if r.msgOp == frame.OpText && r.hdr.Opcode.IsData() && !r.zMsg {
 		if _, err := r.utf8.Write(b); err != nil {
 			return c.fail(frame.ErrInvalidUTF8)
 		}
@@ -298,7 +326,7 @@ func (c *Conn) frameDone() error {
 		return nil
 	}
 	r.inMsg = false
-	if r.msgOp == frame.OpText && r.utf8.Finish() != nil {
+	if r.msgOp == frame.OpText && !r.zMsg && r.utf8.Finish() != nil {
 		return c.fail(frame.ErrInvalidUTF8)
 	}
 	return nil

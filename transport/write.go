@@ -13,7 +13,8 @@ import (
 // close payload that ParseClose refuses, a data payload over MaxPayloadLen, an undefined
 // opcode, or a data frame out of order (OpContinuation without a fragmented message in
 // progress, or text or binary inside one). Fragmenting by hand is for one goroutine at a time;
-// WriteMessage and NextWriter fragment safely under concurrency.
+// WriteMessage and NextWriter fragment safely under concurrency. SendFrame never compresses:
+// with permessage-deflate its messages go out uncompressed, as RFC 7692 allows any message to.
 func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error) {
 	switch {
 	case op.IsControl():
@@ -46,7 +47,9 @@ func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error)
 }
 
 // SendText sends p as one text frame, the seed's send_text. p must be valid UTF-8 and fit
-// MaxPayloadLen; WriteMessage fragments larger messages.
+// MaxPayloadLen; WriteMessage fragments larger messages. With permessage-deflate, p is
+// compressed as WriteMessage would; in the rare case where that makes it longer than
+// MaxPayloadLen, the message goes out in two frames.
 func (c *Conn) SendText(p []byte) (int, error) { return c.sendMessageFrame(frame.OpText, p) }
 
 // SendBinary sends p as one binary frame, the seed's send_binary.
@@ -70,6 +73,9 @@ func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
+	if c.compressing(len(p)) {
+		return c.writeCompressed(op, p)
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if err := c.checkOrder(false); err != nil {

@@ -1,0 +1,205 @@
+package handshake
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ecows/ecows/transport"
+)
+
+// This file negotiates permessage-deflate (RFC 7692 section 7.1) for both sides.
+//
+// What bounds it is compress/flate: its decompressor takes any window up to 15 bits, so this
+// side can inflate whatever the peer sends; its compressor always uses a 32 KiB window and
+// cannot be told to use less. A limit on the window this side compresses with
+// (server_max_window_bits for a server, client_max_window_bits for a client) is honoured the
+// only ways compress/flate can: each message is compressed with an empty window, so no
+// back-reference reaches outside the message, and a message longer than the window is
+// compressed with Huffman coding only, with no back-references at all (see
+// transport.DeflateParams.MaxWindowBits).
+
+// deflateName is the extension's registered name (RFC 7692 section 7).
+const deflateName = "permessage-deflate"
+
+// deflateParams are the parameters of one permessage-deflate offer or answer. A window size
+// is 0 when absent, -1 when present without a value (client_max_window_bits in an offer), and
+// 8 to 15 otherwise.
+type deflateParams struct {
+	serverNoContextTakeover, clientNoContextTakeover bool
+	serverMaxWindowBits, clientMaxWindowBits         int
+}
+
+var errDeflateParams = errors.New("invalid permessage-deflate parameters")
+
+// parseDeflate reads the parameters of the permessage-deflate element that p has just named.
+// It fails, as RFC 7692 section 7 has a server decline such an offer and a client fail on such
+// an answer, on a parameter that is unknown, repeated or given an invalid value. offer says
+// the element is a client's offer, where client_max_window_bits may come without a value.
+func parseDeflate(p *extParser, offer bool) (deflateParams, error) {
+	var d deflateParams
+	seen := 0
+	for {
+		name, value, err := p.param()
+		if err != nil {
+			return d, err
+		}
+		if name == "" {
+			return d, nil
+		}
+		var bit int
+		switch strings.ToLower(name) {
+		case "server_no_context_takeover":
+			bit, err = 1, noValue(value)
+			d.serverNoContextTakeover = true
+		case "client_no_context_takeover":
+			bit, err = 2, noValue(value)
+			d.clientNoContextTakeover = true
+		case "server_max_window_bits":
+			bit = 4
+			d.serverMaxWindowBits, err = windowBits(value, false)
+		case "client_max_window_bits":
+			bit = 8
+			d.clientMaxWindowBits, err = windowBits(value, offer)
+		default:
+			return d, fmt.Errorf("%w: unknown parameter %q", errDeflateParams, name)
+		}
+		if seen&bit != 0 {
+			return d, fmt.Errorf("%w: %s given twice", errDeflateParams, name)
+		}
+		if err != nil {
+			return d, fmt.Errorf("%w: %s: %w", errDeflateParams, name, err)
+		}
+		seen |= bit
+	}
+}
+
+func noValue(v string) error {
+	if v != "" {
+		return errors.New("takes no value")
+	}
+	return nil
+}
+
+// windowBits parses a window size: a decimal from 8 to 15 without leading zeros (RFC 7692
+// sections 7.1.2.1 and 7.1.2.2), or nothing at all where optional says it may be absent.
+func windowBits(v string, optional bool) (int, error) {
+	if v == "" && optional {
+		return -1, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 8 || n > 15 || v[0] == '0' || v[0] == '+' {
+		return 0, fmt.Errorf("window bits %q, want 8 to 15", v)
+	}
+	return n, nil
+}
+
+// acceptDeflate is the server's side: it answers the first permessage-deflate offer among the
+// request's Sec-WebSocket-Extensions lines that it can honour, in the client's order of
+// preference, and returns the answer's element and the Conn's agreement; "" when it declines
+// every offer. The lines have been checked for syntax already (checkRequest).
+//
+// The negotiation (RFC 7692 section 7.1):
+//   - An offer with an unknown, repeated or invalid parameter is declined (section 7).
+//   - server_no_context_takeover: honoured, and echoed as section 7.1.1.1 requires. Without
+//     ContextTakeover the server sends it unasked, as that section allows, and compresses
+//     each message with a pooled compressor.
+//   - client_no_context_takeover: echoed when offered, and sent unasked without
+//     ContextTakeover (section 7.1.1.2 allows both), so that the server may inflate each
+//     message with a pooled decompressor.
+//   - server_max_window_bits=N: accepted with the same N (section 7.1.2.1), honoured as
+//     DeflateParams.MaxWindowBits describes; below 15 the server also sends
+//     server_no_context_takeover, since it keeps no context then.
+//   - client_max_window_bits, with or without a value: left out of the answer, which section
+//     7.1.2.2 allows; the server inflates any window.
+func acceptDeflate(lines []string, opts *transport.CompressionOptions) (string, transport.DeflateParams) {
+	for _, line := range lines {
+		p := extParser{s: line}
+		for {
+			name, err := p.next()
+			if err != nil || name == "" {
+				break
+			}
+			if !strings.EqualFold(name, deflateName) {
+				continue
+			}
+			d, err := parseDeflate(&p, true)
+			if err != nil {
+				continue // declined: perhaps a later offer will do
+			}
+			return answerDeflate(d, opts)
+		}
+	}
+	return "", transport.DeflateParams{}
+}
+
+// answerDeflate writes the server's answer to an acceptable offer.
+func answerDeflate(d deflateParams, opts *transport.CompressionOptions) (string, transport.DeflateParams) {
+	t := transport.DeflateParams{Enabled: true, MaxWindowBits: max(d.serverMaxWindowBits, 0)}
+	var b strings.Builder
+	b.WriteString(deflateName)
+	if d.serverNoContextTakeover || !opts.ContextTakeover || t.MaxWindowBits > 0 && t.MaxWindowBits < 15 {
+		b.WriteString("; server_no_context_takeover")
+		t.NoContextTakeover = true
+	}
+	if d.clientNoContextTakeover || !opts.ContextTakeover {
+		b.WriteString("; client_no_context_takeover")
+		t.PeerNoContextTakeover = true
+	}
+	if t.MaxWindowBits > 0 {
+		b.WriteString("; server_max_window_bits=")
+		b.WriteString(strconv.Itoa(t.MaxWindowBits))
+	}
+	return b.String(), t
+}
+
+// offerDeflate is the client's offer. client_max_window_bits, as browsers send it, tells the
+// server that the client can limit its window (by the means described at the top of this
+// file), which some servers require before they accept.
+func offerDeflate(opts *transport.CompressionOptions) string {
+	if opts.ContextTakeover {
+		return deflateName + "; client_max_window_bits"
+	}
+	return deflateName + "; server_no_context_takeover; client_no_context_takeover; client_max_window_bits"
+}
+
+// checkDeflate is the client's side: it checks the server's Sec-WebSocket-Extensions answer
+// against the offer (none when opts is nil) and returns the agreement. It fails on an
+// extension that was not offered, on permessage-deflate accepted twice, and on an answer
+// with an unknown, repeated or invalid parameter (RFC 7692 section 7), which includes
+// client_max_window_bits without a value. A server that leaves out the
+// server_no_context_takeover the client offered breaks section 7.1.1.1, but is tolerated:
+// the client then keeps its decompressor's context, which is always correct.
+func checkDeflate(lines []string, opts *transport.CompressionOptions) (transport.DeflateParams, error) {
+	var t transport.DeflateParams
+	for _, line := range lines {
+		p := extParser{s: line}
+		for {
+			name, err := p.next()
+			if err != nil {
+				return t, fmt.Errorf("%w: %w", ErrExtension, err)
+			}
+			if name == "" {
+				break
+			}
+			switch {
+			case opts == nil || !strings.EqualFold(name, deflateName):
+				return t, fmt.Errorf("%w: %q", ErrExtension, name)
+			case t.Enabled:
+				return t, fmt.Errorf("%w: %s accepted twice", ErrExtension, deflateName)
+			}
+			d, err := parseDeflate(&p, false)
+			if err != nil {
+				return t, fmt.Errorf("%w: %w", ErrExtension, err)
+			}
+			t = transport.DeflateParams{
+				Enabled:               true,
+				NoContextTakeover:     d.clientNoContextTakeover || !opts.ContextTakeover,
+				PeerNoContextTakeover: d.serverNoContextTakeover,
+				MaxWindowBits:         d.clientMaxWindowBits,
+			}
+		}
+	}
+	return t, nil
+}
