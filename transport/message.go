@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ecows/ecows/frame"
@@ -323,12 +324,49 @@ func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 	}
 	w.op, w.first, w.open, w.buf, w.zerr = op, true, true, w.buf[:0], nil
 	w.utf8.Reset()
-	return w, nil
+	return &messageHandle{w: w, gen: w.gen.Add(1)}, nil
 }
 
-// messageWriter is the io.WriteCloser NextWriter returns.
+// messageHandle is the io.WriteCloser NextWriter returns: one message of the Conn's only
+// message writer. Its generation tells a handle kept after Close from the current one, so
+// that it cannot write into, or end, another goroutine's message.
+type messageHandle struct {
+	w   *messageWriter
+	gen uint64
+}
+
+// Write buffers p and sends full buffers as fragments. Invalid UTF-8 in a text message is
+// refused (nothing of p is taken) and the writer stays usable.
+func (h *messageHandle) Write(p []byte) (int, error) {
+	if h.w.gen.Load() != h.gen {
+		return 0, ErrClosed
+	}
+	return h.w.Write(p)
+}
+
+// ReadFrom copies r into the message until io.EOF, reading straight into the writer's buffer,
+// so io.Copy to a message allocates nothing.
+func (h *messageHandle) ReadFrom(r io.Reader) (int64, error) {
+	if h.w.gen.Load() != h.gen {
+		return 0, ErrClosed
+	}
+	return h.w.readFrom(r)
+}
+
+// Close sends the final fragment and lets other messages go. A text message that ends inside
+// a UTF-8 sequence is completed but reported with frame.ErrInvalidUTF8. Closing again, or
+// after another message has started, returns ErrClosed.
+func (h *messageHandle) Close() error {
+	if h.w.gen.Load() != h.gen {
+		return ErrClosed
+	}
+	return h.w.Close()
+}
+
+// messageWriter is the state of the message being written, reused message after message.
 type messageWriter struct {
 	c     *Conn
+	gen   atomic.Uint64 // counts messages; a handle of an earlier one is stale
 	op    frame.Opcode
 	first bool
 	open  bool
@@ -338,8 +376,6 @@ type messageWriter struct {
 	zerr  error // a compressed message failed part way
 }
 
-// Write buffers p and sends full buffers as fragments. Invalid UTF-8 in a text message is
-// refused (nothing of p is taken) and the writer stays usable.
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.open {
 		return 0, ErrClosed
@@ -366,8 +402,40 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// Close sends the final fragment and lets other messages go. A text message that ends inside
-// a UTF-8 sequence is completed but reported with frame.ErrInvalidUTF8.
+func (w *messageWriter) readFrom(r io.Reader) (int64, error) {
+	if !w.open {
+		return 0, ErrClosed
+	}
+	var total int64
+	for {
+		if len(w.buf) == cap(w.buf) {
+			if err := w.flush(false); err != nil {
+				return total, err
+			}
+		}
+		start := len(w.buf)
+		n, err := r.Read(w.buf[start:cap(w.buf)])
+		if n > 0 && w.op == frame.OpText {
+			v := w.utf8
+			if k, verr := v.Write(w.buf[start : start+n]); verr != nil {
+				// Take the text before the bad byte, and nothing from it on.
+				w.utf8.Write(w.buf[start : start+k])
+				w.buf = w.buf[:start+k]
+				return total + int64(k), frame.ErrInvalidUTF8
+			}
+			w.utf8 = v
+		}
+		w.buf = w.buf[:start+n]
+		total += int64(n)
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
 func (w *messageWriter) Close() error {
 	if !w.open {
 		return ErrClosed
@@ -376,8 +444,10 @@ func (w *messageWriter) Close() error {
 	if err == nil && w.op == frame.OpText {
 		err = w.utf8.Finish()
 	}
-	// w is the Conn's only message writer: once msgMu is free, the next NextWriter reuses it.
+	// w is the Conn's only message writer: once msgMu is free, the next NextWriter reuses it,
+	// and the handle of this message goes stale.
 	w.open = false
+	w.gen.Add(1)
 	w.c.msgMu.Unlock()
 	return err
 }

@@ -192,10 +192,10 @@ func (c *Conn) refreshWriteDeadline() {
 	if c.writeDL == nil || c.writeTimeout <= 0 {
 		return
 	}
-	now := time.Now()
-	if c.wdl.Sub(now) >= c.writeTimeout/2 {
+	// time.Until on a deadline with a monotonic reading costs a clock read, not a time.Now.
+	if time.Until(c.wdl) >= c.writeTimeout/2 {
 		return
 	}
-	c.wdl = now.Add(c.writeTimeout)
+	c.wdl = time.Now().Add(c.writeTimeout)
 	c.writeDL.SetWriteDeadline(c.wdl)
 }

@@ -342,3 +342,71 @@ func TestBufferedBytesReadFirst(t *testing.T) {
 		t.Fatal("addresses")
 	}
 }
+
+func TestStaleMessageWriter(t *testing.T) {
+	client, server := connPair(t, false, nil)
+	w1, _ := client.NextWriter(frame.OpText)
+	io.WriteString(w1, "one")
+	if err := w1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w2, _ := client.NextWriter(frame.OpText)
+	io.WriteString(w2, "tw")
+	// A handle kept past its Close neither writes into nor ends the next message.
+	if _, err := w1.Write([]byte("x")); err != ErrClosed {
+		t.Fatalf("stale Write: %v", err)
+	}
+	if err := w1.Close(); err != ErrClosed {
+		t.Fatalf("stale Close: %v", err)
+	}
+	io.WriteString(w2, "o")
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"one", "two"} {
+		_, msg, err := server.ReadMessage(context.Background(), nil)
+		if err != nil || string(msg) != want {
+			t.Fatalf("%q %v, want %q", msg, err, want)
+		}
+	}
+}
+
+func TestMessageWriterReadFrom(t *testing.T) {
+	client, server := connPair(t, false, &Options{MaxPayloadLen: 1 << 20})
+	src := bytes.Repeat([]byte("streamed κόσμε "), 2000)
+	// io.LimitedReader has no WriteTo, so io.Copy uses the writer's ReadFrom.
+	go func() {
+		w, _ := client.NextWriter(frame.OpText)
+		if n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader(src), N: 1 << 30}); err != nil || n != int64(len(src)) {
+			t.Errorf("io.Copy = %d, %v", n, err)
+		}
+		w.Close()
+		w, _ = client.NextWriter(frame.OpText)
+		if n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader([]byte("ok\xffno")), N: 5}); n != 2 || err != frame.ErrInvalidUTF8 {
+			t.Errorf("invalid text: %d, %v", n, err)
+		}
+		w.Close() // sends the text before the bad byte
+	}()
+	_, msg, err := server.ReadMessage(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, msg, src)
+	if _, msg, err = server.ReadMessage(context.Background(), nil); err != nil || string(msg) != "ok" {
+		t.Fatalf("%q %v", msg, err)
+	}
+	r := bytes.NewReader(nil)
+	lr := &io.LimitedReader{R: r}
+	msg = make([]byte, 0, 256)
+	allocs := testing.AllocsPerRun(100, func() {
+		r.Reset(src[:100])
+		lr.N = 100
+		w, _ := client.NextWriter(frame.OpBinary)
+		io.Copy(w, lr)
+		w.Close()
+		server.ReadMessage(context.Background(), msg[:0])
+	})
+	if allocs > 1 { // the message handle
+		t.Fatalf("%.0f allocs per streamed message", allocs)
+	}
+}

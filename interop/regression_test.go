@@ -1,11 +1,8 @@
-//go:build ecowsbug
-
 package interop
 
-// Failing tests for ecows bugs found by the interop tests; they need -tags ecowsbug so that
-// ci.sh stays green until the library is fixed:
-//
-//	go test -tags ecowsbug -run TestBug -count=1 ./...
+// Regression tests for ecows bugs the interop tests found: a ReadMessage deadline that no one
+// errors.Is check recognised, a data race in the message writer's Close, and a closed message
+// writer that came back to life with the next message.
 
 import (
 	"context"
@@ -18,7 +15,7 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// TestBugReadMessageTimeoutErrorDependsOnTiming: a ReadMessage whose ctx deadline passes is
+// TestRegressionReadMessageTimeoutErrorDependsOnTiming: a ReadMessage whose ctx deadline passes is
 // reported as os.ErrDeadlineExceeded, as context.DeadlineExceeded, or as both, depending on
 // which fires first, so no single errors.Is check recognises the timeout:
 //
@@ -32,7 +29,7 @@ import (
 //
 // The interop echo test met both under load: a resume loop that retried on one of the two
 // errors stopped on the other.
-func TestBugReadMessageTimeoutErrorDependsOnTiming(t *testing.T) {
+func TestRegressionReadMessageTimeoutErrorDependsOnTiming(t *testing.T) {
 	es := startEcowsServer(t, nil)
 	c := dial(t, es.url+"/close-by-peer", largeDial()) // the server sends nothing
 
@@ -57,13 +54,13 @@ func TestBugReadMessageTimeoutErrorDependsOnTiming(t *testing.T) {
 	es.await(t, "/close-by-peer")
 }
 
-// TestBugNextWriterCloseRace: messageWriter.Close unlocks msgMu and then reads w.op and
+// TestRegressionNextWriterCloseRace: messageWriter.Close unlocks msgMu and then reads w.op and
 // w.utf8 (for the final UTF-8 check). Every NextWriter hands out the same *messageWriter
 // (&c.mw), so a NextWriter in another goroutine, which may start as soon as msgMu is free,
 // resets those fields under Close: a data race (run with -race), and Close may then check the
 // wrong message (skip the check, or miss a truncated character). Concurrent message writers
 // are part of the Conn's contract.
-func TestBugNextWriterCloseRace(t *testing.T) {
+func TestRegressionNextWriterCloseRace(t *testing.T) {
 	es := startEcowsServer(t, nil)
 	c := dial(t, es.url+"/echo", largeDial())
 	const writers, each = 4, 50
@@ -100,12 +97,12 @@ func TestBugNextWriterCloseRace(t *testing.T) {
 	es.await(t, "/echo")
 }
 
-// TestBugStaleMessageWriterClosesAnotherMessage: since NextWriter always returns &c.mw, a
+// TestRegressionStaleMessageWriterClosesAnotherMessage: since NextWriter always returns &c.mw, a
 // writer that has been closed comes back to life as soon as any goroutine starts the next
 // message. The common `defer w.Close()` after an explicit Close then ends somebody else's
 // message half-written (it goes out as a complete message) and releases msgMu under its
 // owner, whose next Write fails with ErrClosed. A closed writer should stay closed.
-func TestBugStaleMessageWriterClosesAnotherMessage(t *testing.T) {
+func TestRegressionStaleMessageWriterClosesAnotherMessage(t *testing.T) {
 	es := startEcowsServer(t, nil)
 	c := dial(t, es.url+"/echo", largeDial())
 	first, err := c.NextWriter(frame.OpText)
