@@ -94,12 +94,30 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 		nc.Close()
 		return nil, err
 	}
-	var buffered []byte
-	if brw != nil && brw.Reader != nil && brw.Reader.Buffered() > 0 {
-		buffered, _ = brw.Reader.Peek(brw.Reader.Buffered())
-	}
-	setup := transport.Setup{Subprotocol: subprotocol, Extensions: ext, Buffered: buffered, Deflate: deflate}
+	setup := transport.Setup{Subprotocol: subprotocol, Extensions: ext, Deflate: deflate}
+	hijackedBuffers(brw, &setup)
 	return transport.NewConn(nc, transport.Server, setup, &opts.Options), nil
+}
+
+// hijackedBuffers hands the Conn what net/http's buffers hold: the bytes the client sent
+// right behind its request, and the buffers themselves, which net/http never uses again after
+// a hijack and which would otherwise sit idle for the life of the connection.
+func hijackedBuffers(brw *bufio.ReadWriter, setup *transport.Setup) {
+	if brw == nil {
+		return
+	}
+	if br := brw.Reader; br != nil {
+		if n := br.Buffered(); n > 0 {
+			setup.Buffered, _ = br.Peek(n)
+		} else {
+			// Reset rewinds to the start of the buffer, so Peek(0) returns all of it.
+			br.Reset(nil)
+			setup.ReadBuffer, _ = br.Peek(0)
+		}
+	}
+	if bw := brw.Writer; bw != nil && bw.Buffered() == 0 {
+		setup.WriteBuffer = bw.AvailableBuffer()
+	}
 }
 
 // upgrade clears the deadlines net/http set on the hijacked connection and writes the 101

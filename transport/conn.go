@@ -76,6 +76,11 @@ type Setup struct {
 	Buffered []byte
 	// Deflate is the permessage-deflate agreement, if any; Extensions reports it as text.
 	Deflate DeflateParams
+	// ReadBuffer and WriteBuffer are memory the Conn may take for its buffers instead of
+	// allocating its own, such as net/http's buffers after a hijack, which would otherwise sit
+	// unused for the life of the connection. Each is used when its capacity is large enough;
+	// nothing else may use it afterwards.
+	ReadBuffer, WriteBuffer []byte
 }
 
 // Conn is one WebSocket connection over a byte stream, in either role. It speaks RFC 6455:
@@ -153,9 +158,10 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		c.writeDL = d
 	}
 	size := max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen, len(setup.Buffered))
-	c.rd.buf = make([]byte, size)
-	c.rd.end = copy(c.rd.buf, setup.Buffered)
-	c.wbuf = make([]byte, 0, max(orDefault(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload))
+	c.rd.buf = reuse(setup.ReadBuffer, size)
+	c.rd.end = copy(c.rd.buf, setup.Buffered) // copy moves overlapping bytes correctly
+	wsize := max(orDefault(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
+	c.wbuf = reuse(setup.WriteBuffer, wsize)[:0]
 	if role == Client {
 		var seed [32]byte
 		crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+ crashes instead)
@@ -164,6 +170,14 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 	c.mw.c = c
 	c.initDeflate(setup.Deflate, opts.Compression)
 	return c
+}
+
+// reuse returns b at full capacity when it holds at least size bytes, else a new buffer.
+func reuse(b []byte, size int) []byte {
+	if cap(b) >= size {
+		return b[:cap(b)]
+	}
+	return make([]byte, size)
 }
 
 // orDefault maps a zero option to its default and a negative one to "none" (-1).
