@@ -28,6 +28,14 @@
 //     (ns, B and allocs per message, upgrade excluded).
 //   - BenchmarkMask: ecows frame.Mask against gobwas ws.Cipher and copy(), 4 KiB and 1 MiB.
 //   - BenchmarkUpgrade: the server handshake.
+//   - BenchmarkCompressedEcho (compress_test.go): permessage-deflate on, each library's own
+//     client and server over loopback TCP, one round trip of a 1 KiB JSON document or 64 KiB
+//     of English-like text, with and without context takeover; it reports wireB/msg, the bytes
+//     on the wire per message, and fails if a library did not compress.
+//   - BenchmarkCompressedIdleConn (skipped under -short; run.sh runs it): server heap, stack and
+//     goroutines per idle compressed connection, 1,000 connections per library
+//     (ECOWS_BENCH_IDLECONNS), after one compressed message each way. Run it alone with
+//     go test -run '^$' -bench CompressedIdleConn -benchtime 1x.
 //
 // Nothing heavy (thousands of connections, multi-second load runs) runs under go test: those
 // live in run.sh only. TestEchoServers (`go test ./...`, a few seconds) drives every server

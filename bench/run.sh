@@ -3,16 +3,19 @@
 # cmd/loadgen, cmd/report and the package's test binary, then, round after round, runs
 #   - every load scenario against every echo server, each server in a process of its own and
 #     the one load client in another, libraries interleaved (rotated order each round);
-#   - the in-process benchmarks (BenchmarkEcho128, BenchmarkMask), one pass per round;
-# then the idle-connection memory runs, and writes bench/RESULTS.md (medians over rounds).
+#   - the in-process benchmarks (BenchmarkEcho128, BenchmarkMask, BenchmarkCompressedEcho),
+#     one pass per round;
+# then the idle-connection memory runs (and BenchmarkCompressedIdleConn: IDLE_ZCONNS compressed
+# connections per library, in process), and writes bench/RESULTS.md (medians over rounds).
 #
 #   bench/run.sh quick    # about 3 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
 #   bench/run.sh full     # about 20 minutes: 5 rounds of 1 s + 3 s, idle memory 3 times
 #
 # Environment overrides: ROUNDS, WARMUP, DURATION, BENCHTIME, IDLE_CONNS, IDLE_ROUNDS,
-# SCENARIOS (space-separated names), SERVERS ("lib/shape ..."), RAW_DIR (keep raw results
-# there; default a new temporary directory, printed at the end), OUT (default RESULTS.md),
-# NOTE (a sentence for the report's header, e.g. about other load on the machine).
+# IDLE_ZCONNS (compressed idle connections per library, in process; default 1000), SCENARIOS
+# (space-separated names), SERVERS ("lib/shape ..."), RAW_DIR (keep raw results there; default
+# a new temporary directory, printed at the end), OUT (default RESULTS.md), NOTE (a sentence
+# for the report's header, e.g. about other load on the machine).
 # None of this runs under `go test`: the package's benchmarks stay light for CI.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -105,7 +108,7 @@ la_start=$(loadavg)
 
 for ((round = 1; round <= ROUNDS; round++)); do
 	echo "== round $round/$ROUNDS: in-process benchmarks"
-	"$bin/bench.test" -test.run '^$' -test.bench 'Echo128|Mask' -test.benchmem \
+	"$bin/bench.test" -test.run '^$' -test.bench 'Echo128|Mask|CompressedEcho' -test.benchmem \
 		-test.benchtime "$BENCHTIME" >>"$raw/inproc.txt"
 	for sc in $SCENARIOS; do
 		echo "== round $round/$ROUNDS: $sc"
@@ -128,6 +131,10 @@ for ((round = 1; round <= IDLE_ROUNDS; round++)); do
 			-lib "$lib" -shape "$shape" -round "$round" >>"$raw/idle.jsonl" || true
 		stop_server
 	done
+	echo "== idle compressed connections: ${IDLE_ZCONNS:-1000} per library, in process (round $round/$IDLE_ROUNDS)"
+	ECOWS_BENCH_IDLECONNS=${IDLE_ZCONNS:-1000} "$bin/bench.test" -test.run '^$' \
+		-test.bench 'CompressedIdleConn' -test.benchtime 1x >>"$raw/inproc.txt" ||
+		echo "BenchmarkCompressedIdleConn failed (see $raw/inproc.txt)" >&2
 done
 
 la_end=$(loadavg)

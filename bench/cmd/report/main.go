@@ -1,5 +1,7 @@
 // Command report turns the raw results of bench/run.sh into bench/RESULTS.md: one markdown
-// table with every library's median in each row and ecows's ratio to the best rival.
+// table with every library's median in each row and ecows's ratio to the best rival, then a
+// second one for the compressed benchmarks (BenchmarkCompressedEcho, BenchmarkCompressedIdleConn)
+// when inproc.txt has them.
 //
 //	report -dir RAW -mode quick -out RESULTS.md
 //
@@ -71,6 +73,9 @@ type report struct {
 	// samples[metric][server name] = values, one per round
 	samples map[string]map[string][]float64
 	fails   []string
+	// zlibs are the compressed variants (BenchmarkCompressedEcho, BenchmarkCompressedIdleConn)
+	// in the order the benchmarks ran them; their samples are under "z/..." keys.
+	zlibs []string
 }
 
 func (r *report) add(metric, server string, v float64) {
@@ -171,7 +176,27 @@ func (r *report) readBench(path string) {
 		case parts[0] == "BenchmarkMask" && len(parts) == 3:
 			// Masking has no shape: ecows and gobwas go in their message columns.
 			r.add("mask/"+parts[1], parts[2]+"/message", vals["MB/s"]/1e3)
+		case parts[0] == "BenchmarkCompressedEcho" && len(parts) == 3:
+			r.zlib(parts[2])
+			for unit, key := range map[string]string{"ns/op": "ns", "B/op": "bytes", "allocs/op": "allocs", "wireB/msg": "wire"} {
+				if v, ok := vals[unit]; ok {
+					r.add("z/"+parts[1]+"/"+key, parts[2], v)
+				}
+			}
+		case parts[0] == "BenchmarkCompressedIdleConn" && len(parts) == 2:
+			r.zlib(parts[1])
+			for unit, key := range map[string]string{"heapB/conn": "heap", "stackB/conn": "stack", "goroutines/conn": "goroutines"} {
+				if v, ok := vals[unit]; ok {
+					r.add("z/idle/"+key, parts[1], v)
+				}
+			}
 		}
+	}
+}
+
+func (r *report) zlib(name string) {
+	if !slices.Contains(r.zlibs, name) {
+		r.zlibs = append(r.zlibs, name)
 	}
 }
 
@@ -306,6 +331,7 @@ func (r *report) render(mode string) string {
 	for _, s := range cols {
 		fmt.Fprintf(&b, "- `%s`: %s\n", s.Name(), s.Doc)
 	}
+	r.renderCompression(&b)
 	if len(r.fails) > 0 {
 		b.WriteString("\nFailed runs (left out of the medians):\n\n")
 		for _, f := range r.fails {
@@ -313,6 +339,81 @@ func (r *report) render(mode string) string {
 		}
 	}
 	return b.String()
+}
+
+// renderCompression writes the permessage-deflate section, when the run has its benchmarks:
+// one column per compressed variant, and ecows's ratio to the best rival of the same kind
+// (ecows against gorilla, coder and gws without context takeover; ecows-takeover against
+// coder-takeover and gws-takeover).
+func (r *report) renderCompression(b *bytes.Buffer) {
+	if len(r.zlibs) == 0 {
+		return
+	}
+	f0 := func(v float64) string { return group(int64(math.Round(v))) }
+	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	kib := func(v float64) string { return strconv.FormatFloat(v/1024, 'f', 1, 64) }
+	var rows []row
+	for _, p := range []struct{ key, label string }{{"json-1KiB", "echo 1 KiB JSON"}, {"text-64KiB", "echo 64 KiB text"}} {
+		rows = append(rows,
+			row{key: "z/" + p.key + "/ns", label: p.label + ": ns/op ↓", format: f0},
+			row{key: "z/" + p.key + "/bytes", label: p.label + ": B/op ↓", format: f0},
+			row{key: "z/" + p.key + "/allocs", label: p.label + ": allocs/op ↓", format: f0},
+			row{key: "z/" + p.key + "/wire", label: p.label + ": wire B/msg ↓", format: f0},
+		)
+	}
+	rows = append(rows,
+		row{key: "z/idle/heap", label: "idle compressed conn: heap KiB/conn ↓", format: kib},
+		row{key: "z/idle/stack", label: "idle compressed conn: stack KiB/conn ↓", format: kib},
+		row{key: "z/idle/goroutines", label: "idle compressed conn: goroutines/conn ↓", format: f2},
+	)
+	b.WriteString("\n## Compression (permessage-deflate)\n\n")
+	b.WriteString("In-process benchmarks (`compress_test.go`): each library's own client and server, compression on as its documentation shows, default level (BestSpeed) and threshold; `-takeover` keeps the LZ77 window between messages in both directions (gorilla has no such mode). ")
+	b.WriteString("An echo op is one round trip over loopback TCP (client compresses and writes, server inflates, compresses and writes back, client inflates and checks), so ns, B and allocs per op cover both ends; wire B/msg is what crossed the wire per message per direction, frame headers included. ")
+	b.WriteString("Idle rows: server heap, stack and goroutines per connection after one compressed 1 KiB message each way (raw client, the same for every library). ")
+	b.WriteString("Ratios: ecows against the best of gorilla, coder and gws; ecows-takeover against the best of coder-takeover and gws-takeover.\n\n")
+	b.WriteString("| metric |")
+	for _, l := range r.zlibs {
+		fmt.Fprintf(b, " %s |", l)
+	}
+	b.WriteString(" ecows vs best rival | ecows-takeover vs best rival |\n|---|")
+	for range r.zlibs {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---|---|\n")
+	takeover := func(l string) bool { return strings.HasSuffix(l, "-takeover") }
+	for _, rw := range rows {
+		m := r.samples[rw.key]
+		if m == nil {
+			continue
+		}
+		fmt.Fprintf(b, "| %s |", rw.label)
+		for _, l := range r.zlibs {
+			if v := median(m[l]); !math.IsNaN(v) {
+				fmt.Fprintf(b, " %s |", rw.format(v))
+			} else {
+				b.WriteString(" – |")
+			}
+		}
+		for _, mine := range []string{"ecows", "ecows-takeover"} {
+			own := median(m[mine])
+			best, bestName := math.NaN(), ""
+			for _, l := range r.zlibs {
+				v := median(m[l])
+				if strings.HasPrefix(l, "ecows") || takeover(l) != takeover(mine) || math.IsNaN(v) {
+					continue
+				}
+				if bestName == "" || better(v, best, rw.higher) {
+					best, bestName = v, l
+				}
+			}
+			if math.IsNaN(own) || bestName == "" {
+				b.WriteString(" – |")
+				continue
+			}
+			fmt.Fprintf(b, " %s (%s) |", ratioText(own, best, rw.higher), bestName)
+		}
+		b.WriteString("\n")
+	}
 }
 
 func or(s, def string) string {
