@@ -62,6 +62,11 @@ func TestChromium(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(profile) }) // after the process cleanup below has killed it
 	pageURL := es.httpURL() + "/?wss=" + url.QueryEscape(es.tlsURL)
+	compressServers := map[string]*compressServer{}
+	for _, m := range compressModes {
+		compressServers[m.name] = startCompressServer(t, m.opts)
+		pageURL += "&compress." + m.name + "=" + url.QueryEscape(compressServers[m.name].url)
+	}
 	p := startProc(t, nil, chromium,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -89,6 +94,16 @@ func TestChromium(t *testing.T) {
 			}
 			if t.Failed() {
 				t.Logf("page saw: %v", results[name])
+			}
+		})
+	}
+	for _, m := range compressModes {
+		t.Run("PeerClientToEcowsServer/compress/"+m.name, func(t *testing.T) {
+			r := results["compress/"+m.name]
+			r.verify(t, "compress-negotiated", "compress-echo", "compress-echo-binary")
+			checkCompressEcho(t, compressServers[m.name].await(t), 2)
+			if t.Failed() {
+				t.Logf("page saw: %v", r)
 			}
 		})
 	}

@@ -44,15 +44,23 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	origin := fs.String("origin", "", "send `origin` as the Origin header, as a browser page would")
 	insecure := fs.Bool("insecure", false, "skip TLS certificate verification (wss:// to test servers)")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the opening handshake")
+	compress := compressFlag(fs)
 	pos, err := parse(fs, args, "URL")
 	if err != nil {
 		return exitCode("dial", err, stderr)
+	}
+	compression, ok := compressOptions(*compress)
+	if !ok {
+		return exitCode("dial", usagef(fs, "-compress must be %s, not %q", compressValues, *compress), stderr)
 	}
 	if u, err := url.Parse(pos[0]); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return exitCode("dial", usagef(fs, "URL must be ws://host/path or wss://host/path, not %q", pos[0]), stderr)
 	}
 	opts := &handshake.DialOptions{
-		Options:            transport.Options{MaxPayloadLen: dialMaxPayload, MaxMessageLen: dialMaxPayload},
+		Options: transport.Options{
+			MaxPayloadLen: dialMaxPayload, MaxMessageLen: dialMaxPayload,
+			Compression: compression,
+		},
 		Header:             header,
 		Origin:             *origin,
 		InsecureSkipVerify: *insecure,
@@ -79,8 +87,15 @@ func dial(ctx context.Context, uri string, opts *handshake.DialOptions, in io.Re
 	}
 	defer c.CloseNow()
 	w := &lineWriter{w: out}
+	var agreed []string
 	if p := c.Subprotocol(); p != "" {
-		w.printf("* connected to %s (subprotocol %s)", uri, p)
+		agreed = append(agreed, "subprotocol "+p)
+	}
+	if e := c.Extensions(); e != "" {
+		agreed = append(agreed, "extensions "+e)
+	}
+	if len(agreed) > 0 {
+		w.printf("* connected to %s (%s)", uri, strings.Join(agreed, ", "))
 	} else {
 		w.printf("* connected to %s", uri)
 	}

@@ -3,8 +3,8 @@
 //
 // Usage:
 //
-//	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-log-level info]
-//	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s]
+//	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-compress off] [-log-level info]
+//	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s] [-compress off]
 //	ecows bench URL [-c 64] [-size 1024] [-duration 10s] [-window 16]
 //
 // Serve runs an echo server built from the library's router and middleware (Recover, Logger,
@@ -12,11 +12,14 @@
 // binary frame goes back as it came, so messages come back whole, fragmented or not. A page at
 // / opens a WebSocket to the echo path from a browser. SIGINT or SIGTERM sends 1001 Going Away
 // to every client and stops the server within 5 seconds. It prints the URLs it serves, with
-// the real port when -addr asks for port 0.
+// the real port when -addr asks for port 0. With -compress on (or takeover, which keeps the
+// compression context between messages) it agrees to permessage-deflate, and a message that
+// came in one frame goes back compressed; fragments still go back frame by frame.
 //
 // Dial connects to a WebSocket server and sends each line of standard input as a text
 // message; "/ping [data]" sends a ping and "/close [code] [reason]" closes ("//x" sends the
-// text "/x"). Every frame received is printed on a line of its own:
+// text "/x"). -compress offers permessage-deflate, and the extensions the server agreed to
+// are printed with the subprotocol on the first line. Every frame received is printed on a line of its own:
 //
 //	< text: hello
 //	< binary: 3 bytes 010203

@@ -43,6 +43,7 @@ type serveConfig struct {
 	rate       float64       // data frames per second per connection; 0 for no limit
 	maxPayload int64         // largest message and frame accepted
 	keepalive  time.Duration // ping interval; 0 for none
+	compress   *transport.CompressionOptions
 	log        zerolog.Logger
 }
 
@@ -54,12 +55,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Float64Var(&cfg.rate, "rate", 0, "limit each connection to `N` data frames per second, closing it with 1008 beyond (0: no limit)")
 	fs.Int64Var(&cfg.maxPayload, "max-payload", 1<<20, "largest message or frame accepted, in `bytes`; larger ones close with 1009")
 	fs.DurationVar(&cfg.keepalive, "keepalive", 30*time.Second, "ping each client this often and drop it after two silent intervals (0: off)")
+	compress := compressFlag(fs)
 	logLevel := fs.String("log-level", "info", "log `level` on stderr: debug (every frame), info (connections), warn, error or disabled")
 	_, err := parse(fs, args)
 	if err == nil {
 		var lvl zerolog.Level
 		lvl, err = zerolog.ParseLevel(*logLevel)
+		var okCompress bool
+		cfg.compress, okCompress = compressOptions(*compress)
 		switch {
+		case !okCompress:
+			err = usagef(fs, "-compress must be %s, not %q", compressValues, *compress)
 		case err != nil || *logLevel == "":
 			err = usagef(fs, "-log-level must be trace, debug, info, warn, error or disabled, not %q", *logLevel)
 		case !strings.HasPrefix(cfg.path, "/") || cfg.path == "/":
@@ -117,7 +123,10 @@ func listen(cfg serveConfig) (*server, error) {
 	s.ws.Mount(mux, cfg.path, echoHandler(cfg), &handshake.ServerOptions{
 		// The Conn's limits bound memory; MaxPayload in echoHandler applies -max-payload
 		// when it is below them.
-		Options: transport.Options{MaxPayloadLen: limit, MaxMessageLen: max(limit, transport.DefaultMaxMessageLen)},
+		Options: transport.Options{
+			MaxPayloadLen: limit, MaxMessageLen: max(limit, transport.DefaultMaxMessageLen),
+			Compression: cfg.compress,
+		},
 	})
 	s.http = &http.Server{
 		Handler:           mux,
@@ -130,14 +139,22 @@ func listen(cfg serveConfig) (*server, error) {
 }
 
 // echoHandler echoes every data frame as it comes, with its opcode and fin bit, so messages
-// go back whole, fragmented as they came. Pings are answered by AutoPong and a close frame by
-// the Conn.
+// go back whole, fragmented as they came. SendFrame never compresses: when permessage-deflate
+// was negotiated, a message that came in one frame goes back through WriteMessage, which
+// compresses it, and only fragments go back through SendFrame. Pings are answered by AutoPong
+// and a close frame by the Conn.
 func echoHandler(cfg serveConfig) middleware.ConnHandler {
 	echo := middleware.HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f frame.Frame) error {
 		if !f.Opcode.IsData() {
 			return nil
 		}
-		if _, err := c.SendFrame(f.Fin, f.Opcode, f.Payload); err != nil && !errors.Is(err, transport.ErrClosed) {
+		var err error
+		if f.Fin && f.Opcode != frame.OpContinuation && deflateNegotiated(c.Extensions()) {
+			_, err = c.WriteMessage(f.Opcode, f.Payload)
+		} else {
+			_, err = c.SendFrame(f.Fin, f.Opcode, f.Payload)
+		}
+		if err != nil && !errors.Is(err, transport.ErrClosed) {
 			return err
 		}
 		return nil // after our close frame (shutdown), reading goes on to the client's answer

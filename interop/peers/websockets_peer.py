@@ -11,6 +11,7 @@ events. The request path chooses a server's behaviour; README.md describes the s
 
 import asyncio
 import json
+import os
 import ssl
 import sys
 
@@ -33,6 +34,26 @@ BINARY_SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
 INVALID_UTF8 = b"ok \xff\xfe bad"
 TIMEOUT = 15
 OP_TEXT = 0x1
+# The compress scenario (compress_test.go): message sizes, and the bomb of zeros.
+COMPRESS_TEXT_SIZES = [0, 10, 600, 5000, 40000, 70000, 300000]
+COMPRESS_BINARY_SIZES = [5 << 10, 70 << 10]
+BOMB_SIZE = 1 << 20
+
+
+def compress_messages():
+    """The compress scenario's messages: texts that compress well, then random binaries."""
+    msgs = []
+    for n in COMPRESS_TEXT_SIZES:
+        parts, size, i = [], 0, 0
+        while size < n:
+            part = f'{{"id":{i},"user":"user{i % 50}","text":"hello world {i % 9}"}},'
+            parts.append(part)
+            size += len(part)
+            i += 1
+        msgs.append("".join(parts)[:n])
+    for n in COMPRESS_BINARY_SIZES:
+        msgs.append(os.urandom(n))
+    return msgs
 
 
 def emit(**ev):
@@ -123,6 +144,13 @@ async def serve(ws, path):
             await ws.wait_closed()
         elif behaviour == "big-fragmented":
             await ws.send(thirds(pattern(FRAG_BINARY_LEN)))
+            await ws.wait_closed()
+        elif behaviour == "compress":
+            emit(ev="proto", path=path, detail=ws.response_headers.get("Sec-WebSocket-Extensions", ""))
+            async for msg in ws:
+                await ws.send(msg)
+        elif behaviour == "compress-bomb":
+            await ws.send(bytes(BOMB_SIZE))
             await ws.wait_closed()
         else:
             emit(ev="error", path=path, detail="unknown behaviour")
@@ -240,6 +268,31 @@ async def client(url, scenario, ca_file):
         await ws.send(pattern(OVERSIZE))
         await ws.wait_closed()
         emit(**closed_event(ws))
+    elif scenario in ("compress", "compress-bomb"):
+        ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+        emit(ev="proto", detail=ext)
+        check("compress-negotiated", "permessage-deflate" in ext, ext)
+        if scenario == "compress-bomb":
+            await ws.send(bytes(BOMB_SIZE))
+            await ws.wait_closed()
+            emit(**closed_event(ws))
+        else:
+            ok, detail = True, ""
+            for _ in range(2):
+                for msg in compress_messages():
+                    await ws.send(msg)
+                    try:
+                        got = await asyncio.wait_for(ws.recv(), TIMEOUT)
+                    except (ConnectionClosed, asyncio.TimeoutError) as exc:
+                        ok, detail = False, repr(exc)
+                        break
+                    if got != msg:
+                        ok, detail = False, f"echo of {len(msg)} differs"
+                        break
+                if not ok:
+                    break
+            check("compress-echo", ok, detail)
+            await close_with(1000, "done")
     else:
         emit(ev="error", detail=f"unknown scenario {scenario}")
 

@@ -29,6 +29,16 @@ const LARGE_LIMIT = 2 << 20;
 const BINARY_SIZES = [0, 125, 126, 65535, 65536, 1 << 20];
 const INVALID_UTF8 = Buffer.from('ok \xff\xfe bad', 'latin1');
 const TIMEOUT_MS = 15000;
+// The compress scenario (compress_test.go): message sizes, and the bomb of zeros.
+const COMPRESS_TEXT_SIZES = [0, 10, 600, 5000, 40000, 70000, 300000];
+const COMPRESS_BINARY_SIZES = [5 << 10, 70 << 10];
+const BOMB_SIZE = 1 << 20;
+// The ws servers of the compress scenario, by the second segment of /compress/VARIANT.
+const COMPRESS_SERVERS = {
+  default: true,
+  'no-context-takeover': { serverNoContextTakeover: true, clientNoContextTakeover: true },
+  'window-bits-10': { clientMaxWindowBits: 10, serverMaxWindowBits: 10 },
+};
 
 function emit(ev) {
   process.stdout.write(JSON.stringify(ev) + '\n');
@@ -95,6 +105,19 @@ async function expectMessage(box, name, isBinary, want) {
   check(name, ok, m.closed ? `closed ${m.closed.code}` : `got binary=${m.isBinary} ${m.data.length} bytes`);
 }
 
+// compressMessages returns the compress scenario's messages: texts that compress well, then
+// random binaries.
+function compressMessages() {
+  const msgs = [];
+  for (const n of COMPRESS_TEXT_SIZES) {
+    let t = '';
+    for (let i = 0; t.length < n; i++) t += `{"id":${i},"user":"user${i % 50}","text":"hello world ${i % 9}"},`;
+    msgs.push({ data: Buffer.from(t.slice(0, n)), isBinary: false });
+  }
+  for (const n of COMPRESS_BINARY_SIZES) msgs.push({ data: require('crypto').randomBytes(n), isBinary: true });
+  return msgs;
+}
+
 // ---- server ----
 
 function serve(ws, path, behaviour) {
@@ -142,6 +165,13 @@ function serve(ws, path, behaviour) {
     case 'big-fragmented':
       sendParts(ws, thirds(pattern(FRAG_BINARY_LEN)), true);
       break;
+    case 'compress':
+      emit({ ev: 'proto', path, detail: ws.extensions });
+      echo();
+      break;
+    case 'compress-bomb':
+      ws.send(Buffer.alloc(BOMB_SIZE), { binary: true, compress: true });
+      break;
     default:
       emit({ ev: 'error', path, detail: 'unknown behaviour' });
   }
@@ -152,10 +182,15 @@ function server(certFile, keyFile) {
   // first offer, which is what the tests check.
   const large = new WebSocketServer({ noServer: true, maxPayload: LARGE_LIMIT });
   const small = new WebSocketServer({ noServer: true, maxPayload: SMALL_LIMIT });
+  const compress = {};
+  for (const [name, perMessageDeflate] of Object.entries(COMPRESS_SERVERS)) {
+    compress[name] = new WebSocketServer({ noServer: true, maxPayload: LARGE_LIMIT, perMessageDeflate });
+  }
   const onUpgrade = (req, socket, head) => {
     const path = new URL(req.url, 'http://peer').pathname;
     const behaviour = path.split('/')[1];
-    const wss = behaviour === 'small' ? small : large;
+    let wss = behaviour === 'small' ? small : large;
+    if (behaviour === 'compress' || behaviour === 'compress-bomb') wss = compress[path.split('/')[2]] || compress.default;
     wss.handleUpgrade(req, socket, head, (ws) => serve(ws, path, behaviour));
   };
   const plain = http.createServer();
@@ -173,6 +208,7 @@ function server(certFile, keyFile) {
 
 async function client(url, scenario, caFile) {
   const opts = { maxPayload: scenario === 'too-big-for-peer' ? SMALL_LIMIT : LARGE_LIMIT };
+  if (scenario.startsWith('compress')) opts.perMessageDeflate = { threshold: 0 };
   if (url.startsWith('wss:')) opts.ca = fs.readFileSync(caFile);
   const protocols = scenario === 'subprotocol' ? [PROTO1, PROTO2] : [];
   const ws = new WebSocket(url, protocols, opts);
@@ -255,6 +291,32 @@ async function client(url, scenario, caFile) {
       ws.send(pattern(OVERSIZE));
       emit({ ev: 'closed', ...(await box.untilClosed()) });
       break;
+    case 'compress':
+    case 'compress-bomb': {
+      emit({ ev: 'proto', detail: ws.extensions });
+      check('compress-negotiated', ws.extensions.includes('permessage-deflate'), ws.extensions);
+      if (scenario === 'compress-bomb') {
+        ws.send(Buffer.alloc(BOMB_SIZE), { binary: true, compress: true });
+        emit({ ev: 'closed', ...(await box.untilClosed()) });
+        break;
+      }
+      let ok = true;
+      let detail = '';
+      for (let round = 0; round < 2 && ok; round++) {
+        for (const m of compressMessages()) {
+          ws.send(m.data, { binary: m.isBinary, compress: true });
+          const got = await box.next();
+          if (got.closed || got.isBinary !== m.isBinary || Buffer.compare(got.data, m.data) !== 0) {
+            ok = false;
+            detail = got.closed ? `closed ${got.closed.code}` : `echo of ${m.data.length} bytes differs`;
+            break;
+          }
+        }
+      }
+      check('compress-echo', ok, detail);
+      await closeWith(1000, 'done');
+      break;
+    }
     default:
       emit({ ev: 'error', detail: `unknown scenario ${scenario}` });
   }
