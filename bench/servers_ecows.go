@@ -9,8 +9,9 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// ecows, as README.md and examples/echo show it: Upgrade, then ReadMessage into a reused
-// buffer and WriteMessage; or NextReader and NextWriter joined by io.Copy for large messages.
+// ecows, as README.md and examples/echo show it: Upgrade, then, on a goroutine of its own so
+// that the HTTP handler returns, ReadMessage into a reused buffer and WriteMessage; or
+// NextReader and NextWriter joined by io.Copy for large messages.
 // Both limits are raised to MaxMessage (the defaults are 64 KiB frames and 1 MiB messages).
 
 var ecowsOptions = &handshake.ServerOptions{Options: transport.Options{
@@ -29,19 +30,23 @@ func ecowsMessage() http.Handler {
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
-		var buf []byte
-		for {
-			op, msg, err := c.ReadMessage(context.Background(), buf[:0])
-			if err != nil {
-				return
-			}
-			if _, err := c.WriteMessage(op, msg); err != nil {
-				return
-			}
-			buf = msg
-		}
+		go echoMessages(c)
 	})
+}
+
+func echoMessages(c *transport.Conn) {
+	defer c.CloseNow()
+	var buf []byte
+	for {
+		op, msg, err := c.ReadMessage(context.Background(), buf[:0])
+		if err != nil {
+			return
+		}
+		if _, err := c.WriteMessage(op, msg); err != nil {
+			return
+		}
+		buf = msg
+	}
 }
 
 func ecowsStream() http.Handler {
@@ -50,24 +55,28 @@ func ecowsStream() http.Handler {
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
-		ctx := context.Background()
-		for {
-			op, mr, err := c.NextReader(ctx)
-			if err != nil {
-				return
-			}
-			mw, err := c.NextWriter(op)
-			if err != nil {
-				return
-			}
-			if _, err := io.Copy(mw, mr); err != nil {
-				mw.Close()
-				return
-			}
-			if err := mw.Close(); err != nil {
-				return
-			}
-		}
+		go echoStreams(c)
 	})
+}
+
+func echoStreams(c *transport.Conn) {
+	defer c.CloseNow()
+	ctx := context.Background()
+	for {
+		op, mr, err := c.NextReader(ctx)
+		if err != nil {
+			return
+		}
+		mw, err := c.NextWriter(op)
+		if err != nil {
+			return
+		}
+		if _, err := io.Copy(mw, mr); err != nil {
+			mw.Close()
+			return
+		}
+		if err := mw.Close(); err != nil {
+			return
+		}
+	}
 }

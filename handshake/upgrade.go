@@ -60,7 +60,9 @@ var defaultServerOptions ServerOptions
 // matching one of the Err variables. Otherwise Upgrade takes over the connection from net/http
 // (through http.ResponseController, so wrappers with an Unwrap method work), clears its
 // deadlines, writes the 101 response and hands the Conn any bytes the client sent right after
-// its request. The handler owns the Conn from then on, and must not use w again. When the
+// its request. The handler owns the Conn from then on, and must not use w again; the Conn
+// outlives the request, so the handler may serve it from a goroutine of its own and return,
+// which lets net/http free what it keeps per request (router.Handler does). When the
 // hijack fails the error matches ErrNotHijackable; when writing the 101 response fails the
 // connection is closed and the network error is returned, wrapped.
 //

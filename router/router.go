@@ -38,7 +38,9 @@ func (rt *Router) Mount(r chi.Router, pattern string, h middleware.ConnHandler, 
 }
 
 // Handler returns the http.Handler Mount installs, for use with any router or mux. A
-// request that arrives after Shutdown has begun gets 503 Service Unavailable.
+// request that arrives after Shutdown has begun gets 503 Service Unavailable. Each connection
+// is served on a goroutine of its own and the HTTP handler returns at once, so that net/http
+// can free what it keeps per request while the connection lives on.
 func (rt *Router) Handler(h middleware.ConnHandler, opts *handshake.ServerOptions) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !rt.enter() {
@@ -46,27 +48,39 @@ func (rt *Router) Handler(h middleware.ConnHandler, opts *handshake.ServerOption
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 			return
 		}
-		defer rt.wg.Done()
 		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
+			rt.wg.Done()
 			return // Upgrade has answered the request
 		}
 		if !rt.track(c, true) {
 			go c.Close(frame.CloseGoingAway, "server shutting down") // Shutdown began mid-upgrade
 		}
-		defer rt.track(c, false)
-		// The connection outlives the request: keep the request's values (chi's URL params,
-		// request id, loggers) but not its cancellation, which http.TimeoutHandler or chi's
-		// Timeout middleware would fire while the connection is still in use.
-		ctx := context.WithoutCancel(r.Context())
-		ctx = middleware.WithConnInfo(ctx, middleware.ConnInfo{
-			Route:     routePattern(r),
-			RequestID: chimw.GetReqID(r.Context()),
-		})
-		ctx = context.WithValue(ctx, requestKey{}, r)
-		h.ServeConn(ctx, c) // what ended the connection is the handler's to log (middleware.Logger)
-		c.CloseNow()
+		ctx := connContext(r)
+		go func() {
+			defer rt.wg.Done()
+			defer rt.track(c, false)
+			h.ServeConn(ctx, c) // what ended the connection is the handler's to log (middleware.Logger)
+			c.CloseNow()
+		}()
 	}
+}
+
+// connContext returns the context a connection is served with. The connection outlives the
+// request: it keeps the request's values (URL params, request id, loggers) but not its
+// cancellation, which http.TimeoutHandler or chi's Timeout middleware would fire while the
+// connection is in use, and it holds a copy of chi's routing context, which chi puts back in
+// a pool for other requests once the HTTP handler returns.
+func connContext(r *http.Request) context.Context {
+	ctx := context.WithoutCancel(r.Context())
+	if rc := chi.RouteContext(ctx); rc != nil {
+		ctx = context.WithValue(ctx, chi.RouteCtxKey, rc.Clone())
+	}
+	ctx = middleware.WithConnInfo(ctx, middleware.ConnInfo{
+		Route:     routePattern(r),
+		RequestID: chimw.GetReqID(ctx),
+	})
+	return context.WithValue(ctx, requestKey{}, r.WithContext(ctx))
 }
 
 // enter counts a request in unless Shutdown has begun.
@@ -150,7 +164,8 @@ func (rt *Router) ShuttingDown() <-chan struct{} { return rt.shutdown }
 type requestKey struct{}
 
 // Request returns the upgrade request of the connection whose handler ctx belongs to, or nil.
-// chi.URLParamFromCtx(ctx, name) reads URL parameters from the same ctx.
+// Its context is ctx, so chi.URLParam(Request(ctx), name) and chi.URLParamFromCtx(ctx, name)
+// both read the connection's own copy of the URL parameters.
 func Request(ctx context.Context) *http.Request {
 	r, _ := ctx.Value(requestKey{}).(*http.Request)
 	return r

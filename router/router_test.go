@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -282,4 +284,34 @@ func TestJSONEndpoint(t *testing.T) {
 	if transport.CloseStatus(err) != frame.CloseInvalidPayload {
 		t.Fatalf("bad JSON: %v", err)
 	}
+}
+
+// TestParamsOutliveTheHandler checks that a connection keeps its own URL parameters after its
+// HTTP handler has returned and chi has reused its pooled routing context for other requests.
+func TestParamsOutliveTheHandler(t *testing.T) {
+	ws := New()
+	r := chi.NewRouter()
+	ws.Mount(r, "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+		a, b := chi.URLParamFromCtx(ctx, "id"), chi.URLParam(Request(ctx), "id")
+		_, err := c.WriteMessage(frame.OpText, []byte(a+","+b+","+middleware.ConnInfoFrom(ctx).Route))
+		return err
+	}), nil)
+	r.Get("/other/{id}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, chi.URLParam(r, "id")) })
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	defer ws.Shutdown(context.Background())
+
+	c := dial(t, wsURL(srv, "/rooms/first"), nil)
+	for i := range 50 { // recycle chi's routing contexts
+		res, err := http.Get(srv.URL + "/other/" + strconv.Itoa(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	if got := roundTrip(t, c, "which room?"); got != "first,first,/rooms/{id}" {
+		t.Fatalf("got %q", got)
+	}
+	c.Close(frame.CloseNormal, "")
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/transport"
 )
 
 func main() {
@@ -19,6 +20,10 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Upgrade has answered with an error status
 	}
+	go serve(c) // the connection outlives the request: let net/http free the request's state
+}
+
+func serve(c *transport.Conn) {
 	defer c.CloseNow()
 	var buf []byte
 	for {
