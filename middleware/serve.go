@@ -127,15 +127,25 @@ func endStatus(ctx context.Context, err error) (frame.CloseCode, string) {
 }
 
 // readStatus is the status of a connection whose reading ended with err.
-func readStatus(ctx context.Context, err error) closeStatus {
+// carried returns the close code and reason err carries, as a *transport.CloseError or a
+// *frame.ProtocolError (which a DecodeError may wrap).
+func carried(err error) (closeStatus, bool) {
 	var ce *transport.CloseError
+	if errors.As(err, &ce) {
+		return closeStatus{ce.Code, ce.Reason}, true
+	}
 	var pe *frame.ProtocolError
-	switch {
-	case errors.As(err, &ce):
-		return closeStatus{ce.Code, ce.Reason}
-	case errors.As(err, &pe):
-		return closeStatus{pe.Code, pe.Reason}
-	case errors.Is(err, transport.ErrClosed) && ctx.Err() != nil:
+	if errors.As(err, &pe) {
+		return closeStatus{pe.Code, pe.Reason}, true
+	}
+	return closeStatus{}, false
+}
+
+func readStatus(ctx context.Context, err error) closeStatus {
+	if st, ok := carried(err); ok {
+		return st
+	}
+	if errors.Is(err, transport.ErrClosed) && ctx.Err() != nil {
 		return closeStatus{frame.CloseGoingAway, "going away"}
 	}
 	// The stream ended without a close handshake this loop took part in.
@@ -177,16 +187,10 @@ func closeFor(ctx context.Context, c *transport.Conn, err error, end *closeStatu
 // sentStatus returns the close code and reason for err: those of a *transport.CloseError or
 // *frame.ProtocolError in it, 1007 for a DecodeError without one, and 1011 otherwise.
 func sentStatus(err error) (frame.CloseCode, string) {
-	code, reason := transport.CloseStatus(err), ""
-	var ce *transport.CloseError
-	var pe *frame.ProtocolError
+	st, _ := carried(err)
+	code, reason := st.code, st.reason
 	var de *DecodeError
-	switch {
-	case errors.As(err, &ce):
-		reason = ce.Reason
-	case errors.As(err, &pe):
-		reason = pe.Reason
-	case errors.As(err, &de):
+	if code == 0 && errors.As(err, &de) {
 		code, reason = frame.CloseInvalidPayload, truncate(de.Error())
 	}
 	if !code.Valid() {
