@@ -101,9 +101,9 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 	return transport.NewConn(nc, transport.Server, setup, &opts.Options), nil
 }
 
-// hijackedBuffers hands the Conn what net/http's buffers hold: the bytes the client sent
-// right behind its request, and the buffers themselves, which net/http never uses again after
-// a hijack and which would otherwise sit idle for the life of the connection.
+// hijackedBuffers hands the Conn the bytes the client sent right behind its request, which
+// net/http's reader holds. The buffers themselves are left to the garbage collector: the Conn
+// borrows pooled buffers only while data moves.
 func hijackedBuffers(brw *bufio.ReadWriter, setup *transport.Setup) {
 	if brw == nil {
 		return
@@ -111,14 +111,7 @@ func hijackedBuffers(brw *bufio.ReadWriter, setup *transport.Setup) {
 	if br := brw.Reader; br != nil {
 		if n := br.Buffered(); n > 0 {
 			setup.Buffered, _ = br.Peek(n)
-		} else {
-			// Reset rewinds to the start of the buffer, so Peek(0) returns all of it.
-			br.Reset(nil)
-			setup.ReadBuffer, _ = br.Peek(0)
 		}
-	}
-	if bw := brw.Writer; bw != nil && bw.Buffered() == 0 {
-		setup.WriteBuffer = bw.AvailableBuffer()
 	}
 }
 

@@ -7,18 +7,20 @@ import (
 	"github.com/ecows/ecows/frame"
 )
 
-// readControl reads the rest of the current control frame's payload into the control buffer.
+// readControl reads the current control frame's payload, whole, into the read buffer and
+// returns it there: it is valid until the next read from the stream.
 func (c *Conn) readControl() ([]byte, error) {
 	r := &c.rd
-	payload := r.ctrl[:r.hdr.Length]
-	for r.got < len(payload) {
-		n, err := c.readPayload(payload[r.got:])
-		r.got += n
-		if err != nil {
-			return nil, err
-		}
+	n := int(r.hdr.Length)
+	if err := c.fill(n); err != nil {
+		return nil, err
 	}
-	r.got, r.inFrame = 0, false
+	payload := r.buf[r.pos : r.pos+n]
+	r.pos += n
+	if err := c.consumed(payload); err != nil {
+		return nil, err
+	}
+	r.inFrame = false
 	return payload, nil
 }
 
@@ -64,7 +66,8 @@ func (c *Conn) recvClose(code frame.CloseCode, reason string) {
 	c.recvOnce.Do(func() { close(c.closeRecv) })
 	c.wmu.Lock()
 	if !c.closeSent.Load() && c.werr == nil {
-		echo, _ := frame.AppendClose(c.cbuf[:0], code, "")
+		var b [frame.MaxControlPayload]byte
+		echo, _ := frame.AppendClose(b[:0], code, "")
 		c.writeFrame(true, frame.OpClose, echo)
 	}
 	c.wmu.Unlock()
@@ -102,7 +105,8 @@ func (c *Conn) fail(err error) error {
 	if pe, ok := err.(*frame.ProtocolError); ok {
 		c.wmu.Lock()
 		if !c.closeSent.Load() && c.werr == nil {
-			payload, _ := frame.AppendClose(c.cbuf[:0], pe.Code, pe.Reason)
+			var b [frame.MaxControlPayload]byte
+			payload, _ := frame.AppendClose(b[:0], pe.Code, pe.Reason)
 			c.writeFrame(true, frame.OpClose, payload)
 		}
 		c.wmu.Unlock()
@@ -193,7 +197,8 @@ func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bo
 	if c.closeSent.Load() {
 		return 0, false, ErrClosed
 	}
-	payload, err := frame.AppendClose(c.cbuf[:0], code, reason)
+	var b [frame.MaxControlPayload]byte
+	payload, err := frame.AppendClose(b[:0], code, reason)
 	if err != nil {
 		return 0, true, err
 	}

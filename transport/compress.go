@@ -405,10 +405,14 @@ func (c *Conn) releaseInflater() {
 	}
 }
 
-// unlockRead releases rmu, and the inflater once the read side has ended.
+// unlockRead releases rmu, and the inflater and the read buffer once the read side has
+// ended.
 func (c *Conn) unlockRead() {
-	if c.rd.z != nil && c.rd.err != nil {
-		c.rd.z.close()
+	if c.rd.err != nil {
+		if c.rd.z != nil {
+			c.rd.z.close()
+		}
+		c.rd.release()
 	}
 	c.rmu.Unlock()
 }
@@ -561,9 +565,9 @@ func (c *Conn) zReadInto(dst []byte) ([]byte, error) {
 		n, err := c.zRead(dst[len(dst):cap(dst)])
 		return dst[:len(dst)+n], err
 	}
-	n, err := c.zRead(c.rd.ctrl[:1])
+	n, err := c.zRead(c.rd.one[:])
 	if n == 1 {
-		dst = append(c.zGrow(dst), c.rd.ctrl[0])
+		dst = append(c.zGrow(dst), c.rd.one[0])
 	}
 	return dst, err
 }

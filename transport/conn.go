@@ -49,7 +49,9 @@ type Options struct {
 	// MaxMessageLen caps a reassembled message received (default 1 MiB, or MaxPayloadLen if
 	// that is larger), checked frame by frame as fragments arrive.
 	MaxMessageLen int64
-	// ReadBufferSize and WriteBufferSize size the Conn's buffers (default 4096 each).
+	// ReadBufferSize and WriteBufferSize size the Conn's buffers (default 4096 each). The
+	// buffers are borrowed from pools while data moves, and given back when the Conn waits,
+	// so an idle connection holds none.
 	ReadBufferSize, WriteBufferSize int
 	// WriteTimeout bounds each write to the network (default 10 s). A write that times out
 	// leaves the stream broken, so the Conn closes.
@@ -76,11 +78,6 @@ type Setup struct {
 	Buffered []byte
 	// Deflate is the permessage-deflate agreement, if any; Extensions reports it as text.
 	Deflate DeflateParams
-	// ReadBuffer and WriteBuffer are memory the Conn may take for its buffers instead of
-	// allocating its own, such as net/http's buffers after a hijack, which would otherwise sit
-	// unused for the life of the connection. Each is used when its capacity is large enough;
-	// nothing else may use it afterwards.
-	ReadBuffer, WriteBuffer []byte
 }
 
 // Conn is one WebSocket connection over a byte stream, in either role. It speaks RFC 6455:
@@ -106,21 +103,20 @@ type Conn struct {
 	subprotocol  string
 	extensions   string
 
-	rmu sync.Mutex
-	rd  reader
+	rmu   sync.Mutex
+	rd    reader
+	rsize int // read buffer size
 
-	wmu     sync.Mutex // guards the fields below and every write to rwc
-	wbuf    []byte
-	wvec    net.Buffers
-	wvecArr [2][]byte
-	cbuf    [frame.MaxControlPayload]byte
-	wdl     time.Time
-	wOpen   bool // a fragmented message is in progress on the write side
-	werr    error
-	rng     *rand.ChaCha8
-	msgMu   sync.Mutex // held by a message writer from its first frame to its last
-	mw      messageWriter
-	zw      *deflater // permessage-deflate's send side, nil when not negotiated
+	wmu   sync.Mutex // guards the fields below and every write to rwc
+	wsize int        // write buffer size
+	wv    *vecWriter // for payloads larger than the write buffer, made on first use
+	wdl   time.Time
+	wOpen bool // a fragmented message is in progress on the write side
+	werr  error
+	rng   *rand.ChaCha8
+	msgMu sync.Mutex // held by a message writer from its first frame to its last
+	mw    messageWriter
+	zw    *deflater // permessage-deflate's send side, nil when not negotiated
 
 	stats     counters
 	closeSent atomic.Bool
@@ -157,11 +153,14 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 	if d, ok := rwc.(interface{ SetWriteDeadline(time.Time) error }); ok {
 		c.writeDL = d
 	}
-	size := max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen, len(setup.Buffered))
-	c.rd.buf = reuse(setup.ReadBuffer, size)
-	c.rd.end = copy(c.rd.buf, setup.Buffered) // copy moves overlapping bytes correctly
-	wsize := max(orDefault(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
-	c.wbuf = reuse(setup.WriteBuffer, wsize)[:0]
+	// A control frame is read whole into the buffer, so it must hold the largest one.
+	c.rsize = max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
+	if len(setup.Buffered) > 0 {
+		c.rd.acquire(max(c.rsize, len(setup.Buffered)))
+		c.rd.end = copy(c.rd.buf, setup.Buffered)
+	}
+	c.rd.raw, c.rd.rawFn = rawReader(c)
+	c.wsize = max(orDefault(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
 	if role == Client {
 		var seed [32]byte
 		crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+ crashes instead)
@@ -170,14 +169,6 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 	c.mw.c = c
 	c.initDeflate(setup.Deflate, opts.Compression)
 	return c
-}
-
-// reuse returns b at full capacity when it holds at least size bytes, else a new buffer.
-func reuse(b []byte, size int) []byte {
-	if cap(b) >= size {
-		return b[:cap(b)]
-	}
-	return make([]byte, size)
 }
 
 // orDefault maps a zero option to its default and a negative one to "none" (-1).

@@ -105,22 +105,8 @@ func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) 
 // frames, and stops at the first frame of the next data message.
 func (c *Conn) nextMessage() (frame.Opcode, error) {
 	r := &c.rd
-	for r.zMsg {
-		if _, err := c.zRead(r.ctrl[:]); err == io.EOF {
-			break
-		} else if err != nil {
-			return 0, err
-		}
-	}
-	for r.inMsg {
-		if err := c.advance(); err == io.EOF {
-			break
-		} else if err != nil {
-			return 0, err
-		}
-		if _, err := c.readPayload(r.ctrl[:]); err != nil {
-			return 0, err
-		}
+	if err := c.skipMessage(); err != nil {
+		return 0, err
 	}
 	for {
 		if !r.inFrame {
@@ -141,6 +127,43 @@ func (c *Conn) nextMessage() (frame.Opcode, error) {
 			return 0, err
 		}
 	}
+}
+
+// skipMessage reads what is left of the current message and drops it, checking it as it
+// would be checked if it were read.
+func (c *Conn) skipMessage() error {
+	r := &c.rd
+	if r.zMsg {
+		sink := getBuf(512)
+		defer putBuf(sink)
+		for {
+			if _, err := c.zRead(*sink); err == io.EOF {
+				break
+			} else if err != nil {
+				return err
+			}
+		}
+	}
+	for r.inMsg {
+		if err := c.advance(); err == io.EOF {
+			break
+		} else if err != nil {
+			return err
+		}
+		if r.pos == r.end {
+			if err := c.fill(1); err != nil {
+				return err
+			}
+		}
+		// Consume in place: these bytes are not handed out.
+		n := int(min(r.remaining, int64(r.end-r.pos)))
+		b := r.buf[r.pos : r.pos+n]
+		r.pos += n
+		if err := c.consumed(b); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // advance reads headers and control frames until payload of the current message is ready to
@@ -315,14 +338,13 @@ func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 	}
 	c.msgMu.Lock()
 	w := &c.mw
-	size := cap(c.wbuf) - frame.MaxHeaderLen
+	// Each full buffer goes out as one fragment, header included, in one write.
+	size := c.wsize - frame.MaxHeaderLen
 	if c.maxPayload >= 0 {
 		size = int(min(int64(size), c.maxPayload))
 	}
-	if cap(w.buf) != size {
-		w.buf = make([]byte, 0, size)
-	}
-	w.op, w.first, w.open, w.buf, w.zerr = op, true, true, w.buf[:0], nil
+	w.bufp = getBuf(size)
+	w.op, w.first, w.open, w.buf, w.zerr = op, true, true, (*w.bufp)[:0:size], nil
 	w.utf8.Reset()
 	return &messageHandle{w: w, gen: w.gen.Add(1)}, nil
 }
@@ -370,6 +392,7 @@ type messageWriter struct {
 	op    frame.Opcode
 	first bool
 	open  bool
+	bufp  *[]byte // borrowed for the message
 	buf   []byte
 	utf8  frame.UTF8
 	z     bool  // the message is compressed
@@ -447,6 +470,8 @@ func (w *messageWriter) Close() error {
 	// w is the Conn's only message writer: once msgMu is free, the next NextWriter reuses it,
 	// and the handle of this message goes stale.
 	w.open = false
+	putBuf(w.bufp)
+	w.bufp, w.buf = nil, nil
 	w.gen.Add(1)
 	w.c.msgMu.Unlock()
 	return err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/ecows/ecows/frame"
@@ -12,9 +13,15 @@ import (
 // reader is the receive state of a Conn, guarded by Conn.rmu. Every field survives a timeout,
 // so a call that stopped anywhere in a frame can be resumed by the next one.
 type reader struct {
-	buf      []byte // buffered input: buf[pos:end] is unread
+	bufp     *[]byte // the pooled buffer, nil while none is held
+	buf      []byte  // *bufp, or nil: buf[pos:end] is unread input
 	pos, end int
 	deadline bool // a read deadline is set on the stream
+
+	raw    syscall.RawConn    // the stream's descriptor, when it can be read directly
+	rawFn  func(uintptr) bool // the callback reading it (rawread_unix.go)
+	rawN   int                // what the callback read
+	rawErr error
 
 	hdr       frame.Header // header of the frame being read
 	inFrame   bool         // hdr is decoded, its payload not yet fully read
@@ -22,7 +29,7 @@ type reader struct {
 	maskPos   int
 	got       int    // payload bytes already in fbuf (RecvFrame)
 	fbuf      []byte // payload of frames too large for buf, reused
-	ctrl      [frame.MaxControlPayload]byte
+	one       [1]byte
 
 	inMsg  bool         // a data message has started and not ended
 	msgOp  frame.Opcode // its opcode
@@ -82,6 +89,11 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 	h := r.hdr
 	if h.Opcode.IsControl() {
 		payload, err := c.readControl()
+		if err == nil && h.Opcode == frame.OpClose {
+			// The read side ends here and gives its buffer back: keep a copy.
+			payload = append(r.fbuf[:0], payload...)
+			r.fbuf = payload[:0]
+		}
 		if err == nil {
 			err = c.control(h.Opcode, payload, false)
 		}
@@ -148,18 +160,36 @@ func (c *Conn) fill(need int) error {
 	return nil
 }
 
-// fillRaw is fill without classifying the error, for reads after the Conn has failed.
+// fillRaw is fill without classifying the error, for reads after the Conn has failed. An
+// empty buffer goes back to its pool before the read, so that a Conn waiting for its peer
+// holds none; need is never more than a header or a control frame, which always fit.
 func (c *Conn) fillRaw(need int) error {
 	r := &c.rd
 	if r.end-r.pos >= need {
 		return nil
 	}
-	if len(r.buf)-r.pos < need {
+	switch {
+	case r.pos == r.end:
+		r.pos, r.end = 0, 0
+		if r.raw != nil {
+			r.release()
+		}
+	case len(r.buf)-r.pos < need:
 		r.end = copy(r.buf, r.buf[r.pos:r.end])
 		r.pos = 0
 	}
 	for r.end-r.pos < need {
-		n, err := c.rwc.Read(r.buf[r.end:])
+		var n int
+		var err error
+		switch {
+		case r.bufp != nil:
+			n, err = c.rwc.Read(r.buf[r.end:])
+		case r.raw != nil:
+			n, err = r.readRaw()
+		default:
+			r.acquire(c.rsize)
+			continue
+		}
 		r.end += n
 		if err != nil {
 			if r.end-r.pos >= need {
@@ -282,7 +312,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	case r.end > r.pos:
 		n = copy(p, r.buf[r.pos:r.end])
 		r.pos += n
-	case len(p) >= len(r.buf):
+	case len(p) >= c.rsize:
 		// Large reads skip the buffer rather than copy through it.
 		var err error
 		n, err = c.rwc.Read(p)
@@ -330,4 +360,28 @@ func (c *Conn) frameDone() error {
 		return c.fail(frame.ErrInvalidUTF8)
 	}
 	return nil
+}
+
+// readRaw waits for the stream to be readable and reads it into a freshly borrowed buffer,
+// which it holds only once data has arrived.
+func (r *reader) readRaw() (int, error) {
+	r.rawN, r.rawErr = 0, nil
+	if err := r.raw.Read(r.rawFn); err != nil {
+		return 0, err
+	}
+	return r.rawN, r.rawErr
+}
+
+// acquire borrows a read buffer of size bytes; the reader holds none.
+func (r *reader) acquire(size int) {
+	r.bufp = getBuf(size)
+	r.buf = *r.bufp
+}
+
+// release gives the read buffer back, if one is held; it must hold no unread input.
+func (r *reader) release() {
+	if r.bufp != nil {
+		putBuf(r.bufp)
+		r.bufp, r.buf = nil, nil
+	}
 }

@@ -2,6 +2,8 @@ package transport
 
 import (
 	"encoding/binary"
+	"io"
+	"net"
 	"time"
 
 	"github.com/ecows/ecows/frame"
@@ -148,32 +150,29 @@ func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 	return n, nil
 }
 
+// writeWire writes the frame h with payload; c.wmu is held. A frame that fits the write buffer
+// goes out in one write from a borrowed buffer; a larger one, from a server, in one writev of
+// its header and the caller's payload, and from a client, masked a buffer at a time, since the
+// caller's bytes must not be masked in place.
 func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 	hl := h.Len()
-	if hl+len(payload) <= cap(c.wbuf) {
-		b := frame.AppendHeader(c.wbuf[:0], h)
-		b = append(b, payload...)
-		if h.Masked {
-			frame.Mask(h.Key, 0, b[hl:])
+	if hl+len(payload) > c.wsize && !h.Masked {
+		if c.wv == nil {
+			c.wv = &vecWriter{}
 		}
-		return c.rwc.Write(b)
+		return c.wv.write(c.rwc, h, payload)
 	}
-	if !h.Masked {
-		// Header and payload in one writev, without copying the payload.
-		c.wvecArr = [2][]byte{frame.AppendHeader(c.wbuf[:0], h), payload}
-		c.wvec = c.wvecArr[:]
-		n, err := c.wvec.WriteTo(c.rwc)
-		c.wvecArr = [2][]byte{}
-		return int(n), err
-	}
-	// A client must not mask the caller's bytes in place: mask copies, a buffer at a time.
-	b := frame.AppendHeader(c.wbuf[:0], h)
+	bp := getBuf(c.wsize)
+	defer putBuf(bp)
+	b := frame.AppendHeader((*bp)[:0], h)
 	total, pos := 0, 0
 	for len(b) > 0 || len(payload) > 0 {
 		k := min(cap(b)-len(b), len(payload))
 		start := len(b)
 		b = append(b, payload[:k]...)
-		pos = frame.Mask(h.Key, pos, b[start:])
+		if h.Masked {
+			pos = frame.Mask(h.Key, pos, b[start:])
+		}
 		payload = payload[k:]
 		n, err := c.rwc.Write(b)
 		total += n
@@ -183,6 +182,22 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 		b = b[:0]
 	}
 	return total, nil
+}
+
+// vecWriter writes a header and a payload with one writev, without copying the payload. It
+// lives in the Conn, so that the vector does not escape to the heap on every write.
+type vecWriter struct {
+	hdr [frame.MaxHeaderLen]byte
+	arr [2][]byte
+	vec net.Buffers
+}
+
+func (v *vecWriter) write(w io.Writer, h frame.Header, payload []byte) (int, error) {
+	v.arr = [2][]byte{frame.AppendHeader(v.hdr[:0], h), payload}
+	v.vec = v.arr[:]
+	n, err := v.vec.WriteTo(w)
+	v.arr = [2][]byte{} // keep no reference to the caller's payload
+	return int(n), err
 }
 
 // refreshWriteDeadline moves the write deadline forward only when less than half of

@@ -406,7 +406,7 @@ func TestMessageWriterReadFrom(t *testing.T) {
 		w.Close()
 		server.ReadMessage(context.Background(), msg[:0])
 	})
-	if allocs > 1 { // the message handle
+	if allocs > 1 && !raceEnabled { // the message handle
 		t.Fatalf("%.0f allocs per streamed message", allocs)
 	}
 }

@@ -1,0 +1,60 @@
+//go:build unix
+
+package transport
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+)
+
+// rawReader returns the raw descriptor of c's stream and the callback that reads it, when
+// reading the descriptor directly reads the same bytes as the stream's Read: only for the
+// standard library's own connection types, since a wrapper type that embeds one may do
+// something in its Read that must not be bypassed.
+func rawReader(c *Conn) (syscall.RawConn, func(uintptr) bool) {
+	var sc syscall.Conn
+	switch v := c.rwc.(type) {
+	case *net.TCPConn:
+		sc = v
+	case *net.UnixConn:
+		sc = v
+	default:
+		return nil, nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, nil
+	}
+	return rc, c.rawRead
+}
+
+// rawRead is the callback of syscall.RawConn.Read, called with the stream's descriptor when it
+// may be readable. It borrows a buffer only for a read that returns data: when the socket is
+// empty it gives the buffer back and returns false, and the runtime parks the goroutine until
+// the descriptor is readable, with no buffer held.
+func (c *Conn) rawRead(fd uintptr) bool {
+	r := &c.rd
+	if r.bufp == nil {
+		r.acquire(c.rsize)
+	}
+	// fillRaw calls for a raw read with an empty buffer only, so it reads from the start.
+	for {
+		n, err := syscall.Read(int(fd), r.buf)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			r.release()
+			return false
+		case err != nil:
+			r.rawN, r.rawErr = 0, os.NewSyscallError("read", err)
+		case n == 0:
+			r.rawN, r.rawErr = 0, io.EOF
+		default:
+			r.rawN, r.rawErr = n, nil
+		}
+		return true
+	}
+}
