@@ -63,7 +63,7 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 // same code unless this side already sent its close, then ends the stream.
 func (c *Conn) recvClose(code frame.CloseCode, reason string) {
 	c.rd.err = &CloseError{Code: code, Reason: reason}
-	c.recvOnce.Do(func() { close(c.closeRecv) })
+	c.peerClosed.Store(true)
 	c.wmu.Lock()
 	if !c.closeSent.Load() && c.werr == nil {
 		var b [frame.MaxControlPayload]byte
@@ -85,10 +85,10 @@ func (c *Conn) endStream(deadline time.Time) {
 
 // awaitEOF discards what arrives until the peer closes its side or deadline passes.
 func (c *Conn) awaitEOF(deadline time.Time) {
-	if c.readDL == nil {
+	if c.dl == nil {
 		return
 	}
-	c.readDL.SetReadDeadline(deadline)
+	c.dl.SetReadDeadline(deadline)
 	c.rd.pos, c.rd.end = 0, 0
 	for c.fillRaw(1) == nil {
 		c.rd.pos, c.rd.end = 0, 0
@@ -138,8 +138,8 @@ func (c *Conn) closeDeadline() time.Time {
 // this side has sent its close frame; the caller holds rmu.
 func (c *Conn) drain(deadline time.Time) {
 	r := &c.rd
-	if c.readDL != nil {
-		c.readDL.SetReadDeadline(deadline)
+	if c.dl != nil {
+		c.dl.SetReadDeadline(deadline)
 	}
 	for {
 		for r.inFrame && r.remaining > 0 {
@@ -153,7 +153,7 @@ func (c *Conn) drain(deadline time.Time) {
 		}
 		r.inFrame = false
 		if c.isPeerClose(r.hdr) {
-			c.recvOnce.Do(func() { close(c.closeRecv) })
+			c.peerClosed.Store(true)
 			break
 		}
 		h, n, err := frame.DecodeHeader(r.buf[r.pos:r.end])
@@ -237,17 +237,15 @@ func (c *Conn) Close(code frame.CloseCode, reason string) error {
 			expire = t.C
 		}
 		select {
-		case <-c.done:
+		case <-c.Done():
 		case <-expire:
 		}
 	}
 	c.closeStream()
-	select {
-	case <-c.closeRecv:
+	if c.peerClosed.Load() {
 		return nil
-	default:
-		return &CloseError{Code: frame.CloseAbnormal, Err: os.ErrDeadlineExceeded}
 	}
+	return &CloseError{Code: frame.CloseAbnormal, Err: os.ErrDeadlineExceeded}
 }
 
 // CloseNow closes the stream at once, without a close handshake. Reads and writes blocked in

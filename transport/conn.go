@@ -92,16 +92,14 @@ type Setup struct {
 type Conn struct {
 	rwc          io.ReadWriteCloser
 	role         Role
-	readDL       interface{ SetReadDeadline(time.Time) error }
-	writeDL      interface{ SetWriteDeadline(time.Time) error }
+	dl           deadliner // rwc, when it has deadlines
 	maxPayload   int64
 	maxMessage   int64
 	writeTimeout time.Duration
 	closeTimeout time.Duration
 	onPing       func(*Conn, []byte) error
 	onPong       func(*Conn, []byte) error
-	subprotocol  string
-	extensions   string
+	agreed       *agreed // what the handshake agreed on; nil when nothing
 
 	rmu   sync.Mutex
 	rd    reader
@@ -114,17 +112,35 @@ type Conn struct {
 	wOpen bool // a fragmented message is in progress on the write side
 	werr  error
 	rng   *rand.ChaCha8
-	msgMu sync.Mutex // held by a message writer from its first frame to its last
-	mw    messageWriter
-	zw    *deflater // permessage-deflate's send side, nil when not negotiated
+	msgMu sync.Mutex     // held by a message writer from its first frame to its last
+	mw    *messageWriter // NextWriter's, made on first use
+	zw    *deflater      // permessage-deflate's send side, nil when not negotiated
 
-	stats     counters
-	closeSent atomic.Bool
-	closeRecv chan struct{} // closed when the peer's close frame has been read
-	done      chan struct{} // closed when rwc is closed
-	closeOnce sync.Once
-	recvOnce  sync.Once
+	stats      counters
+	closeSent  atomic.Bool
+	peerClosed atomic.Bool // the peer's close frame has been read
+	closed     atomic.Bool // rwc is closed
+	done       atomic.Pointer[chan struct{}]
 }
+
+// deadliner is the part of net.Conn that timeouts need.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
+}
+
+// agreed holds the handshake's agreement, apart from the Conn, since most connections have
+// none and the Conn is kept small: idle connections cost what it weighs.
+type agreed struct {
+	subprotocol, extensions string
+}
+
+// closedChan is the channel Done returns once the stream has closed before anyone asked.
+var closedChan = func() *chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return &ch
+}()
 
 // NewConn returns a Conn over rwc in the given role. The handshake (package handshake) calls it;
 // call it directly for a stream whose handshake was done elsewhere. Deadlines and timeouts work
@@ -141,17 +157,13 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		closeTimeout: orDefault(opts.CloseTimeout, DefaultCloseTimeout),
 		onPing:       opts.PingHandler,
 		onPong:       opts.PongHandler,
-		subprotocol:  setup.Subprotocol,
-		extensions:   setup.Extensions,
-		closeRecv:    make(chan struct{}),
-		done:         make(chan struct{}),
+	}
+	if setup.Subprotocol != "" || setup.Extensions != "" {
+		c.agreed = &agreed{setup.Subprotocol, setup.Extensions}
 	}
 	c.maxMessage = orDefault(opts.MaxMessageLen, max(DefaultMaxMessageLen, c.maxPayload))
-	if d, ok := rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
-		c.readDL = d
-	}
-	if d, ok := rwc.(interface{ SetWriteDeadline(time.Time) error }); ok {
-		c.writeDL = d
+	if d, ok := rwc.(deadliner); ok {
+		c.dl = d
 	}
 	// A control frame is read whole into the buffer, so it must hold the largest one.
 	c.rsize = max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
@@ -166,7 +178,6 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+ crashes instead)
 		c.rng = rand.NewChaCha8(seed)
 	}
-	c.mw.c = c
 	c.initDeflate(setup.Deflate, opts.Compression)
 	return c
 }
@@ -186,10 +197,20 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 func (c *Conn) Role() Role { return c.role }
 
 // Subprotocol returns the subprotocol the handshake agreed on, or "".
-func (c *Conn) Subprotocol() string { return c.subprotocol }
+func (c *Conn) Subprotocol() string {
+	if c.agreed == nil {
+		return ""
+	}
+	return c.agreed.subprotocol
+}
 
 // Extensions returns the extensions the handshake agreed on, as the header value, or "".
-func (c *Conn) Extensions() string { return c.extensions }
+func (c *Conn) Extensions() string {
+	if c.agreed == nil {
+		return ""
+	}
+	return c.agreed.extensions
+}
 
 // MaxPayloadLen returns the frame payload limit in force, or -1 for none.
 func (c *Conn) MaxPayloadLen() int64 { return c.maxPayload }
@@ -211,23 +232,28 @@ func (c *Conn) RemoteAddr() net.Addr {
 }
 
 // Done returns a channel that is closed once the underlying stream has been closed.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} {
+	// Made on first use: most connections never need one.
+	if p := c.done.Load(); p != nil {
+		return *p
+	}
+	ch := make(chan struct{})
+	if c.done.CompareAndSwap(nil, &ch) {
+		return ch
+	}
+	return *c.done.Load()
+}
 
 // closeStream closes rwc once.
 func (c *Conn) closeStream() error {
-	err := ErrClosed
-	c.closeOnce.Do(func() {
-		close(c.done)
-		err = c.rwc.Close()
-	})
-	return err
+	if !c.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	// A Done channel made before this point is closed here; one asked for later is closedChan.
+	if p := c.done.Swap(closedChan); p != nil {
+		close(*p)
+	}
+	return c.rwc.Close()
 }
 
-func (c *Conn) streamClosed() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) streamClosed() bool { return c.closed.Load() }

@@ -238,7 +238,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 	if err := c.setReadDeadline(dl); err != nil {
 		return nil, err
 	}
-	if ctx.Done() == nil || c.readDL == nil {
+	if ctx.Done() == nil || c.dl == nil {
 		return noRelease, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -250,7 +250,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if live {
-			c.readDL.SetReadDeadline(time.Unix(1, 0))
+			c.dl.SetReadDeadline(time.Unix(1, 0))
 			c.rd.deadline = true
 		}
 	})
@@ -337,7 +337,10 @@ func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 		return nil, ErrOpcode
 	}
 	c.msgMu.Lock()
-	w := &c.mw
+	if c.mw == nil {
+		c.mw = &messageWriter{c: c}
+	}
+	w := c.mw
 	// Each full buffer goes out as one fragment, header included, in one write.
 	size := c.wsize - frame.MaxHeaderLen
 	if c.maxPayload >= 0 {

@@ -142,14 +142,14 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 	if t.IsZero() && !c.rd.deadline {
 		return nil
 	}
-	if c.readDL == nil {
+	if c.dl == nil {
 		if t.IsZero() {
 			return nil
 		}
 		return ErrDeadlineUnsupported
 	}
 	c.rd.deadline = !t.IsZero()
-	return c.readDL.SetReadDeadline(t)
+	return c.dl.SetReadDeadline(t)
 }
 
 // fill reads from the stream until at least need bytes are buffered.

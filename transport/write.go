@@ -204,7 +204,7 @@ func (v *vecWriter) write(w io.Writer, h frame.Header, payload []byte) (int, err
 // WriteTimeout is left, so most writes make no deadline call at all. A write therefore fails
 // after between WriteTimeout/2 and WriteTimeout without progress.
 func (c *Conn) refreshWriteDeadline() {
-	if c.writeDL == nil || c.writeTimeout <= 0 {
+	if c.dl == nil || c.writeTimeout <= 0 {
 		return
 	}
 	// time.Until on a deadline with a monotonic reading costs a clock read, not a time.Now.
@@ -212,5 +212,5 @@ func (c *Conn) refreshWriteDeadline() {
 		return
 	}
 	c.wdl = time.Now().Add(c.writeTimeout)
-	c.writeDL.SetWriteDeadline(c.wdl)
+	c.dl.SetWriteDeadline(c.wdl)
 }
