@@ -249,8 +249,10 @@ func (c *Conn) Close(code frame.CloseCode, reason string) error {
 }
 
 // CloseNow closes the stream at once, without a close handshake. Reads and writes blocked in
-// other goroutines return.
+// other goroutines return. Frames written before it that were waiting to be sent together
+// (see Options.FlushDelay) are sent first, unless another goroutine is writing.
 func (c *Conn) CloseNow() error {
+	c.flushWaiting() // what was written before goes out first
 	err := c.closeStream()
 	c.releaseInflater()
 	return err

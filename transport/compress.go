@@ -406,8 +406,9 @@ func (c *Conn) releaseInflater() {
 }
 
 // unlockRead releases rmu, and the inflater and the read buffer once the read side has
-// ended.
+// ended. It tells writers whether more input waits (flush.go).
 func (c *Conn) unlockRead() {
+	c.moreIn.Store(c.rd.err == nil && c.rd.end > c.rd.pos)
 	if c.rd.err != nil {
 		if c.rd.z != nil {
 			c.rd.z.close()

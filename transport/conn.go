@@ -58,6 +58,13 @@ type Options struct {
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the wait for the peer's side of the close handshake (default 5 s).
 	CloseTimeout time.Duration
+	// FlushDelay bounds how long a frame may wait to go out with the frames written after
+	// it (default 100 µs; negative: every frame is written at once). Frames are gathered only
+	// while the reader has more of the peer's input buffered, as when a peer sends many
+	// messages at once, and go out together, in one write, as soon as the reader has caught
+	// up. A write error found when a batch goes out is returned by the next write, and ends
+	// the Conn as any write error does.
+	FlushDelay time.Duration
 	// PingHandler is called for each ping met by ReadMessage and NextReader; nil answers with a
 	// pong carrying the same payload. RecvFrame returns pings to its caller instead.
 	PingHandler func(c *Conn, payload []byte) error
@@ -97,6 +104,7 @@ type Conn struct {
 	maxMessage   int64
 	writeTimeout time.Duration
 	closeTimeout time.Duration
+	flushDelay   time.Duration
 	onPing       func(*Conn, []byte) error
 	onPong       func(*Conn, []byte) error
 	agreed       *agreed // what the handshake agreed on; nil when nothing
@@ -105,21 +113,27 @@ type Conn struct {
 	rd    reader
 	rsize int // read buffer size
 
-	wmu   sync.Mutex // guards the fields below and every write to rwc
-	wsize int        // write buffer size
-	wv    *vecWriter // for payloads larger than the write buffer, made on first use
-	wdl   time.Time
-	wOpen bool // a fragmented message is in progress on the write side
-	werr  error
-	rng   *rand.ChaCha8
-	msgMu sync.Mutex     // held by a message writer from its first frame to its last
-	mw    *messageWriter // NextWriter's, made on first use
-	zw    *deflater      // permessage-deflate's send side, nil when not negotiated
+	wmu    sync.Mutex // guards the fields below and every write to rwc
+	wsize  int        // write buffer size
+	wv     *vecWriter // for payloads larger than the write buffer, made on first use
+	pend   *[]byte    // the pending batch (flush.go), borrowed while frames wait
+	pendN  int
+	flushT *time.Timer // sends a batch FlushDelay after it started, made on first use
+	armed  bool        // flushT is set for the pending batch
+	wdl    time.Time
+	wOpen  bool // a fragmented message is in progress on the write side
+	werr   error
+	rng    *rand.ChaCha8
+	msgMu  sync.Mutex     // held by a message writer from its first frame to its last
+	mw     *messageWriter // NextWriter's, made on first use
+	zw     *deflater      // permessage-deflate's send side, nil when not negotiated
 
 	stats      counters
 	closeSent  atomic.Bool
 	peerClosed atomic.Bool // the peer's close frame has been read
 	closed     atomic.Bool // rwc is closed
+	moreIn     atomic.Bool // the reader has returned with more input buffered
+	hasPend    atomic.Bool // a batch waits for FlushDelay
 	done       atomic.Pointer[chan struct{}]
 }
 
@@ -155,6 +169,7 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		maxPayload:   orDefault(opts.MaxPayloadLen, DefaultMaxPayloadLen),
 		writeTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
 		closeTimeout: orDefault(opts.CloseTimeout, DefaultCloseTimeout),
+		flushDelay:   orDefault(opts.FlushDelay, DefaultFlushDelay),
 		onPing:       opts.PingHandler,
 		onPong:       opts.PongHandler,
 	}

@@ -52,6 +52,17 @@ func (c *Conn) WritePrepared(p *Prepared) (int, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	n, err := c.rwc.Write(p.wire)
-	return c.wrote(true, p.op, n, err)
+	if len(p.wire) > c.wsize {
+		if err := c.flush(); err != nil {
+			return 0, err
+		}
+		n, err := c.rwc.Write(p.wire)
+		return c.wrote(true, p.op, n, err)
+	}
+	b, err := c.room(len(p.wire))
+	if err == nil {
+		copy(b, p.wire)
+		err = c.queued(p.op)
+	}
+	return c.wrote(true, p.op, len(p.wire), err)
 }

@@ -152,8 +152,15 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 	return c.dl.SetReadDeadline(t)
 }
 
-// fill reads from the stream until at least need bytes are buffered.
+// fill reads from the stream until at least need bytes are buffered. The pending batch goes
+// out first (flush.go): the peer may be waiting for it before it sends more.
 func (c *Conn) fill(need int) error {
+	if c.rd.end-c.rd.pos >= need {
+		return nil
+	}
+	if err := c.flushWaiting(); err != nil {
+		return c.batchFailed(err)
+	}
 	if err := c.fillRaw(need); err != nil {
 		return c.readFailed(err)
 	}
@@ -199,6 +206,16 @@ func (c *Conn) fillRaw(need int) error {
 		}
 	}
 	return nil
+}
+
+// batchFailed ends the read side after the reader failed to send the pending batch, with the
+// write's error, as a failed pong does.
+func (c *Conn) batchFailed(err error) error {
+	if err != ErrClosed {
+		err = &CloseError{Code: frame.CloseAbnormal, Err: err}
+	}
+	c.rd.err = err
+	return err
 }
 
 // readFailed classifies an error from the stream. A timeout leaves the Conn as it is; other
@@ -314,6 +331,9 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		r.pos += n
 	case len(p) >= c.rsize:
 		// Large reads skip the buffer rather than copy through it.
+		if err := c.flushWaiting(); err != nil {
+			return 0, c.batchFailed(err)
+		}
 		var err error
 		n, err = c.rwc.Read(p)
 		if err != nil && n == 0 {

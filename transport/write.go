@@ -132,12 +132,7 @@ func (c *Conn) writable() error {
 // wrote records the outcome of writing one frame; c.wmu is held.
 func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 	if err != nil {
-		c.werr = err
-		if c.streamClosed() {
-			c.werr = ErrClosed
-		}
-		c.closeStream()
-		return n, c.werr
+		return n, c.writeFailed(err)
 	}
 	c.stats.framesOut.Add(1)
 	c.stats.bytesOut.Add(uint64(n))
@@ -151,16 +146,40 @@ func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 }
 
 // writeWire writes the frame h with payload; c.wmu is held. A frame that fits the write buffer
-// goes out in one write from a borrowed buffer; a larger one, from a server, in one writev of
-// its header and the caller's payload, and from a client, masked a buffer at a time, since the
-// caller's bytes must not be masked in place.
+// is encoded into the pending batch (flush.go); a larger one from a server goes out in one
+// writev of the batch, its header and the caller's payload, and from a client, masked a
+// buffer at a time, since the caller's bytes must not be masked in place.
 func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 	hl := h.Len()
-	if hl+len(payload) > c.wsize && !h.Masked {
+	if n := hl + len(payload); n <= c.wsize {
+		b, err := c.room(n)
+		if err != nil {
+			return 0, err
+		}
+		frame.AppendHeader(b[:0], h)
+		copy(b[hl:], payload)
+		if h.Masked {
+			frame.Mask(h.Key, 0, b[hl:])
+		}
+		return n, c.queued(h.Opcode)
+	}
+	if !h.Masked {
 		if c.wv == nil {
 			c.wv = &vecWriter{}
 		}
-		return c.wv.write(c.rwc, h, payload)
+		var pending []byte
+		if c.pend != nil {
+			pending = (*c.pend)[:c.pendN]
+		}
+		n, err := c.wv.write(c.rwc, pending, h, payload)
+		c.pendN = 0
+		if ferr := c.flush(); err == nil {
+			err = ferr
+		}
+		return max(n-len(pending), 0), err
+	}
+	if err := c.flush(); err != nil {
+		return 0, err
 	}
 	bp := getBuf(c.wsize)
 	defer putBuf(bp)
@@ -170,9 +189,7 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 		k := min(cap(b)-len(b), len(payload))
 		start := len(b)
 		b = append(b, payload[:k]...)
-		if h.Masked {
-			pos = frame.Mask(h.Key, pos, b[start:])
-		}
+		pos = frame.Mask(h.Key, pos, b[start:])
 		payload = payload[k:]
 		n, err := c.rwc.Write(b)
 		total += n
@@ -184,20 +201,34 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 	return total, nil
 }
 
-// vecWriter writes a header and a payload with one writev, without copying the payload. It
-// lives in the Conn, so that the vector does not escape to the heap on every write.
+// vecWriter writes a pending batch, a header and a payload with one writev, without copying
+// the payload. It lives in the Conn, so that the vector does not escape to the heap on every
+// write.
 type vecWriter struct {
 	hdr [frame.MaxHeaderLen]byte
-	arr [2][]byte
+	arr [3][]byte
 	vec net.Buffers
 }
 
-func (v *vecWriter) write(w io.Writer, h frame.Header, payload []byte) (int, error) {
-	v.arr = [2][]byte{frame.AppendHeader(v.hdr[:0], h), payload}
+func (v *vecWriter) write(w io.Writer, pending []byte, h frame.Header, payload []byte) (int, error) {
+	v.arr = [3][]byte{pending, frame.AppendHeader(v.hdr[:0], h), payload}
 	v.vec = v.arr[:]
 	n, err := v.vec.WriteTo(w)
-	v.arr = [2][]byte{} // keep no reference to the caller's payload
+	v.arr = [3][]byte{} // keep no reference to the caller's payload
 	return int(n), err
+}
+
+// writeFailed ends the connection after a write failed, which leaves the stream broken
+// mid-frame, and returns the error later writes report; c.wmu is held.
+func (c *Conn) writeFailed(err error) error {
+	if c.werr == nil {
+		c.werr = err
+		if c.streamClosed() {
+			c.werr = ErrClosed
+		}
+	}
+	c.closeStream()
+	return c.werr
 }
 
 // refreshWriteDeadline moves the write deadline forward only when less than half of
