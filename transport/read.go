@@ -61,7 +61,9 @@ type reader struct {
 // continues where the stream stopped, even inside a header or payload.
 //
 // The payload is unmasked, and it is valid only until the next read call on c: it may live in
-// c's buffers, which is what lets steady-state reading allocate nothing. A text message's
+// a read buffer that c borrows from a pool and gives back when it waits for more input, which
+// is what lets steady-state reading allocate nothing and an idle Conn hold no buffer. After
+// that call the same memory may hold another connection's data: copy what you keep. A text message's
 // bytes are checked as UTF-8 as they arrive, across fragments.
 //
 // With permessage-deflate, the frames of a compressed message (Rsv1 set on its first frame)
