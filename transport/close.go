@@ -85,10 +85,11 @@ func (c *Conn) endStream(deadline time.Time) {
 
 // awaitEOF discards what arrives until the peer closes its side or deadline passes.
 func (c *Conn) awaitEOF(deadline time.Time) {
-	if c.dl == nil {
+	dl := c.deadlines()
+	if dl == nil {
 		return
 	}
-	c.dl.SetReadDeadline(deadline)
+	dl.SetReadDeadline(deadline)
 	c.rd.pos, c.rd.end = 0, 0
 	for c.fillRaw(1) == nil {
 		c.rd.pos, c.rd.end = 0, 0
@@ -138,8 +139,8 @@ func (c *Conn) closeDeadline() time.Time {
 // this side has sent its close frame; the caller holds rmu.
 func (c *Conn) drain(deadline time.Time) {
 	r := &c.rd
-	if c.dl != nil {
-		c.dl.SetReadDeadline(deadline)
+	if dl := c.deadlines(); dl != nil {
+		dl.SetReadDeadline(deadline)
 	}
 	for {
 		for r.inFrame && r.remaining > 0 {

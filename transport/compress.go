@@ -172,6 +172,11 @@ type inflater struct {
 	err     error  // the decompressor failed
 
 	closed bool
+
+	// The Conn's account of the current compressed message.
+	msgLen  int64  // inflated bytes so far
+	msgWire int64  // compressed bytes so far
+	recvOut []byte // RecvFrame's inflated payloads, reused
 }
 
 // inflateState is a decompressor with the buffer its coroutine inflates into.
@@ -425,9 +430,9 @@ func (c *Conn) zBegin(h frame.Header) {
 	if !r.zMsg {
 		return
 	}
-	r.zLen, r.zWire = 0, 0
-	if cap(r.zout) > 1<<16 {
-		r.zout = nil // a large RecvFrame payload is not kept for the life of the connection
+	r.z.msgLen, r.z.msgWire = 0, 0
+	if cap(r.z.recvOut) > 1<<16 {
+		r.z.recvOut = nil // a large RecvFrame payload is not kept for the life of the connection
 	}
 	r.z.begin(h.Fin)
 }
@@ -457,10 +462,11 @@ func (c *Conn) zLoad() error {
 			return err
 		}
 	} else {
-		if int64(cap(r.fbuf)) < r.hdr.Length {
-			r.fbuf = make([]byte, r.hdr.Length)
+		sp := r.spill()
+		if int64(cap(sp.fbuf)) < r.hdr.Length {
+			sp.fbuf = make([]byte, r.hdr.Length)
 		}
-		payload = r.fbuf[:r.hdr.Length]
+		payload = sp.fbuf[:r.hdr.Length]
 		for r.got < len(payload) {
 			n, err := c.readPayload(payload[r.got:])
 			r.got += n
@@ -471,8 +477,8 @@ func (c *Conn) zLoad() error {
 		r.got = 0
 	}
 	r.zPending = false
-	r.zWire += int64(len(payload))
-	r.z.feed(payload, r.hdr.Fin, r.zWire == 0)
+	r.z.msgWire += int64(len(payload))
+	r.z.feed(payload, r.hdr.Fin, r.z.msgWire == 0)
 	return nil
 }
 
@@ -480,8 +486,8 @@ func (c *Conn) zLoad() error {
 // can grow past it, and UTF-8 for text.
 func (c *Conn) zInflated(b []byte) error {
 	r := &c.rd
-	r.zLen += int64(len(b))
-	if c.maxMessage >= 0 && r.zLen > c.maxMessage {
+	r.z.msgLen += int64(len(b))
+	if c.maxMessage >= 0 && r.z.msgLen > c.maxMessage {
 		return c.fail(errMessageTooBig)
 	}
 	if r.msgOp == frame.OpText {
@@ -514,7 +520,7 @@ func (c *Conn) zFailed(err error) error {
 // zRoom trims p so that inflating into it can pass MaxMessageLen by one byte at most.
 func (c *Conn) zRoom(p []byte) []byte {
 	if c.maxMessage >= 0 {
-		if room := c.maxMessage - c.rd.zLen + 1; int64(len(p)) > room {
+		if room := c.maxMessage - c.rd.z.msgLen + 1; int64(len(p)) > room {
 			p = p[:room]
 		}
 	}
@@ -526,7 +532,7 @@ func (c *Conn) zRoom(p []byte) []byte {
 func (c *Conn) zGrow(b []byte) []byte {
 	n := int64(min(max(len(b), 4096), 1<<20))
 	if c.maxMessage >= 0 {
-		n = max(min(n, c.maxMessage-c.rd.zLen+1), 1)
+		n = max(min(n, c.maxMessage-c.rd.z.msgLen+1), 1)
 	}
 	return append(b, make([]byte, n)...)[:len(b)]
 }
@@ -610,11 +616,11 @@ func (c *Conn) recvInflated() (frame.Frame, error) {
 			return frame.Frame{}, err
 		}
 	}
-	out := r.zout[:0]
+	out := r.z.recvOut[:0]
 	for {
 		if len(out) == cap(out) {
 			out = c.zGrow(out)
-			r.zout = out
+			r.z.recvOut = out
 		}
 		n, err := r.z.read(c.zRoom(out[len(out):cap(out)]))
 		if n > 0 {
@@ -634,7 +640,7 @@ func (c *Conn) recvInflated() (frame.Frame, error) {
 			return frame.Frame{}, c.zFailed(err)
 		}
 	}
-	r.zout = out
+	r.z.recvOut = out
 	h.Length = int64(len(out))
 	return frame.Frame{Header: h, Payload: out}, nil
 }

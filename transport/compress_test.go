@@ -792,11 +792,11 @@ func zReadSlowly(t *testing.T, c *Conn, api int) ([]byte, int) {
 		var b []byte
 		buf := make([]byte, 500)
 		for {
-			c.dl.SetReadDeadline(time.Now().Add(time.Millisecond))
+			c.deadlines().SetReadDeadline(time.Now().Add(time.Millisecond))
 			n, err := r.Read(buf)
 			b = append(b, buf[:n]...)
 			if err == io.EOF {
-				c.dl.SetReadDeadline(time.Time{})
+				c.deadlines().SetReadDeadline(time.Time{})
 				return b, timeouts
 			}
 			retry(err)

@@ -99,7 +99,6 @@ type Setup struct {
 type Conn struct {
 	rwc          io.ReadWriteCloser
 	role         Role
-	dl           deadliner // rwc, when it has deadlines
 	maxPayload   int64
 	maxMessage   int64
 	writeTimeout time.Duration
@@ -118,10 +117,10 @@ type Conn struct {
 	wv     *vecWriter // for payloads larger than the write buffer, made on first use
 	pend   *[]byte    // the pending batch (flush.go), borrowed while frames wait
 	pendN  int
-	flushT *time.Timer // sends a batch FlushDelay after it started, made on first use
-	armed  bool        // flushT is set for the pending batch
-	wdl    time.Time
-	wOpen  bool // a fragmented message is in progress on the write side
+	flushT *time.Timer   // sends a batch FlushDelay after it started, made on first use
+	armed  bool          // flushT is set for the pending batch
+	wdl    time.Duration // the write deadline set on the stream, as a monotonic() time
+	wOpen  bool          // a fragmented message is in progress on the write side
 	werr   error
 	rng    *rand.ChaCha8
 	msgMu  sync.Mutex     // held by a message writer from its first frame to its last
@@ -142,6 +141,19 @@ type deadliner interface {
 	SetReadDeadline(time.Time) error
 	SetWriteDeadline(time.Time) error
 }
+
+// deadlines returns the stream when it has deadlines, else nil. It is looked up when needed
+// rather than kept, to keep the Conn small: deadlines are set far less often than bytes move.
+func (c *Conn) deadlines() deadliner {
+	d, _ := c.rwc.(deadliner)
+	return d
+}
+
+// clockStart anchors monotonic times kept as integers, which are smaller than a time.Time.
+var clockStart = time.Now()
+
+// monotonic returns the time since clockStart, read from the monotonic clock.
+func monotonic() time.Duration { return time.Since(clockStart) }
 
 // agreed holds the handshake's agreement, apart from the Conn, since most connections have
 // none and the Conn is kept small: idle connections cost what it weighs.
@@ -177,9 +189,6 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		c.agreed = &agreed{setup.Subprotocol, setup.Extensions}
 	}
 	c.maxMessage = orDefault(opts.MaxMessageLen, max(DefaultMaxMessageLen, c.maxPayload))
-	if d, ok := rwc.(deadliner); ok {
-		c.dl = d
-	}
 	// A control frame is read whole into the buffer, so it must hold the largest one.
 	c.rsize = max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
 	if len(setup.Buffered) > 0 {

@@ -35,10 +35,11 @@ func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byt
 	}
 	defer release()
 	start := len(dst)
-	op := r.pOp
-	if op != 0 {
-		dst = append(dst, r.partial...)
-		r.pOp, r.partial = 0, r.partial[:0]
+	var op frame.Opcode
+	if sp := r.sp; sp != nil && sp.pOp != 0 {
+		op = sp.pOp
+		dst = append(dst, sp.partial...)
+		sp.pOp, sp.partial = 0, sp.partial[:0]
 	} else if op, err = c.nextMessage(); err != nil {
 		return 0, dst, contextError(ctx, err)
 	}
@@ -59,7 +60,8 @@ func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byt
 		}
 		if err != nil {
 			if r.err == nil {
-				r.partial, r.pOp = append(r.partial[:0], dst[start:]...), op
+				sp := r.spill()
+				sp.partial, sp.pOp = append(sp.partial[:0], dst[start:]...), op
 			}
 			return 0, dst[:start], contextError(ctx, err)
 		}
@@ -93,7 +95,9 @@ func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) 
 		return 0, nil, err
 	}
 	defer release()
-	c.rd.pOp, c.rd.partial = 0, c.rd.partial[:0]
+	if sp := c.rd.sp; sp != nil {
+		sp.pOp, sp.partial = 0, sp.partial[:0]
+	}
 	op, err := c.nextMessage()
 	if err != nil {
 		return 0, nil, contextError(ctx, err)
@@ -234,11 +238,12 @@ func (m *messageReader) Read(p []byte) (int, error) {
 // bindContext applies ctx to the reads of one call: its deadline as the read deadline, and its
 // cancellation as a deadline in the past. release must be called before the call returns.
 func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
-	dl, _ := ctx.Deadline()
-	if err := c.setReadDeadline(dl); err != nil {
+	t, _ := ctx.Deadline()
+	if err := c.setReadDeadline(t); err != nil {
 		return nil, err
 	}
-	if ctx.Done() == nil || c.dl == nil {
+	dl := c.deadlines()
+	if ctx.Done() == nil || dl == nil {
 		return noRelease, nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -250,7 +255,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if live {
-			c.dl.SetReadDeadline(time.Unix(1, 0))
+			dl.SetReadDeadline(time.Unix(1, 0))
 			c.rd.deadline = true
 		}
 	})

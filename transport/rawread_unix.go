@@ -49,11 +49,11 @@ func (c *Conn) rawRead(fd uintptr) bool {
 			r.release()
 			return false
 		case err != nil:
-			r.rawN, r.rawErr = 0, os.NewSyscallError("read", err)
+			r.rawErr = os.NewSyscallError("read", err)
 		case n == 0:
-			r.rawN, r.rawErr = 0, io.EOF
+			r.rawErr = io.EOF
 		default:
-			r.rawN, r.rawErr = n, nil
+			r.end = n
 		}
 		return true
 	}

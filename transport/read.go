@@ -20,15 +20,14 @@ type reader struct {
 
 	raw    syscall.RawConn    // the stream's descriptor, when it can be read directly
 	rawFn  func(uintptr) bool // the callback reading it (rawread_unix.go)
-	rawN   int                // what the callback read
 	rawErr error
 
 	hdr       frame.Header // header of the frame being read
 	inFrame   bool         // hdr is decoded, its payload not yet fully read
 	remaining int64        // payload bytes of hdr still to read
 	maskPos   int
-	got       int    // payload bytes already in fbuf (RecvFrame)
-	fbuf      []byte // payload of frames too large for buf, reused
+	got       int    // payload bytes already in the spill's fbuf (RecvFrame)
+	sp        *spill // made on first use
 	one       [1]byte
 
 	inMsg  bool         // a data message has started and not ended
@@ -36,18 +35,29 @@ type reader struct {
 	msgLen int64
 	utf8   frame.UTF8
 
-	err     error  // sticky: the connection cannot be read any more
-	seq     uint64 // counts messages, so a stale NextReader reader can tell
-	partial []byte // message bytes read by a ReadMessage that timed out
-	pOp     frame.Opcode
+	err error  // sticky: the connection cannot be read any more
+	seq uint64 // counts messages, so a stale NextReader reader can tell
 
 	// permessage-deflate (compress.go)
 	z        *inflater // nil when compression was not negotiated
 	zMsg     bool      // the current message is compressed: RSV1 on its first frame
 	zPending bool      // the current frame of that message is not fed to z yet
-	zLen     int64     // inflated bytes of the message so far
-	zWire    int64     // compressed bytes of the message so far
-	zout     []byte    // RecvFrame's inflated payloads, reused
+}
+
+// spill is reader state that few connections need, kept out of the Conn, which every idle
+// connection pays for.
+type spill struct {
+	fbuf    []byte // payload of frames too large for the read buffer, reused
+	partial []byte // message bytes read by a ReadMessage that timed out
+	pOp     frame.Opcode
+}
+
+// spill returns r's spill state, made on first use.
+func (r *reader) spill() *spill {
+	if r.sp == nil {
+		r.sp = &spill{}
+	}
+	return r.sp
 }
 
 // RecvFrame reads one frame, the seed's recv_frame. Data frames come as they are on the wire:
@@ -93,8 +103,9 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 		payload, err := c.readControl()
 		if err == nil && h.Opcode == frame.OpClose {
 			// The read side ends here and gives its buffer back: keep a copy.
-			payload = append(r.fbuf[:0], payload...)
-			r.fbuf = payload[:0]
+			sp := r.spill()
+			payload = append(sp.fbuf[:0], payload...)
+			sp.fbuf = payload[:0]
 		}
 		if err == nil {
 			err = c.control(h.Opcode, payload, false)
@@ -113,17 +124,18 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 		}
 		return frame.Frame{Header: h, Payload: payload}, nil
 	}
+	sp := r.spill()
 	for int64(r.got) < h.Length {
-		if r.got == cap(r.fbuf) {
-			r.fbuf = growFor(r.fbuf[:r.got], h.Length-int64(r.got))
+		if r.got == cap(sp.fbuf) {
+			sp.fbuf = growFor(sp.fbuf[:r.got], h.Length-int64(r.got))
 		}
-		n, err := c.readPayload(r.fbuf[r.got:cap(r.fbuf)])
+		n, err := c.readPayload(sp.fbuf[r.got:cap(sp.fbuf)])
 		r.got += n
 		if err != nil {
 			return frame.Frame{}, err
 		}
 	}
-	payload := r.fbuf[:r.got]
+	payload := sp.fbuf[:r.got]
 	r.got = 0
 	return frame.Frame{Header: h, Payload: payload}, nil
 }
@@ -144,14 +156,15 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 	if t.IsZero() && !c.rd.deadline {
 		return nil
 	}
-	if c.dl == nil {
+	dl := c.deadlines()
+	if dl == nil {
 		if t.IsZero() {
 			return nil
 		}
 		return ErrDeadlineUnsupported
 	}
 	c.rd.deadline = !t.IsZero()
-	return c.dl.SetReadDeadline(t)
+	return dl.SetReadDeadline(t)
 }
 
 // fill reads from the stream until at least need bytes are buffered. The pending batch goes
@@ -194,7 +207,7 @@ func (c *Conn) fillRaw(need int) error {
 		case r.bufp != nil:
 			n, err = c.rwc.Read(r.buf[r.end:])
 		case r.raw != nil:
-			n, err = r.readRaw()
+			err = r.readRaw()
 		default:
 			r.acquire(c.rsize)
 			continue
@@ -385,13 +398,14 @@ func (c *Conn) frameDone() error {
 }
 
 // readRaw waits for the stream to be readable and reads it into a freshly borrowed buffer,
-// which it holds only once data has arrived.
-func (r *reader) readRaw() (int, error) {
-	r.rawN, r.rawErr = 0, nil
+// which it holds only once data has arrived. The buffer is empty when it is called, and the
+// callback sets r.end to what it read.
+func (r *reader) readRaw() error {
+	r.rawErr = nil
 	if err := r.raw.Read(r.rawFn); err != nil {
-		return 0, err
+		return err
 	}
-	return r.rawN, r.rawErr
+	return r.rawErr
 }
 
 // acquire borrows a read buffer of size bytes; the reader holds none.

@@ -235,13 +235,16 @@ func (c *Conn) writeFailed(err error) error {
 // WriteTimeout is left, so most writes make no deadline call at all. A write therefore fails
 // after between WriteTimeout/2 and WriteTimeout without progress.
 func (c *Conn) refreshWriteDeadline() {
-	if c.dl == nil || c.writeTimeout <= 0 {
+	if c.writeTimeout <= 0 {
 		return
 	}
-	// time.Until on a deadline with a monotonic reading costs a clock read, not a time.Now.
-	if time.Until(c.wdl) >= c.writeTimeout/2 {
+	// A monotonic clock read is cheaper than time.Now.
+	now := monotonic()
+	if c.wdl-now >= c.writeTimeout/2 {
 		return
 	}
-	c.wdl = time.Now().Add(c.writeTimeout)
-	c.dl.SetWriteDeadline(c.wdl)
+	if dl := c.deadlines(); dl != nil {
+		c.wdl = now + c.writeTimeout
+		dl.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	}
 }
