@@ -70,9 +70,7 @@ func (h *Hub) run(m *member) {
 		}
 		select {
 		case p := <-m.q:
-			if writeMessage(m.c, p) == nil {
-				h.stats.written.Add(1)
-			}
+			h.stats.written.Add(uint64(writeQueued(m, p)))
 		case <-m.stop:
 			return
 		case <-m.c.Done():

@@ -4,6 +4,41 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
+// maxBatch bounds the messages a member's writer takes from its queue for one write.
+const maxBatch = 64
+
+// writeQueued writes p and whatever else m's queue holds (up to maxBatch messages) to m's
+// connection in one batch, so that a burst of broadcasts costs one write per member rather
+// than one per message, and returns how many were written.
+func writeQueued(m *member, p *transport.Prepared) int {
+	var arr [maxBatch]*transport.Prepared
+	batch := append(arr[:0], p)
+more:
+	for len(batch) < maxBatch {
+		select {
+		case q := <-m.q:
+			batch = append(batch, q)
+		default:
+			break more
+		}
+	}
+	if len(batch) > 1 {
+		if _, err := m.c.WritePrepared(batch...); err == nil {
+			return len(batch)
+		} else if err != transport.ErrPayloadTooLarge {
+			return 0
+		}
+		// Some message needs fragmenting: one at a time.
+	}
+	n := 0
+	for _, p := range batch {
+		if writeMessage(m.c, p) == nil {
+			n++
+		}
+	}
+	return n
+}
+
 // writeMessage writes p to c: the bytes encoded once go out as they are, under c's write
 // lock and write deadline. A connection whose frame limit is below the payload gets the
 // message through WriteMessage, which fragments it.

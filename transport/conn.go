@@ -112,20 +112,21 @@ type Conn struct {
 	rd    reader
 	rsize int // read buffer size
 
-	wmu    sync.Mutex // guards the fields below and every write to rwc
-	wsize  int        // write buffer size
-	wv     *vecWriter // for payloads larger than the write buffer, made on first use
-	pend   *[]byte    // the pending batch (flush.go), borrowed while frames wait
-	pendN  int
-	flushT *time.Timer   // sends a batch FlushDelay after it started, made on first use
-	armed  bool          // flushT is set for the pending batch
-	wdl    time.Duration // the write deadline set on the stream, as a monotonic() time
-	wOpen  bool          // a fragmented message is in progress on the write side
-	werr   error
-	rng    *rand.ChaCha8
-	msgMu  sync.Mutex     // held by a message writer from its first frame to its last
-	mw     *messageWriter // NextWriter's, made on first use
-	zw     *deflater      // permessage-deflate's send side, nil when not negotiated
+	wmu     sync.Mutex // guards the fields below and every write to rwc
+	wsize   int        // write buffer size
+	wv      *vecWriter // for payloads larger than the write buffer, made on first use
+	pend    *[]byte    // the pending batch (flush.go), borrowed while frames wait
+	pendN   int
+	flushT  *time.Timer   // sends a batch FlushDelay after it started, made on first use
+	armed   bool          // flushT is set for the pending batch
+	holding bool          // WritePrepared has more messages for the batch
+	wdl     time.Duration // the write deadline set on the stream, as a monotonic() time
+	wOpen   bool          // a fragmented message is in progress on the write side
+	werr    error
+	rng     *rand.ChaCha8
+	msgMu   sync.Mutex     // held by a message writer from its first frame to its last
+	mw      *messageWriter // NextWriter's, made on first use
+	zw      *deflater      // permessage-deflate's send side, nil when not negotiated
 
 	stats      counters
 	closeSent  atomic.Bool

@@ -33,8 +33,12 @@ func (c *Conn) room(n int) ([]byte, error) {
 }
 
 // queued ends a frame placed with room: it stays in the batch while the reader has more
-// input waiting, and the batch is sent otherwise. c.wmu is held.
+// input waiting or WritePrepared has more messages, and the batch is sent otherwise. c.wmu is
+// held.
 func (c *Conn) queued(op frame.Opcode) error {
+	if c.holding {
+		return nil // more of the same batch follows at once: no timer needed
+	}
 	if op != frame.OpClose && c.flushDelay >= 0 && c.moreIn.Load() && c.pendN < c.wsize {
 		if !c.armed {
 			if c.flushT == nil {

@@ -30,14 +30,18 @@ func (p *Prepared) Opcode() frame.Opcode { return p.op }
 // Payload returns the message's payload; it must not be modified.
 func (p *Prepared) Payload() []byte { return p.payload }
 
-// WritePrepared sends p as one whole message, like SendText or SendBinary, and returns the
-// bytes written. A server writes p's encoded bytes as they are; a client, which must mask
-// with a fresh key, encodes the frame anew. Everything else is as for any send: it waits for a
-// message another goroutine is writing, honours WriteTimeout, refuses a payload over
-// MaxPayloadLen, and returns ErrClosed once a close frame has been sent.
-func (c *Conn) WritePrepared(p *Prepared) (int, error) {
-	if c.maxPayload >= 0 && int64(len(p.payload)) > c.maxPayload {
-		return 0, ErrPayloadTooLarge
+// WritePrepared sends each of ps, in order, as one whole message, like SendText or
+// SendBinary, and returns the bytes written. A server writes each one's encoded bytes as they
+// are; a client, which must mask with a fresh key, encodes each frame anew. The messages go
+// out together, in as few writes as the write buffer allows, and no other message comes
+// between them. Everything else is as for any send: it waits for a message another goroutine
+// is writing, honours WriteTimeout, and returns ErrClosed once a close frame has been sent.
+// If any payload is over MaxPayloadLen it sends nothing and returns ErrPayloadTooLarge.
+func (c *Conn) WritePrepared(ps ...*Prepared) (int, error) {
+	for _, p := range ps {
+		if c.maxPayload >= 0 && int64(len(p.payload)) > c.maxPayload {
+			return 0, ErrPayloadTooLarge
+		}
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
@@ -46,6 +50,25 @@ func (c *Conn) WritePrepared(p *Prepared) (int, error) {
 	if err := c.checkOrder(false); err != nil {
 		return 0, err
 	}
+	// Only the last message decides whether the batch goes out now (flush.go).
+	c.holding = true
+	total := 0
+	for i, p := range ps {
+		if i == len(ps)-1 {
+			c.holding = false
+		}
+		n, err := c.writePrepared(p)
+		total += n
+		if err != nil {
+			c.holding = false
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// writePrepared writes one prepared message; c.wmu is held.
+func (c *Conn) writePrepared(p *Prepared) (int, error) {
 	if c.role == Client {
 		return c.writeFrame(true, p.op, p.payload)
 	}
