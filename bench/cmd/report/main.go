@@ -138,6 +138,7 @@ func (r *report) readJSONL(path string) {
 			r.add("idle/conns", name, float64(id.Conns))
 			r.add("idle/heap", name, id.HeapPerConn)
 			r.add("idle/stack", name, id.StackPerConn)
+			r.add("idle/total", name, id.HeapPerConn+id.StackPerConn)
 			r.add("idle/rss", name, id.RSSPerConn)
 			r.add("idle/goroutines", name, id.GoroutinesPerConn)
 		}
@@ -248,6 +249,7 @@ func (r *report) rows() []row {
 	rows = append(rows,
 		row{key: "idle/heap", label: idle + ": heap KiB/conn ↓", format: kib},
 		row{key: "idle/stack", label: idle + ": stack KiB/conn ↓", format: kib},
+		row{key: "idle/total", label: idle + ": heap+stack KiB/conn ↓", format: kib},
 		row{key: "idle/rss", label: idle + ": RSS KiB/conn ↓", format: kib},
 		row{key: "idle/goroutines", label: idle + ": goroutines/conn ↓", format: func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }},
 	)
