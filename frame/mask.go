@@ -6,9 +6,10 @@ import (
 	"unsafe"
 )
 
-// maskAlignMin is the length from which Mask first brings b to an 8-byte boundary. Unaligned
-// 8-byte stores that straddle a cache line cost about a third of the throughput on amd64, but
-// for short payloads the extra head steps cost more than the few straddling stores they save.
+// maskAlignMin is the length from which the pure-Go path of Mask first brings b to an 8-byte
+// boundary. Unaligned 8-byte stores that straddle a cache line cost about a third of the
+// throughput on amd64, but for short payloads the extra head steps cost more than the few
+// straddling stores they save.
 const maskAlignMin = 512
 
 // Mask XORs b in place with the masking key, as RFC 6455 section 5.3 describes, starting at
@@ -17,8 +18,10 @@ const maskAlignMin = 512
 // Mask(k, Mask(k, 0, a), b) leaves a and b as Mask(k, 0, ab) leaves ab. Only pos&3 matters,
 // and the result is always in [0, 3]. Masking and unmasking are the same operation.
 //
-// Mask works a machine word at a time and never allocates, because every payload a client
-// sends or a server receives goes through it.
+// Mask never allocates, because every payload a client sends or a server receives goes
+// through it. Long payloads go to vector assembly where there is some (amd64, unless built
+// with the purego tag); short ones, the common case, stay in Go, a machine word at a time,
+// because an assembly call costs more than it saves on them.
 func Mask(key [4]byte, pos int, b []byte) int {
 	next := (pos + len(b)) & 3
 	if len(b) < 8 {
@@ -28,9 +31,12 @@ func Mask(key [4]byte, pos int, b []byte) int {
 		return next
 	}
 
-	// k holds the next 8 bytes of the key stream in the order LittleEndian loads them, so the
-	// word loops below are correct on big-endian machines too.
+	// k32 holds the next 4 bytes of the key stream, and k below the next 8, in the order
+	// LittleEndian loads them, so the word loops below are correct on big-endian machines too.
 	k32 := bits.RotateLeft32(binary.LittleEndian.Uint32(key[:]), -8*(pos&3))
+	if maskAsm(b, k32) {
+		return next
+	}
 	k := uint64(k32)<<32 | uint64(k32)
 
 	if len(b) >= maskAlignMin {
