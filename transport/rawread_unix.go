@@ -31,15 +31,15 @@ func rawReader(c *Conn) (syscall.RawConn, func(uintptr) bool) {
 }
 
 // rawRead is the callback of syscall.RawConn.Read, called with the stream's descriptor when it
-// may be readable. It borrows a buffer only for a read that returns data: when the socket is
-// empty it gives the buffer back and returns false, and the runtime parks the goroutine until
-// the descriptor is readable, with no buffer held.
+// may be readable. When the socket is empty it gives the read buffer back and returns false,
+// and the runtime parks the goroutine until the descriptor is readable, with no buffer held;
+// the next call borrows one again.
 func (c *Conn) rawRead(fd uintptr) bool {
 	r := &c.rd
 	if r.bufp == nil {
 		r.acquire(c.rsize)
 	}
-	// fillRaw calls for a raw read with an empty buffer only, so it reads from the start.
+	// readRaw is called with an empty buffer only, so the read starts at its beginning.
 	for {
 		n, err := syscall.Read(int(fd), r.buf)
 		switch {

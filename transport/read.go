@@ -182,9 +182,10 @@ func (c *Conn) fill(need int) error {
 	return nil
 }
 
-// fillRaw is fill without classifying the error, for reads after the Conn has failed. An
-// empty buffer goes back to its pool before the read, so that a Conn waiting for its peer
-// holds none; need is never more than a header or a control frame, which always fit.
+// fillRaw is fill without classifying the error, for reads after the Conn has failed. When
+// the buffer is empty and the stream can be read directly, the read gives the buffer back if
+// it has to wait (readRaw), so that a Conn waiting for its peer holds none; need is never
+// more than a header or a control frame, which always fit.
 func (c *Conn) fillRaw(need int) error {
 	r := &c.rd
 	if r.end-r.pos >= need {
@@ -193,9 +194,6 @@ func (c *Conn) fillRaw(need int) error {
 	switch {
 	case r.pos == r.end:
 		r.pos, r.end = 0, 0
-		if r.raw != nil {
-			r.release()
-		}
 	case len(r.buf)-r.pos < need:
 		r.end = copy(r.buf, r.buf[r.pos:r.end])
 		r.pos = 0
@@ -204,10 +202,10 @@ func (c *Conn) fillRaw(need int) error {
 		var n int
 		var err error
 		switch {
+		case r.raw != nil && r.end == 0:
+			err = r.readRaw()
 		case r.bufp != nil:
 			n, err = c.rwc.Read(r.buf[r.end:])
-		case r.raw != nil:
-			err = r.readRaw()
 		default:
 			r.acquire(c.rsize)
 			continue
@@ -397,9 +395,9 @@ func (c *Conn) frameDone() error {
 	return nil
 }
 
-// readRaw waits for the stream to be readable and reads it into a freshly borrowed buffer,
-// which it holds only once data has arrived. The buffer is empty when it is called, and the
-// callback sets r.end to what it read.
+// readRaw reads the stream into the empty buffer, giving the buffer back while it waits for
+// the stream to be readable and borrowing one again once it is. The callback sets r.end to
+// what it read.
 func (r *reader) readRaw() error {
 	r.rawErr = nil
 	if err := r.raw.Read(r.rawFn); err != nil {
