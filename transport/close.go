@@ -15,9 +15,8 @@ func (c *Conn) readControl() ([]byte, error) {
 	if err := c.fill(n); err != nil {
 		return nil, err
 	}
-	payload := r.buf[r.pos : r.pos+n]
-	r.pos += n
-	if err := c.consumed(payload); err != nil {
+	payload, err := c.takeBuffered(n)
+	if err != nil {
 		return nil, err
 	}
 	r.inFrame = false
@@ -37,10 +36,7 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 			return c.onPing(c, payload)
 		}
 		if _, err := c.SendPong(payload); err != nil && err != ErrClosed {
-			// The write failed and the stream is closed: report the end, not the write's
-			// timeout, which would read as a read timeout that leaves the Conn usable.
-			c.rd.err = &CloseError{Code: frame.CloseAbnormal, Err: err}
-			return c.rd.err
+			return c.sendFailed(err)
 		}
 	case frame.OpPong:
 		if message && c.onPong != nil {
@@ -64,13 +60,7 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 func (c *Conn) recvClose(code frame.CloseCode, reason string) {
 	c.rd.err = &CloseError{Code: code, Reason: reason}
 	c.peerClosed.Store(true)
-	c.wmu.Lock()
-	if !c.closeSent.Load() && c.werr == nil {
-		var b [frame.MaxControlPayload]byte
-		echo, _ := frame.AppendClose(b[:0], code, "")
-		c.writeFrame(true, frame.OpClose, echo)
-	}
-	c.wmu.Unlock()
+	c.answerClose(code, "")
 	c.endStream(time.Now().Add(c.closeTimeout))
 }
 
@@ -104,13 +94,7 @@ func (c *Conn) fail(err error) error {
 	r := &c.rd
 	r.err = err
 	if pe, ok := err.(*frame.ProtocolError); ok {
-		c.wmu.Lock()
-		if !c.closeSent.Load() && c.werr == nil {
-			var b [frame.MaxControlPayload]byte
-			payload, _ := frame.AppendClose(b[:0], pe.Code, pe.Reason)
-			c.writeFrame(true, frame.OpClose, payload)
-		}
-		c.wmu.Unlock()
+		c.answerClose(pe.Code, pe.Reason)
 	}
 	if err == frame.ErrLengthMSB || (r.inFrame && r.remaining > int64(r.end-r.pos)) {
 		// Out of step with the frames: nothing after this can be parsed, or the peer may stop
@@ -198,6 +182,22 @@ func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bo
 	if c.closeSent.Load() {
 		return 0, false, ErrClosed
 	}
+	return c.writeClose(code, reason)
+}
+
+// answerClose sends the reader's own close frame (the echo of the peer's, or the answer to a
+// violation) unless a close frame went out already or the write side has failed.
+func (c *Conn) answerClose(code frame.CloseCode, reason string) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.closeSent.Load() && c.werr == nil {
+		c.writeClose(code, reason)
+	}
+}
+
+// writeClose encodes and writes a close frame, and says whether code and reason were refused
+// (then nothing is written); c.wmu is held.
+func (c *Conn) writeClose(code frame.CloseCode, reason string) (n int, refused bool, err error) {
 	var b [frame.MaxControlPayload]byte
 	payload, err := frame.AppendClose(b[:0], code, reason)
 	if err != nil {

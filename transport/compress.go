@@ -456,9 +456,8 @@ func (c *Conn) zLoad() error {
 	if r.got == 0 && int64(r.end-r.pos) >= r.remaining {
 		// All buffered: inflate it in place. It stays valid because no read from the stream
 		// happens before the inflater has consumed it (it asks for more input first).
-		payload = r.buf[r.pos : r.pos+int(r.remaining)]
-		r.pos += len(payload)
-		if err := c.consumed(payload); err != nil {
+		var err error
+		if payload, err = c.takeBuffered(int(r.remaining)); err != nil {
 			return err
 		}
 	} else {

@@ -78,30 +78,36 @@ func (c *Conn) flush() error {
 }
 
 // flushWaiting sends a batch that is waiting, for the reader before it waits for the network
-// and for CloseNow, and returns the error of that write. It never waits for a writer: once moreIn is false, whoever holds c.wmu
-// sends the batch before letting go of it (or its timer does).
+// and for CloseNow, and returns the error of that write. It never waits for a writer: once
+// moreIn is false, whoever holds c.wmu sends the batch before letting go of it (or its timer
+// does).
 func (c *Conn) flushWaiting() error {
 	if !c.hasPend.Load() {
 		return nil
 	}
 	c.moreIn.Store(false)
-	var err error
-	if c.wmu.TryLock() {
-		if c.werr == nil {
-			c.refreshWriteDeadline()
-			err = c.flush()
-		}
-		c.wmu.Unlock()
+	if !c.wmu.TryLock() {
+		return nil
 	}
-	return err
+	defer c.wmu.Unlock()
+	return c.flushLate()
 }
 
 // timedFlush runs FlushDelay after a batch started, if it is still waiting.
 func (c *Conn) timedFlush() {
 	c.wmu.Lock()
-	if c.armed && c.werr == nil {
-		c.refreshWriteDeadline()
-		c.flush()
+	defer c.wmu.Unlock()
+	if c.armed {
+		c.flushLate()
 	}
-	c.wmu.Unlock()
+}
+
+// flushLate sends the pending batch outside any write call, under a fresh write deadline,
+// unless the write side has failed already; c.wmu is held.
+func (c *Conn) flushLate() error {
+	if c.werr != nil {
+		return nil
+	}
+	c.refreshWriteDeadline()
+	return c.flush()
 }

@@ -160,10 +160,7 @@ func (c *Conn) skipMessage() error {
 			}
 		}
 		// Consume in place: these bytes are not handed out.
-		n := int(min(r.remaining, int64(r.end-r.pos)))
-		b := r.buf[r.pos : r.pos+n]
-		r.pos += n
-		if err := c.consumed(b); err != nil {
+		if _, err := c.takeBuffered(int(min(r.remaining, int64(r.end-r.pos)))); err != nil {
 			return err
 		}
 	}
@@ -242,8 +239,11 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 	if err := c.setReadDeadline(t); err != nil {
 		return nil, err
 	}
+	if ctx.Done() == nil {
+		return noRelease, nil
+	}
 	dl := c.deadlines()
-	if ctx.Done() == nil || dl == nil {
+	if dl == nil {
 		return noRelease, nil
 	}
 	if err := ctx.Err(); err != nil {

@@ -117,9 +117,8 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 	}
 	if r.got == 0 && int64(r.end-r.pos) >= r.remaining {
 		// The whole payload is buffered: hand it out in place.
-		payload := r.buf[r.pos : r.pos+int(r.remaining)]
-		r.pos += int(r.remaining)
-		if err := c.consumed(payload); err != nil {
+		payload, err := c.takeBuffered(int(r.remaining))
+		if err != nil {
 			return frame.Frame{}, err
 		}
 		return frame.Frame{Header: h, Payload: payload}, nil
@@ -174,7 +173,7 @@ func (c *Conn) fill(need int) error {
 		return nil
 	}
 	if err := c.flushWaiting(); err != nil {
-		return c.batchFailed(err)
+		return c.sendFailed(err)
 	}
 	if err := c.fillRaw(need); err != nil {
 		return c.readFailed(err)
@@ -221,9 +220,10 @@ func (c *Conn) fillRaw(need int) error {
 	return nil
 }
 
-// batchFailed ends the read side after the reader failed to send the pending batch, with the
-// write's error, as a failed pong does.
-func (c *Conn) batchFailed(err error) error {
+// sendFailed ends the read side after a write the reader made (a pong, the pending batch)
+// failed and closed the stream. It reports the end, not the write's timeout, which would
+// read as a read timeout that leaves the Conn usable.
+func (c *Conn) sendFailed(err error) error {
 	if err != ErrClosed {
 		err = &CloseError{Code: frame.CloseAbnormal, Err: err}
 	}
@@ -345,7 +345,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	case len(p) >= c.rsize:
 		// Large reads skip the buffer rather than copy through it.
 		if err := c.flushWaiting(); err != nil {
-			return 0, c.batchFailed(err)
+			return 0, c.sendFailed(err)
 		}
 		var err error
 		n, err = c.rwc.Read(p)
@@ -360,6 +360,15 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		r.pos += n
 	}
 	return n, c.consumed(p[:n])
+}
+
+// takeBuffered hands out the next n payload bytes of the current frame in place, from the
+// read buffer, which must hold them, unmasked and checked.
+func (c *Conn) takeBuffered(n int) ([]byte, error) {
+	r := &c.rd
+	b := r.buf[r.pos : r.pos+n]
+	r.pos += n
+	return b, c.consumed(b)
 }
 
 // consumed unmasks and checks b, the next payload bytes of the current frame, taken from the
