@@ -10,7 +10,7 @@ import (
 // readControl reads the current control frame's payload, whole, into the read buffer and
 // returns it there: it is valid until the next read from the stream.
 func (c *Conn) readControl() ([]byte, error) {
-	r := &c.rd
+	r := c.rd
 	n := int(r.hdr.Length)
 	if err := c.fill(n); err != nil {
 		return nil, err
@@ -32,15 +32,15 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 		if !message {
 			return nil
 		}
-		if c.onPing != nil {
-			return c.onPing(c, payload)
+		if c.cfg.onPing != nil {
+			return c.cfg.onPing(c, payload)
 		}
 		if _, err := c.SendPong(payload); err != nil && err != ErrClosed {
 			return c.sendFailed(err)
 		}
 	case frame.OpPong:
-		if message && c.onPong != nil {
-			return c.onPong(c, payload)
+		if message && c.cfg.onPong != nil {
+			return c.cfg.onPong(c, payload)
 		}
 	case frame.OpClose:
 		code, reason, err := frame.ParseClose(payload)
@@ -59,9 +59,9 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 // same code unless this side already sent its close, then ends the stream.
 func (c *Conn) recvClose(code frame.CloseCode, reason string) {
 	c.rd.err = &CloseError{Code: code, Reason: reason}
-	c.peerClosed.Store(true)
+	c.set(peerClosed)
 	c.answerClose(code, "")
-	c.endStream(time.Now().Add(c.closeTimeout))
+	c.endStream(time.Now().Add(c.cfg.closeTimeout))
 }
 
 // endStream closes the stream once both close frames have passed. RFC 6455 section 7.1.1 has
@@ -91,7 +91,7 @@ func (c *Conn) awaitEOF(deadline time.Time) {
 // bytes do not turn the TCP close into a reset that could destroy our close frame, and closes.
 // Every later read returns err.
 func (c *Conn) fail(err error) error {
-	r := &c.rd
+	r := c.rd
 	r.err = err
 	if pe, ok := err.(*frame.ProtocolError); ok {
 		c.answerClose(pe.Code, pe.Reason)
@@ -113,16 +113,16 @@ func (c *Conn) fail(err error) error {
 }
 
 func (c *Conn) closeDeadline() time.Time {
-	if c.closeTimeout < 0 {
+	if c.cfg.closeTimeout < 0 {
 		return time.Time{}
 	}
-	return time.Now().Add(c.closeTimeout)
+	return time.Now().Add(c.cfg.closeTimeout)
 }
 
 // drain discards frames until the peer's close frame, then ends the stream. It is used once
 // this side has sent its close frame; the caller holds rmu.
 func (c *Conn) drain(deadline time.Time) {
-	r := &c.rd
+	r := c.rd
 	if dl := c.deadlines(); dl != nil {
 		dl.SetReadDeadline(deadline)
 	}
@@ -138,7 +138,7 @@ func (c *Conn) drain(deadline time.Time) {
 		}
 		r.inFrame = false
 		if c.isPeerClose(r.hdr) {
-			c.peerClosed.Store(true)
+			c.set(peerClosed)
 			break
 		}
 		h, n, err := frame.DecodeHeader(r.buf[r.pos:r.end])
@@ -179,7 +179,7 @@ func (c *Conn) SendClose(code frame.CloseCode, reason string) (int, error) {
 func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bool, err error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.closeSent.Load() {
+	if c.is(closeSent) {
 		return 0, false, ErrClosed
 	}
 	return c.writeClose(code, reason)
@@ -190,7 +190,7 @@ func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bo
 func (c *Conn) answerClose(code frame.CloseCode, reason string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.closeSent.Load() && c.werr == nil {
+	if !c.is(closeSent) && c.werr == nil {
 		c.writeClose(code, reason)
 	}
 }
@@ -224,9 +224,9 @@ func (c *Conn) Close(code frame.CloseCode, reason string) error {
 		return ErrClosed
 	}
 	deadline := c.closeDeadline()
-	if c.rmu.TryLock() {
-		if c.rd.err == nil {
-			c.rd.err = ErrClosed
+	if r, ok := c.tryLockRead(); ok {
+		if r.err == nil {
+			r.err = ErrClosed
 			c.drain(deadline)
 		}
 		c.unlockRead()
@@ -243,7 +243,7 @@ func (c *Conn) Close(code frame.CloseCode, reason string) error {
 		}
 	}
 	c.closeStream()
-	if c.peerClosed.Load() {
+	if c.is(peerClosed) {
 		return nil
 	}
 	return &CloseError{Code: frame.CloseAbnormal, Err: os.ErrDeadlineExceeded}

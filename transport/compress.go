@@ -2,7 +2,6 @@ package transport
 
 import (
 	"compress/flate"
-	"encoding/binary"
 	"errors"
 	"io"
 	"iter"
@@ -120,11 +119,27 @@ func (c *Conn) initDeflate(p DeflateParams, o *CompressionOptions) {
 			z.threshold = DefaultCompressionThresholdTakeover
 		}
 	}
-	c.zw = z
-	c.rd.z = &inflater{reset: p.PeerNoContextTakeover}
+	c.ext.zw = z
+	c.ext.z = &inflater{reset: p.PeerNoContextTakeover}
 	// A Conn dropped without Close in the middle of a compressed message would leave its
 	// inflater's coroutine waiting forever; this ends it once the Conn is garbage.
-	runtime.AddCleanup(c, (*inflater).close, c.rd.z)
+	runtime.AddCleanup(c, (*inflater).close, c.ext.z)
+}
+
+// inflater returns the receive side of permessage-deflate, nil when it was not negotiated.
+func (c *Conn) inflater() *inflater {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.z
+}
+
+// deflater returns the send side of permessage-deflate, nil when it was not negotiated.
+func (c *Conn) deflater() *deflater {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.zw
 }
 
 // SetCompression turns compression of the messages this side sends on (the default once
@@ -133,8 +148,8 @@ func (c *Conn) initDeflate(p DeflateParams, o *CompressionOptions) {
 // compress. Without a negotiated compression it does nothing. An uncompressed message is
 // always allowed (RFC 7692 section 6), and the peer needs no notice.
 func (c *Conn) SetCompression(on bool) {
-	if c.zw != nil {
-		c.zw.off.Store(!on)
+	if z := c.deflater(); z != nil {
+		z.off.Store(!on)
 	}
 }
 
@@ -404,8 +419,8 @@ func (z *inflater) close() {
 
 // releaseInflater ends the inflater when the connection closes without a reader to do it.
 func (c *Conn) releaseInflater() {
-	if c.rd.z != nil && c.rmu.TryLock() {
-		c.rd.z.close()
+	if z := c.inflater(); z != nil && c.rmu.TryLock() {
+		z.close()
 		c.rmu.Unlock()
 	}
 }
@@ -413,28 +428,29 @@ func (c *Conn) releaseInflater() {
 // unlockRead releases rmu, and the inflater and the read buffer once the read side has
 // ended. It tells writers whether more input waits (flush.go).
 func (c *Conn) unlockRead() {
-	c.moreIn.Store(c.rd.err == nil && c.rd.end > c.rd.pos)
-	if c.rd.err != nil {
-		if c.rd.z != nil {
-			c.rd.z.close()
+	r := c.rd
+	c.setTo(moreIn, r.err == nil && r.end > r.pos)
+	if r.err != nil {
+		if z := c.inflater(); z != nil {
+			z.close()
 		}
-		c.rd.release()
+		r.release()
 	}
 	c.rmu.Unlock()
 }
 
 // zBegin starts the compressed-message state for the first frame h of a data message.
 func (c *Conn) zBegin(h frame.Header) {
-	r := &c.rd
+	r := c.rd
 	r.zMsg = h.Rsv1
 	if !r.zMsg {
 		return
 	}
-	r.z.msgLen, r.z.msgWire = 0, 0
-	if cap(r.z.recvOut) > 1<<16 {
-		r.z.recvOut = nil // a large RecvFrame payload is not kept for the life of the connection
+	c.ext.z.msgLen, c.ext.z.msgWire = 0, 0
+	if cap(c.ext.z.recvOut) > 1<<16 {
+		c.ext.z.recvOut = nil // a large RecvFrame payload is not kept for the life of the connection
 	}
-	r.z.begin(h.Fin)
+	c.ext.z.begin(h.Fin)
 }
 
 // wireLimit is the limit on the wire bytes of the current message. A compressed message's
@@ -443,15 +459,15 @@ func (c *Conn) zBegin(h frame.Header) {
 // otherwise a peer could stream empty blocks forever.
 func (c *Conn) wireLimit() int64 {
 	if c.rd.zMsg {
-		return c.maxMessage + c.maxMessage>>3 + 1024
+		return c.cfg.maxMessage + c.cfg.maxMessage>>3 + 1024
 	}
-	return c.maxMessage
+	return c.cfg.maxMessage
 }
 
 // zLoad reads the rest of the current frame of a compressed message into memory and feeds it
 // to the inflater. A timeout leaves the frame where it was, to be resumed by the next call.
 func (c *Conn) zLoad() error {
-	r := &c.rd
+	r := c.rd
 	var payload []byte
 	if r.got == 0 && int64(r.end-r.pos) >= r.remaining {
 		// All buffered: inflate it in place. It stays valid because no read from the stream
@@ -476,17 +492,17 @@ func (c *Conn) zLoad() error {
 		r.got = 0
 	}
 	r.zPending = false
-	r.z.msgWire += int64(len(payload))
-	r.z.feed(payload, r.hdr.Fin, r.z.msgWire == 0)
+	c.ext.z.msgWire += int64(len(payload))
+	c.ext.z.feed(payload, r.hdr.Fin, c.ext.z.msgWire == 0)
 	return nil
 }
 
 // zInflated accounts for b, freshly inflated: the message limit, checked before the message
 // can grow past it, and UTF-8 for text.
 func (c *Conn) zInflated(b []byte) error {
-	r := &c.rd
-	r.z.msgLen += int64(len(b))
-	if c.maxMessage >= 0 && r.z.msgLen > c.maxMessage {
+	r := c.rd
+	c.ext.z.msgLen += int64(len(b))
+	if c.cfg.maxMessage >= 0 && c.ext.z.msgLen > c.cfg.maxMessage {
 		return c.fail(errMessageTooBig)
 	}
 	if r.msgOp == frame.OpText {
@@ -499,9 +515,9 @@ func (c *Conn) zInflated(b []byte) error {
 
 // zEnd ends a fully inflated message and returns io.EOF, or the error that ends the Conn.
 func (c *Conn) zEnd() error {
-	r := &c.rd
+	r := c.rd
 	r.zMsg = false
-	r.z.endMessage()
+	c.ext.z.endMessage()
 	if r.msgOp == frame.OpText && r.utf8.Finish() != nil {
 		return c.fail(frame.ErrInvalidUTF8)
 	}
@@ -518,8 +534,8 @@ func (c *Conn) zFailed(err error) error {
 
 // zRoom trims p so that inflating into it can pass MaxMessageLen by one byte at most.
 func (c *Conn) zRoom(p []byte) []byte {
-	if c.maxMessage >= 0 {
-		if room := c.maxMessage - c.rd.z.msgLen + 1; int64(len(p)) > room {
+	if c.cfg.maxMessage >= 0 {
+		if room := c.cfg.maxMessage - c.ext.z.msgLen + 1; int64(len(p)) > room {
 			p = p[:room]
 		}
 	}
@@ -530,8 +546,8 @@ func (c *Conn) zRoom(p []byte) []byte {
 // time, and never further than MaxMessageLen allows.
 func (c *Conn) zGrow(b []byte) []byte {
 	n := int64(min(max(len(b), 4096), 1<<20))
-	if c.maxMessage >= 0 {
-		n = max(min(n, c.maxMessage-c.rd.z.msgLen+1), 1)
+	if c.cfg.maxMessage >= 0 {
+		n = max(min(n, c.cfg.maxMessage-c.ext.z.msgLen+1), 1)
 	}
 	return append(b, make([]byte, n)...)[:len(b)]
 }
@@ -540,14 +556,14 @@ func (c *Conn) zGrow(b []byte) []byte {
 // the message's next frames and handling control frames between them as needed, for
 // ReadMessage and NextReader. It returns io.EOF at the end of the message.
 func (c *Conn) zRead(p []byte) (int, error) {
-	r := &c.rd
+	r := c.rd
 	for {
 		if r.zPending {
 			if err := c.zLoad(); err != nil {
 				return 0, err
 			}
 		}
-		n, err := r.z.read(c.zRoom(p))
+		n, err := c.ext.z.read(c.zRoom(p))
 		if n > 0 {
 			return n, c.zInflated(p[:n])
 		}
@@ -581,7 +597,7 @@ func (c *Conn) zReadInto(dst []byte) ([]byte, error) {
 // zNextFrame reads up to the header of the current message's next frame, handling control
 // frames on the way as ReadMessage does.
 func (c *Conn) zNextFrame() error {
-	r := &c.rd
+	r := c.rd
 	for !r.zPending {
 		switch {
 		case r.inFrame:
@@ -608,20 +624,20 @@ func (c *Conn) zNextFrame() error {
 // next frame; the final frame brings the rest of the message). Length is set to the inflated
 // length; Rsv1 is as on the wire, set on the first frame only.
 func (c *Conn) recvInflated() (frame.Frame, error) {
-	r := &c.rd
+	r := c.rd
 	h := r.hdr
 	if r.zPending {
 		if err := c.zLoad(); err != nil {
 			return frame.Frame{}, err
 		}
 	}
-	out := r.z.recvOut[:0]
+	out := c.ext.z.recvOut[:0]
 	for {
 		if len(out) == cap(out) {
 			out = c.zGrow(out)
-			r.z.recvOut = out
+			c.ext.z.recvOut = out
 		}
-		n, err := r.z.read(c.zRoom(out[len(out):cap(out)]))
+		n, err := c.ext.z.read(c.zRoom(out[len(out):cap(out)]))
 		if n > 0 {
 			if err := c.zInflated(out[len(out) : len(out)+n]); err != nil {
 				return frame.Frame{}, err
@@ -639,7 +655,7 @@ func (c *Conn) recvInflated() (frame.Frame, error) {
 			return frame.Frame{}, c.zFailed(err)
 		}
 	}
-	r.z.recvOut = out
+	c.ext.z.recvOut = out
 	h.Length = int64(len(out))
 	return frame.Frame{Header: h, Payload: out}, nil
 }
@@ -713,12 +729,7 @@ func (s *zsink) emit(p []byte, fin bool) error {
 		s.err = err
 		return err
 	}
-	h := frame.Header{Fin: fin, Rsv1: s.first, Opcode: op, Length: int64(len(p))}
-	if c.role == Client {
-		h.Masked = true
-		binary.LittleEndian.PutUint32(h.Key[:], uint32(c.rng.Uint64()))
-	}
-	n, err := c.writeWire(h, p)
+	n, err := c.writeWire(c.header(fin, s.first, op, len(p)), p)
 	n, err = c.wrote(fin, op, n, err)
 	s.n += n
 	s.first = false
@@ -728,7 +739,7 @@ func (s *zsink) emit(p []byte, fin bool) error {
 
 // compressing reports whether a message of n bytes (-1: not known yet) goes out compressed.
 func (c *Conn) compressing(n int) bool {
-	z := c.zw
+	z := c.deflater()
 	return z != nil && !z.off.Load() && (n < 0 || n >= z.threshold)
 }
 
@@ -741,12 +752,12 @@ func (c *Conn) zBeginWrite(op frame.Opcode, n int) error {
 	if err != nil {
 		return err
 	}
-	z := c.zw
+	z := c.ext.zw
 	s := &z.sink
 	s.c, s.op, s.first, s.n, s.err = c, op, true, 0, nil
 	s.size = 1 << 20
-	if c.maxPayload >= 0 {
-		s.size = int(c.maxPayload)
+	if c.cfg.maxPayload >= 0 {
+		s.size = int(c.cfg.maxPayload)
 	}
 	if b, ok := zsinkPool.Get().(*[]byte); ok {
 		s.buf = b
@@ -782,7 +793,7 @@ func (c *Conn) zBeginWrite(op frame.Opcode, n int) error {
 // zFinishWrite ends the message with the compressor's sync flush, whose last four bytes it
 // drops (RFC 7692 section 7.2.1), and returns the bytes written for the whole message.
 func (c *Conn) zFinishWrite(err error) (int, error) {
-	z := c.zw
+	z := c.ext.zw
 	s := &z.sink
 	if err == nil {
 		err = z.fw.Flush()
@@ -811,7 +822,7 @@ func (c *Conn) writeCompressed(op frame.Opcode, p []byte) (int, error) {
 	if err := c.zBeginWrite(op, len(p)); err != nil {
 		return 0, err
 	}
-	_, err := c.zw.fw.Write(p)
+	_, err := c.ext.zw.fw.Write(p)
 	return c.zFinishWrite(err)
 }
 
@@ -830,7 +841,7 @@ func (w *messageWriter) flushCompressed(fin bool) error {
 			return err
 		}
 	}
-	_, err := c.zw.fw.Write(w.buf)
+	_, err := c.ext.zw.fw.Write(w.buf)
 	w.first, w.buf = false, w.buf[:0]
 	if err != nil || fin {
 		_, err = c.zFinishWrite(err)

@@ -981,15 +981,15 @@ func TestDeflateWriteErrors(t *testing.T) {
 	if _, err := c.WriteMessage(frame.OpText, []byte("after close")); err != ErrClosed {
 		t.Fatalf("after close: %v", err)
 	}
-	if c.zw.stale {
+	if c.ext.zw.stale {
 		t.Fatal("a message refused before it started disturbed the window")
 	}
 	// A message cut short after its first frames leaves the peer without part of the window:
 	// it is emptied before the next message, which then refers to nothing lost.
 	s := &failingStream{ok: 2}
 	c = NewConn(s, Server, Setup{Deflate: DeflateParams{Enabled: true}}, &Options{MaxPayloadLen: 100})
-	if _, err := c.WriteMessage(frame.OpBinary, testData(1, 1000, 1)); err != errFailing || !c.zw.stale {
-		t.Fatalf("write error: %v, window marked for reset: %v", err, c.zw.stale)
+	if _, err := c.WriteMessage(frame.OpBinary, testData(1, 1000, 1)); err != errFailing || !c.ext.zw.stale {
+		t.Fatalf("write error: %v, window marked for reset: %v", err, c.ext.zw.stale)
 	}
 }
 

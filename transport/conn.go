@@ -1,15 +1,12 @@
 package transport
 
 import (
-	crand "crypto/rand"
 	"io"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-
-	"github.com/ecows/ecows/frame"
 )
 
 // Role says which end of the connection a Conn is: clients mask what they send and expect
@@ -97,44 +94,59 @@ type Setup struct {
 // and WriteMessage, SendText, SendBinary and NextWriter each hold the message stream until
 // their message is complete. Control frames may go out between the fragments of a message.
 type Conn struct {
-	rwc          io.ReadWriteCloser
-	role         Role
-	maxPayload   int64
-	maxMessage   int64
-	writeTimeout time.Duration
-	closeTimeout time.Duration
-	flushDelay   time.Duration
-	onPing       func(*Conn, []byte) error
-	onPong       func(*Conn, []byte) error
-	agreed       *agreed // what the handshake agreed on; nil when nothing
+	// An idle connection costs what this struct weighs: everything that is only needed while
+	// bytes move (the reader's state, buffers, a pending batch) is borrowed from pools, and
+	// what rarely differs from one connection to the next is shared (config) or kept apart
+	// (extras).
+	rwc   io.ReadWriteCloser
+	cfg   *config
+	ext   *extras // nil when the handshake agreed on nothing
+	done  atomic.Pointer[chan struct{}]
+	stats counters
 
 	rmu   sync.Mutex
-	rd    reader
-	rsize int // read buffer size
+	rd    *reader            // guarded by rmu; nil only while a Conn waits for its peer (read.go)
+	raw   syscall.RawConn    // the stream's descriptor, when it can be read directly
+	rawFn func(uintptr) bool // the callback reading it (rawread_unix.go)
+	seq   uint32             // counts messages, so that a stale NextReader reader can tell
 
-	wmu     sync.Mutex // guards the fields below and every write to rwc
-	wsize   int        // write buffer size
-	wv      *vecWriter // for payloads larger than the write buffer, made on first use
-	pend    *[]byte    // the pending batch (flush.go), borrowed while frames wait
-	pendN   int
-	flushT  *time.Timer   // sends a batch FlushDelay after it started, made on first use
-	armed   bool          // flushT is set for the pending batch
-	holding bool          // WritePrepared has more messages for the batch
-	wdl     time.Duration // the write deadline set on the stream, as a monotonic() time
-	wOpen   bool          // a fragmented message is in progress on the write side
-	werr    error
-	rng     *rand.ChaCha8
-	msgMu   sync.Mutex     // held by a message writer from its first frame to its last
-	mw      *messageWriter // NextWriter's, made on first use
-	zw      *deflater      // permessage-deflate's send side, nil when not negotiated
+	state   atomic.Uint32 // the flag bits below
+	role    Role
+	rdl     bool // a read deadline is set on the stream; guarded by rmu
+	idle    bool // the reader waits between messages and may give its state back; rmu
+	wOpen   bool // a fragmented message is in progress on the write side; wmu
+	holding bool // WritePrepared has more messages for the batch; wmu
 
-	stats      counters
-	closeSent  atomic.Bool
-	peerClosed atomic.Bool // the peer's close frame has been read
-	closed     atomic.Bool // rwc is closed
-	moreIn     atomic.Bool // the reader has returned with more input buffered
-	hasPend    atomic.Bool // a batch waits for FlushDelay
-	done       atomic.Pointer[chan struct{}]
+	wmu   sync.Mutex    // guards the fields below and every write to rwc
+	msgMu sync.Mutex    // held by a message writer from its first frame to its last
+	pend  *batch        // frames waiting to go out together (flush.go)
+	wdl   time.Duration // the write deadline set on the stream, as a monotonic() time
+	werr  error
+}
+
+// Bits of Conn.state, read without locks.
+const (
+	closeSent  = 1 << iota // this side's close frame has been sent
+	peerClosed             // the peer's close frame has been read
+	closed                 // rwc is closed
+	moreIn                 // the reader has returned with more input buffered
+	hasPend                // a batch waits for FlushDelay
+)
+
+func (c *Conn) is(bit uint32) bool { return c.state.Load()&bit != 0 }
+
+func (c *Conn) set(bit uint32) { c.state.Or(bit) }
+
+// setTo sets or clears bit, writing only when it changes.
+func (c *Conn) setTo(bit uint32, on bool) {
+	if c.is(bit) == on {
+		return
+	}
+	if on {
+		c.state.Or(bit)
+	} else {
+		c.state.And(^bit)
+	}
 }
 
 // deadliner is the part of net.Conn that timeouts need.
@@ -156,10 +168,12 @@ var clockStart = time.Now()
 // monotonic returns the time since clockStart, read from the monotonic clock.
 func monotonic() time.Duration { return time.Since(clockStart) }
 
-// agreed holds the handshake's agreement, apart from the Conn, since most connections have
-// none and the Conn is kept small: idle connections cost what it weighs.
-type agreed struct {
+// extras holds what the handshake agreed on, apart from the Conn, since most connections have
+// none. It is set up by NewConn and the pointer never changes.
+type extras struct {
 	subprotocol, extensions string
+	z                       *inflater // permessage-deflate's receive side, guarded by rmu
+	zw                      *deflater // and its send side
 }
 
 // closedChan is the channel Done returns once the stream has closed before anyone asked.
@@ -176,46 +190,19 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 	if opts == nil {
 		opts = &Options{}
 	}
-	c := &Conn{
-		rwc:          rwc,
-		role:         role,
-		maxPayload:   orDefault(opts.MaxPayloadLen, DefaultMaxPayloadLen),
-		writeTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
-		closeTimeout: orDefault(opts.CloseTimeout, DefaultCloseTimeout),
-		flushDelay:   orDefault(opts.FlushDelay, DefaultFlushDelay),
-		onPing:       opts.PingHandler,
-		onPong:       opts.PongHandler,
+	c := &Conn{rwc: rwc, role: role, cfg: configFor(opts)}
+	if setup.Subprotocol != "" || setup.Extensions != "" || setup.Deflate.Enabled {
+		c.ext = &extras{subprotocol: setup.Subprotocol, extensions: setup.Extensions}
+		c.initDeflate(setup.Deflate, opts.Compression)
 	}
-	if setup.Subprotocol != "" || setup.Extensions != "" {
-		c.agreed = &agreed{setup.Subprotocol, setup.Extensions}
-	}
-	c.maxMessage = orDefault(opts.MaxMessageLen, max(DefaultMaxMessageLen, c.maxPayload))
-	// A control frame is read whole into the buffer, so it must hold the largest one.
-	c.rsize = max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
 	if len(setup.Buffered) > 0 {
-		c.rd.acquire(max(c.rsize, len(setup.Buffered)))
-		c.rd.end = copy(c.rd.buf, setup.Buffered)
+		r := c.lockRead()
+		r.acquire(max(c.cfg.rsize, len(setup.Buffered)))
+		r.end = copy(r.buf, setup.Buffered)
+		c.rmu.Unlock()
 	}
-	c.rd.raw, c.rd.rawFn = rawReader(c)
-	c.wsize = max(orDefault(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload)
-	if role == Client {
-		var seed [32]byte
-		crand.Read(seed[:]) // never fails on supported platforms (Go 1.24+ crashes instead)
-		c.rng = rand.NewChaCha8(seed)
-	}
-	c.initDeflate(setup.Deflate, opts.Compression)
+	c.raw, c.rawFn = rawReader(c)
 	return c
-}
-
-// orDefault maps a zero option to its default and a negative one to "none" (-1).
-func orDefault[T int | int64 | time.Duration](v, def T) T {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return -1
-	}
-	return v
 }
 
 // Role reports which end of the connection c is.
@@ -223,22 +210,22 @@ func (c *Conn) Role() Role { return c.role }
 
 // Subprotocol returns the subprotocol the handshake agreed on, or "".
 func (c *Conn) Subprotocol() string {
-	if c.agreed == nil {
+	if c.ext == nil {
 		return ""
 	}
-	return c.agreed.subprotocol
+	return c.ext.subprotocol
 }
 
 // Extensions returns the extensions the handshake agreed on, as the header value, or "".
 func (c *Conn) Extensions() string {
-	if c.agreed == nil {
+	if c.ext == nil {
 		return ""
 	}
-	return c.agreed.extensions
+	return c.ext.extensions
 }
 
 // MaxPayloadLen returns the frame payload limit in force, or -1 for none.
-func (c *Conn) MaxPayloadLen() int64 { return c.maxPayload }
+func (c *Conn) MaxPayloadLen() int64 { return c.cfg.maxPayload }
 
 // LocalAddr returns the local network address when the stream is a net.Conn, else nil.
 func (c *Conn) LocalAddr() net.Addr {
@@ -271,7 +258,7 @@ func (c *Conn) Done() <-chan struct{} {
 
 // closeStream closes rwc once.
 func (c *Conn) closeStream() error {
-	if !c.closed.CompareAndSwap(false, true) {
+	if c.state.Or(closed)&closed != 0 {
 		return ErrClosed
 	}
 	// A Done channel made before this point is closed here; one asked for later is closedChan.
@@ -281,4 +268,4 @@ func (c *Conn) closeStream() error {
 	return c.rwc.Close()
 }
 
-func (c *Conn) streamClosed() bool { return c.closed.Load() }
+func (c *Conn) streamClosed() bool { return c.is(closed) }

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ecows/ecows/frame"
@@ -16,20 +18,51 @@ import (
 // DefaultFlushDelay is the zero value of Options.FlushDelay.
 const DefaultFlushDelay = 100 * time.Microsecond
 
+// batch is a buffer of encoded frames that go out together, borrowed from a pool for as long
+// as frames wait in it (it keeps its buffer and timer while pooled), so that a Conn holds one
+// only while it is writing.
+type batch struct {
+	bufp  *[]byte
+	n     int
+	armed bool                 // t runs for this batch
+	t     *time.Timer          // calls fire; made on first use
+	owner atomic.Pointer[Conn] // set while t runs, for fire
+}
+
+var batches sync.Pool
+
+// startBatch borrows a batch for c; c.wmu is held and c has none.
+func (c *Conn) startBatch() *batch {
+	b, ok := batches.Get().(*batch)
+	if !ok {
+		b = &batch{}
+	}
+	if b.bufp == nil || len(*b.bufp) < c.cfg.wsize {
+		if b.bufp != nil {
+			putBuf(b.bufp)
+		}
+		b.bufp = getBuf(c.cfg.wsize)
+	}
+	c.pend = b
+	return b
+}
+
 // room returns n bytes at the end of the pending batch for the caller to fill, sending the
-// batch first when it lacks the room; n is at most c.wsize. c.wmu is held.
+// batch first when it lacks the room; n is at most c.cfg.wsize. c.wmu is held.
 func (c *Conn) room(n int) ([]byte, error) {
-	if c.pendN+n > c.wsize {
+	b := c.pend
+	if b != nil && b.n+n > c.cfg.wsize {
 		if err := c.flush(); err != nil {
 			return nil, err
 		}
+		b = nil
 	}
-	if c.pend == nil {
-		c.pend = getBuf(c.wsize)
+	if b == nil {
+		b = c.startBatch()
 	}
-	b := (*c.pend)[c.pendN : c.pendN+n]
-	c.pendN += n
-	return b, nil
+	p := (*b.bufp)[b.n : b.n+n]
+	b.n += n
+	return p, nil
 }
 
 // queued ends a frame placed with room: it stays in the batch while the reader has more
@@ -39,38 +72,42 @@ func (c *Conn) queued(op frame.Opcode) error {
 	if c.holding {
 		return nil // more of the same batch follows at once: no timer needed
 	}
-	if op != frame.OpClose && c.flushDelay >= 0 && c.moreIn.Load() && c.pendN < c.wsize {
-		if !c.armed {
-			if c.flushT == nil {
-				c.flushT = time.AfterFunc(c.flushDelay, c.timedFlush)
+	b := c.pend
+	if op != frame.OpClose && c.cfg.flushDelay >= 0 && c.is(moreIn) && b.n < c.cfg.wsize {
+		if !b.armed {
+			b.owner.Store(c)
+			if b.t == nil {
+				b.t = time.AfterFunc(c.cfg.flushDelay, b.fire)
 			} else {
-				c.flushT.Reset(c.flushDelay)
+				b.t.Reset(c.cfg.flushDelay)
 			}
-			c.armed = true
-			c.hasPend.Store(true)
+			b.armed = true
+			c.set(hasPend)
 		}
 		return nil
 	}
 	return c.flush()
 }
 
-// flush sends the pending batch and gives its buffer back. A failed write ends the
-// connection, as any failed write does. c.wmu is held.
+// flush sends the pending batch and gives it back. A failed write ends the connection, as any
+// failed write does. c.wmu is held.
 func (c *Conn) flush() error {
-	if c.armed {
-		c.flushT.Stop()
-		c.armed = false
-		c.hasPend.Store(false)
-	}
-	if c.pend == nil {
+	b := c.pend
+	if b == nil {
 		return nil
 	}
-	var err error
-	if c.pendN > 0 {
-		_, err = c.rwc.Write((*c.pend)[:c.pendN])
+	if b.armed {
+		b.t.Stop()
+		b.armed = false
+		b.owner.Store(nil)
+		c.setTo(hasPend, false)
 	}
-	putBuf(c.pend)
-	c.pend, c.pendN = nil, 0
+	var err error
+	if b.n > 0 {
+		_, err = c.rwc.Write((*b.bufp)[:b.n])
+	}
+	c.pend, b.n = nil, 0
+	batches.Put(b)
 	if err != nil {
 		c.writeFailed(err)
 	}
@@ -82,10 +119,10 @@ func (c *Conn) flush() error {
 // moreIn is false, whoever holds c.wmu sends the batch before letting go of it (or its timer
 // does).
 func (c *Conn) flushWaiting() error {
-	if !c.hasPend.Load() {
+	if !c.is(hasPend) {
 		return nil
 	}
-	c.moreIn.Store(false)
+	c.setTo(moreIn, false)
 	if !c.wmu.TryLock() {
 		return nil
 	}
@@ -93,11 +130,16 @@ func (c *Conn) flushWaiting() error {
 	return c.flushLate()
 }
 
-// timedFlush runs FlushDelay after a batch started, if it is still waiting.
-func (c *Conn) timedFlush() {
+// fire runs FlushDelay after the batch started. By then the batch may have gone out, and
+// even be another Conn's: it is sent only if it is still its owner's pending batch.
+func (b *batch) fire() {
+	c := b.owner.Load()
+	if c == nil {
+		return
+	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if c.armed {
+	if c.pend == b && b.armed {
 		c.flushLate()
 	}
 }

@@ -75,7 +75,7 @@ func TestFlushDelay(t *testing.T) {
 	if _, msg, err := server.ReadMessage(context.Background(), nil); err != nil || string(msg) != "first" {
 		t.Fatalf("%q %v", msg, err)
 	}
-	if !server.moreIn.Load() {
+	if !server.is(moreIn) {
 		t.Fatal("the second message is not seen as waiting")
 	}
 	if _, err := server.SendText([]byte("reply")); err != nil {

@@ -23,9 +23,8 @@ import (
 // blocked read. When the call ends that way, the part of the message read so far is kept and
 // the next ReadMessage continues the same message, so a timeout loses nothing.
 func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byte, error) {
-	c.rmu.Lock()
+	r := c.lockRead()
 	defer c.unlockRead()
-	r := &c.rd
 	if r.err != nil {
 		return 0, dst, r.err
 	}
@@ -43,6 +42,7 @@ func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byt
 	} else if op, err = c.nextMessage(); err != nil {
 		return 0, dst, contextError(ctx, err)
 	}
+	r = c.rd // nextMessage may have waited with none
 	for {
 		var err error
 		if r.zMsg {
@@ -85,40 +85,46 @@ func growFor(b []byte, n int64) []byte {
 // the next call. ctx bounds the wait for the message to start; its deadline also stays on the
 // reads of the message.
 func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) {
-	c.rmu.Lock()
+	r := c.lockRead()
 	defer c.unlockRead()
-	if c.rd.err != nil {
-		return 0, nil, c.rd.err
+	if r.err != nil {
+		return 0, nil, r.err
 	}
 	release, err := c.bindContext(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer release()
-	if sp := c.rd.sp; sp != nil {
+	if sp := r.sp; sp != nil {
 		sp.pOp, sp.partial = 0, sp.partial[:0]
 	}
 	op, err := c.nextMessage()
 	if err != nil {
 		return 0, nil, contextError(ctx, err)
 	}
-	return op, &messageReader{c: c, seq: c.rd.seq}, nil
+	return op, &messageReader{c: c, seq: c.seq}, nil
 }
 
 // nextMessage skips what is left of a message that was not read to its end, handles control
 // frames, and stops at the first frame of the next data message.
 func (c *Conn) nextMessage() (frame.Opcode, error) {
-	r := &c.rd
 	if err := c.skipMessage(); err != nil {
 		return 0, err
 	}
 	for {
+		if err := c.waitIdle(); err != nil {
+			return 0, err
+		}
+		r := c.rd
 		if !r.inFrame {
 			if err := c.readHeader(); err != nil {
 				return 0, err
 			}
 			if r.inMsg || r.hdr.Opcode.IsData() {
-				r.seq++
+				// 0 marks a finished messageReader, so the count skips it.
+				if c.seq++; c.seq == 0 {
+					c.seq = 1
+				}
 				return r.msgOp, nil
 			}
 			continue
@@ -136,7 +142,7 @@ func (c *Conn) nextMessage() (frame.Opcode, error) {
 // skipMessage reads what is left of the current message and drops it, checking it as it
 // would be checked if it were read.
 func (c *Conn) skipMessage() error {
-	r := &c.rd
+	r := c.rd
 	if r.zMsg {
 		sink := getBuf(512)
 		defer putBuf(sink)
@@ -170,7 +176,7 @@ func (c *Conn) skipMessage() error {
 // advance reads headers and control frames until payload of the current message is ready to
 // read (nil) or the message has ended (io.EOF).
 func (c *Conn) advance() error {
-	r := &c.rd
+	r := c.rd
 	for {
 		if r.inFrame {
 			if r.hdr.Opcode.IsData() {
@@ -197,17 +203,16 @@ func (c *Conn) advance() error {
 // messageReader is the io.Reader NextReader returns.
 type messageReader struct {
 	c   *Conn
-	seq uint64
+	seq uint32
 }
 
 // Read reads message payload; it returns io.EOF at the end of the message, and also once a
 // later NextReader has moved on.
 func (m *messageReader) Read(p []byte) (int, error) {
 	c := m.c
-	c.rmu.Lock()
+	r := c.lockRead()
 	defer c.unlockRead()
-	r := &c.rd
-	if m.seq != r.seq {
+	if m.seq != c.seq {
 		return 0, io.EOF
 	}
 	if r.err != nil {
@@ -256,7 +261,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 		defer mu.Unlock()
 		if live {
 			dl.SetReadDeadline(time.Unix(1, 0))
-			c.rd.deadline = true
+			c.rdl = true
 		}
 	})
 	return func() {
@@ -306,8 +311,8 @@ func (c *Conn) WriteMessage(op frame.Opcode, p []byte) (int, error) {
 	total := 0
 	for first := true; first || len(p) > 0; first = false {
 		chunk := p
-		if c.maxPayload >= 0 && int64(len(chunk)) > c.maxPayload {
-			chunk = chunk[:c.maxPayload]
+		if c.cfg.maxPayload >= 0 && int64(len(chunk)) > c.cfg.maxPayload {
+			chunk = chunk[:c.cfg.maxPayload]
 		}
 		p = p[len(chunk):]
 		n, err := c.writeFragment(first, len(p) == 0, op, chunk)
@@ -342,14 +347,15 @@ func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 		return nil, ErrOpcode
 	}
 	c.msgMu.Lock()
-	if c.mw == nil {
-		c.mw = &messageWriter{c: c}
+	w, ok := messageWriters.Get().(*messageWriter)
+	if !ok {
+		w = &messageWriter{}
 	}
-	w := c.mw
+	w.c = c
 	// Each full buffer goes out as one fragment, header included, in one write.
-	size := c.wsize - frame.MaxHeaderLen
-	if c.maxPayload >= 0 {
-		size = int(min(int64(size), c.maxPayload))
+	size := c.cfg.wsize - frame.MaxHeaderLen
+	if c.cfg.maxPayload >= 0 {
+		size = int(min(int64(size), c.cfg.maxPayload))
 	}
 	w.bufp = getBuf(size)
 	w.op, w.first, w.open, w.buf, w.zerr = op, true, true, (*w.bufp)[:0:size], nil
@@ -357,9 +363,9 @@ func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 	return &messageHandle{w: w, gen: w.gen.Add(1)}, nil
 }
 
-// messageHandle is the io.WriteCloser NextWriter returns: one message of the Conn's only
-// message writer. Its generation tells a handle kept after Close from the current one, so
-// that it cannot write into, or end, another goroutine's message.
+// messageHandle is the io.WriteCloser NextWriter returns: one message of a pooled message
+// writer. Its generation tells a handle kept after Close from the current one, so that it
+// cannot write into, or end, a later message, of this Conn or of another.
 type messageHandle struct {
 	w   *messageWriter
 	gen uint64
@@ -393,9 +399,9 @@ func (h *messageHandle) Close() error {
 	return h.w.Close()
 }
 
-// messageWriter is the state of the message being written, reused message after message.
+// messageWriter is the state of the message being written, borrowed for one message.
 type messageWriter struct {
-	c     *Conn
+	c     *Conn         // nil while pooled
 	gen   atomic.Uint64 // counts messages; a handle of an earlier one is stale
 	op    frame.Opcode
 	first bool
@@ -406,6 +412,8 @@ type messageWriter struct {
 	z     bool  // the message is compressed
 	zerr  error // a compressed message failed part way
 }
+
+var messageWriters sync.Pool
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.open {
@@ -475,13 +483,14 @@ func (w *messageWriter) Close() error {
 	if err == nil && w.op == frame.OpText {
 		err = w.utf8.Finish()
 	}
-	// w is the Conn's only message writer: once msgMu is free, the next NextWriter reuses it,
-	// and the handle of this message goes stale.
+	// The handle of this message goes stale before w goes back to the pool.
+	c := w.c
 	w.open = false
 	putBuf(w.bufp)
-	w.bufp, w.buf = nil, nil
+	w.bufp, w.buf, w.c = nil, nil, nil
 	w.gen.Add(1)
-	w.c.msgMu.Unlock()
+	messageWriters.Put(w)
+	c.msgMu.Unlock()
 	return err
 }
 

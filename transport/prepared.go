@@ -39,7 +39,7 @@ func (p *Prepared) Payload() []byte { return p.payload }
 // If any payload is over MaxPayloadLen it sends nothing and returns ErrPayloadTooLarge.
 func (c *Conn) WritePrepared(ps ...*Prepared) (int, error) {
 	for _, p := range ps {
-		if c.maxPayload >= 0 && int64(len(p.payload)) > c.maxPayload {
+		if c.cfg.maxPayload >= 0 && int64(len(p.payload)) > c.cfg.maxPayload {
 			return 0, ErrPayloadTooLarge
 		}
 	}
@@ -75,7 +75,7 @@ func (c *Conn) writePrepared(p *Prepared) (int, error) {
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	if len(p.wire) > c.wsize {
+	if len(p.wire) > c.cfg.wsize {
 		if err := c.flush(); err != nil {
 			return 0, err
 		}

@@ -33,11 +33,15 @@ func rawReader(c *Conn) (syscall.RawConn, func(uintptr) bool) {
 // rawRead is the callback of syscall.RawConn.Read, called with the stream's descriptor when it
 // may be readable. When the socket is empty it gives the read buffer back and returns false,
 // and the runtime parks the goroutine until the descriptor is readable, with no buffer held;
-// the next call borrows one again.
+// the next call borrows one again. Between messages (waitIdle) it gives the reader state back
+// as well.
 func (c *Conn) rawRead(fd uintptr) bool {
-	r := &c.rd
+	if c.rd == nil {
+		c.takeReader()
+	}
+	r := c.rd
 	if r.bufp == nil {
-		r.acquire(c.rsize)
+		r.acquire(c.cfg.rsize)
 	}
 	// readRaw is called with an empty buffer only, so the read starts at its beginning.
 	for {
@@ -47,6 +51,10 @@ func (c *Conn) rawRead(fd uintptr) bool {
 			continue
 		case err == syscall.EAGAIN:
 			r.release()
+			if c.idle {
+				putReader(r)
+				c.rd = nil
+			}
 			return false
 		case err != nil:
 			r.rawErr = os.NewSyscallError("read", err)

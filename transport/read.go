@@ -4,23 +4,20 @@ import (
 	"errors"
 	"io"
 	"os"
-	"syscall"
+	"sync"
 	"time"
 
 	"github.com/ecows/ecows/frame"
 )
 
 // reader is the receive state of a Conn, guarded by Conn.rmu. Every field survives a timeout,
-// so a call that stopped anywhere in a frame can be resumed by the next one.
+// so a call that stopped anywhere in a frame can be resumed by the next one. It is borrowed
+// from a pool: a Conn waiting for its peer between messages gives it back (waitIdle).
 type reader struct {
 	bufp     *[]byte // the pooled buffer, nil while none is held
 	buf      []byte  // *bufp, or nil: buf[pos:end] is unread input
 	pos, end int
-	deadline bool // a read deadline is set on the stream
-
-	raw    syscall.RawConn    // the stream's descriptor, when it can be read directly
-	rawFn  func(uintptr) bool // the callback reading it (rawread_unix.go)
-	rawErr error
+	rawErr   error // what the raw read callback met (rawread_unix.go)
 
 	hdr       frame.Header // header of the frame being read
 	inFrame   bool         // hdr is decoded, its payload not yet fully read
@@ -35,17 +32,14 @@ type reader struct {
 	msgLen int64
 	utf8   frame.UTF8
 
-	err error  // sticky: the connection cannot be read any more
-	seq uint64 // counts messages, so a stale NextReader reader can tell
+	err error // sticky: the connection cannot be read any more
 
 	// permessage-deflate (compress.go)
-	z        *inflater // nil when compression was not negotiated
-	zMsg     bool      // the current message is compressed: RSV1 on its first frame
-	zPending bool      // the current frame of that message is not fed to z yet
+	zMsg     bool // the current message is compressed: RSV1 on its first frame
+	zPending bool // the current frame of that message is not fed to the inflater yet
 }
 
-// spill is reader state that few connections need, kept out of the Conn, which every idle
-// connection pays for.
+// spill is reader state that few connections need.
 type spill struct {
 	fbuf    []byte // payload of frames too large for the read buffer, reused
 	partial []byte // message bytes read by a ReadMessage that timed out
@@ -58,6 +52,60 @@ func (r *reader) spill() *spill {
 		r.sp = &spill{}
 	}
 	return r.sp
+}
+
+var readerPool sync.Pool
+
+// maxKeptSpill bounds the spill buffers a pooled reader keeps for its next Conn.
+const maxKeptSpill = 1 << 16
+
+// getReader returns a reader in its zero state, with no buffer.
+func getReader() *reader {
+	if r, ok := readerPool.Get().(*reader); ok {
+		return r
+	}
+	return &reader{}
+}
+
+// putReader gives r back; nothing may use it afterwards. A small spill buffer stays with it.
+func putReader(r *reader) {
+	r.release()
+	sp := r.sp
+	*r = reader{}
+	if sp != nil && cap(sp.fbuf) <= maxKeptSpill && cap(sp.partial) <= maxKeptSpill {
+		sp.partial, sp.pOp = sp.partial[:0], 0
+		r.sp = sp
+	}
+	readerPool.Put(r)
+}
+
+// between reports whether r stands between messages with nothing buffered and nothing to
+// resume, so that a fresh reader would carry on exactly as it would.
+func (r *reader) between() bool {
+	return r.pos == r.end && !r.inFrame && !r.inMsg && !r.zMsg && r.err == nil && (r.sp == nil || r.sp.pOp == 0)
+}
+
+// lockRead locks the read side and returns its state, borrowed if the Conn holds none.
+func (c *Conn) lockRead() *reader {
+	c.rmu.Lock()
+	if c.rd == nil {
+		c.takeReader()
+	}
+	return c.rd
+}
+
+// takeReader borrows a reader for c, which holds none.
+func (c *Conn) takeReader() { c.rd = getReader() }
+
+// tryLockRead is lockRead unless another goroutine holds the read side.
+func (c *Conn) tryLockRead() (*reader, bool) {
+	if !c.rmu.TryLock() {
+		return nil, false
+	}
+	if c.rd == nil {
+		c.takeReader()
+	}
+	return c.rd, true
 }
 
 // RecvFrame reads one frame, the seed's recv_frame. Data frames come as they are on the wire:
@@ -83,13 +131,16 @@ func (r *reader) spill() *spill {
 // the sender's split; the final frame brings the rest. MaxMessageLen applies to the inflated
 // message, and MaxPayloadLen to each frame's compressed payload.
 func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
-	c.rmu.Lock()
+	c.lockRead()
 	defer c.unlockRead()
 	if err := c.startRead(timeout); err != nil {
 		return frame.Frame{}, err
 	}
-	r := &c.rd
-	if r.zMsg && !r.zPending && !r.inFrame && !r.z.hungry() {
+	if err := c.waitIdle(); err != nil {
+		return frame.Frame{}, err
+	}
+	r := c.rd
+	if r.zMsg && !r.zPending && !r.inFrame && !c.ext.z.hungry() {
 		// NextReader stopped inside a compressed message: hand out what is left of its frame.
 		return c.recvInflated()
 	}
@@ -152,7 +203,7 @@ func (c *Conn) startRead(timeout time.Duration) error {
 }
 
 func (c *Conn) setReadDeadline(t time.Time) error {
-	if t.IsZero() && !c.rd.deadline {
+	if t.IsZero() && !c.rdl {
 		return nil
 	}
 	dl := c.deadlines()
@@ -162,7 +213,7 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 		}
 		return ErrDeadlineUnsupported
 	}
-	c.rd.deadline = !t.IsZero()
+	c.rdl = !t.IsZero()
 	return dl.SetReadDeadline(t)
 }
 
@@ -186,7 +237,7 @@ func (c *Conn) fill(need int) error {
 // it has to wait (readRaw), so that a Conn waiting for its peer holds none; need is never
 // more than a header or a control frame, which always fit.
 func (c *Conn) fillRaw(need int) error {
-	r := &c.rd
+	r := c.rd
 	if r.end-r.pos >= need {
 		return nil
 	}
@@ -201,12 +252,12 @@ func (c *Conn) fillRaw(need int) error {
 		var n int
 		var err error
 		switch {
-		case r.raw != nil && r.end == 0:
-			err = r.readRaw()
+		case c.raw != nil && r.end == 0:
+			err = c.readRaw()
 		case r.bufp != nil:
 			n, err = c.rwc.Read(r.buf[r.end:])
 		default:
-			r.acquire(c.rsize)
+			r.acquire(c.cfg.rsize)
 			continue
 		}
 		r.end += n
@@ -237,9 +288,9 @@ func (c *Conn) readFailed(err error) error {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
-	r := &c.rd
+	r := c.rd
 	switch {
-	case c.streamClosed() || c.closeSent.Load():
+	case c.streamClosed() || c.is(closeSent):
 		r.err = ErrClosed
 	case err == io.EOF && (r.inFrame || r.end > r.pos):
 		r.err = &CloseError{Code: frame.CloseAbnormal, Err: io.ErrUnexpectedEOF}
@@ -252,7 +303,7 @@ func (c *Conn) readFailed(err error) error {
 
 // readHeader reads and checks the next frame header and starts its payload.
 func (c *Conn) readHeader() error {
-	r := &c.rd
+	r := c.rd
 	for {
 		h, n, err := frame.DecodeHeader(r.buf[r.pos:r.end])
 		if err == frame.ErrShortHeader {
@@ -279,9 +330,9 @@ func (c *Conn) readHeader() error {
 // checkHeader applies the rules that depend on the connection: masking by role, RSV bits,
 // fragment order and size limits.
 func (c *Conn) checkHeader(h frame.Header) error {
-	r := &c.rd
+	r := c.rd
 	switch {
-	case h.Rsv2 || h.Rsv3 || h.Rsv1 && r.z == nil:
+	case h.Rsv2 || h.Rsv3 || h.Rsv1 && c.inflater() == nil:
 		return c.fail(errRSV)
 	case h.Rsv1 && (h.Opcode.IsControl() || h.Opcode == frame.OpContinuation):
 		return c.fail(errRSV1) // RFC 7692 section 6: only a message's first frame may carry it
@@ -290,7 +341,7 @@ func (c *Conn) checkHeader(h frame.Header) error {
 			return c.fail(errUnmasked)
 		}
 		return c.fail(errMasked)
-	case c.maxPayload >= 0 && h.Length > c.maxPayload:
+	case c.cfg.maxPayload >= 0 && h.Length > c.cfg.maxPayload:
 		return c.fail(frame.ErrTooBig)
 	case h.Opcode.IsControl():
 		return nil // readControl reads it, even when empty
@@ -302,13 +353,13 @@ func (c *Conn) checkHeader(h frame.Header) error {
 	if h.Opcode != frame.OpContinuation {
 		r.inMsg, r.msgOp, r.msgLen = true, h.Opcode, 0
 		r.utf8.Reset()
-		if r.z != nil {
+		if c.inflater() != nil {
 			c.zBegin(h)
 		}
 	}
 	r.zPending = r.zMsg
 	r.msgLen += h.Length
-	if c.maxMessage >= 0 && r.msgLen > c.wireLimit() {
+	if c.cfg.maxMessage >= 0 && r.msgLen > c.wireLimit() {
 		return c.fail(errMessageTooBig)
 	}
 	if r.remaining == 0 {
@@ -330,7 +381,7 @@ var (
 // readPayload reads up to len(p) bytes of the current frame's payload into p, unmasks them
 // and checks text as it goes.
 func (c *Conn) readPayload(p []byte) (int, error) {
-	r := &c.rd
+	r := c.rd
 	if int64(len(p)) > r.remaining {
 		p = p[:r.remaining]
 	}
@@ -342,7 +393,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 	case r.end > r.pos:
 		n = copy(p, r.buf[r.pos:r.end])
 		r.pos += n
-	case len(p) >= c.rsize:
+	case len(p) >= c.cfg.rsize:
 		// Large reads skip the buffer rather than copy through it.
 		if err := c.flushWaiting(); err != nil {
 			return 0, c.sendFailed(err)
@@ -365,7 +416,7 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 // takeBuffered hands out the next n payload bytes of the current frame in place, from the
 // read buffer, which must hold them, unmasked and checked.
 func (c *Conn) takeBuffered(n int) ([]byte, error) {
-	r := &c.rd
+	r := c.rd
 	b := r.buf[r.pos : r.pos+n]
 	r.pos += n
 	return b, c.consumed(b)
@@ -374,7 +425,7 @@ func (c *Conn) takeBuffered(n int) ([]byte, error) {
 // consumed unmasks and checks b, the next payload bytes of the current frame, taken from the
 // stream, and ends the frame when it is complete.
 func (c *Conn) consumed(b []byte) error {
-	r := &c.rd
+	r := c.rd
 	if r.hdr.Masked {
 		r.maskPos = frame.Mask(r.hdr.Key, r.maskPos, b)
 	}
@@ -392,7 +443,7 @@ func (c *Conn) consumed(b []byte) error {
 
 // frameDone ends the current frame and, with a final data frame, its message.
 func (c *Conn) frameDone() error {
-	r := &c.rd
+	r := c.rd
 	r.inFrame = false
 	if !r.hdr.Opcode.IsData() || !r.hdr.Fin {
 		return nil
@@ -404,15 +455,41 @@ func (c *Conn) frameDone() error {
 	return nil
 }
 
+// waitIdle waits for the peer's next bytes when the reader stands between messages with
+// nothing buffered. The batch goes out first, as in fill. On a stream read directly, the
+// Conn gives its reader state and buffer back for the wait (rawRead), so that a connection
+// waiting for its peer holds neither, and takes a reader again before it returns: callers
+// must not keep a pointer to the old one across the call.
+func (c *Conn) waitIdle() error {
+	if c.raw == nil || !c.rd.between() {
+		return nil
+	}
+	r := c.rd
+	if err := c.flushWaiting(); err != nil {
+		return c.sendFailed(err)
+	}
+	r.pos, r.end = 0, 0
+	c.idle = true
+	err := c.readRaw()
+	c.idle = false
+	if c.rd == nil {
+		c.takeReader()
+	}
+	if err != nil {
+		return c.readFailed(err)
+	}
+	return nil
+}
+
 // readRaw reads the stream into the empty buffer, giving the buffer back while it waits for
-// the stream to be readable and borrowing one again once it is. The callback sets r.end to
-// what it read.
-func (r *reader) readRaw() error {
-	r.rawErr = nil
-	if err := r.raw.Read(r.rawFn); err != nil {
+// the stream to be readable and borrowing one again once it is. The callback sets c.rd.end
+// to what it read.
+func (c *Conn) readRaw() error {
+	c.rd.rawErr = nil
+	if err := c.raw.Read(c.rawFn); err != nil {
 		return err
 	}
-	return r.rawErr
+	return c.rd.rawErr
 }
 
 // acquire borrows a read buffer of size bytes; the reader holds none.

@@ -1,9 +1,9 @@
 package transport
 
 import (
-	"encoding/binary"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/ecows/ecows/frame"
@@ -32,7 +32,7 @@ func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error)
 			}
 		}
 	case op.IsData():
-		if c.maxPayload >= 0 && int64(len(payload)) > c.maxPayload {
+		if c.cfg.maxPayload >= 0 && int64(len(payload)) > c.cfg.maxPayload {
 			return 0, ErrPayloadTooLarge
 		}
 	default:
@@ -67,7 +67,7 @@ func (c *Conn) SendPong(p []byte) (int, error) { return c.SendFrame(true, frame.
 // sendMessageFrame sends a whole message in a single frame, waiting for any message another
 // goroutine is writing to finish.
 func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
-	if c.maxPayload >= 0 && int64(len(p)) > c.maxPayload {
+	if c.cfg.maxPayload >= 0 && int64(len(p)) > c.cfg.maxPayload {
 		return 0, ErrPayloadTooLarge
 	}
 	if op == frame.OpText && !frame.ValidUTF8(p) {
@@ -93,7 +93,7 @@ func (c *Conn) checkOrder(continuation bool) error {
 	switch {
 	case c.werr != nil:
 		return c.werr
-	case c.closeSent.Load():
+	case c.is(closeSent):
 		return ErrClosed
 	case continuation != c.wOpen:
 		return ErrFragmentOrder
@@ -107,13 +107,17 @@ func (c *Conn) writeFrame(fin bool, op frame.Opcode, payload []byte) (int, error
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	h := frame.Header{Fin: fin, Opcode: op, Length: int64(len(payload))}
-	if c.role == Client {
-		h.Masked = true
-		binary.LittleEndian.PutUint32(h.Key[:], uint32(c.rng.Uint64()))
-	}
-	n, err := c.writeWire(h, payload)
+	n, err := c.writeWire(c.header(fin, false, op, len(payload)), payload)
 	return c.wrote(fin, op, n, err)
+}
+
+// header returns the header of a frame this side sends: a client's is masked with a fresh
+// key.
+func (c *Conn) header(fin, rsv1 bool, op frame.Opcode, n int) frame.Header {
+	if c.role == Client {
+		return frame.Header{Fin: fin, Rsv1: rsv1, Opcode: op, Length: int64(n), Masked: true, Key: newMaskKey()}
+	}
+	return frame.Header{Fin: fin, Rsv1: rsv1, Opcode: op, Length: int64(n)}
 }
 
 // writable reports why nothing may be written now, and refreshes the write deadline
@@ -122,7 +126,7 @@ func (c *Conn) writable() error {
 	if c.werr != nil {
 		return c.werr
 	}
-	if c.closeSent.Load() {
+	if c.is(closeSent) {
 		return ErrClosed
 	}
 	c.refreshWriteDeadline()
@@ -140,7 +144,7 @@ func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 		c.wOpen = !fin
 	}
 	if op == frame.OpClose {
-		c.closeSent.Store(true)
+		c.set(closeSent)
 	}
 	return n, nil
 }
@@ -151,7 +155,7 @@ func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 // buffer at a time, since the caller's bytes must not be masked in place.
 func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 	hl := h.Len()
-	if n := hl + len(payload); n <= c.wsize {
+	if n := hl + len(payload); n <= c.cfg.wsize {
 		b, err := c.room(n)
 		if err != nil {
 			return 0, err
@@ -164,15 +168,17 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 		return n, c.queued(h.Opcode)
 	}
 	if !h.Masked {
-		if c.wv == nil {
-			c.wv = &vecWriter{}
-		}
 		var pending []byte
-		if c.pend != nil {
-			pending = (*c.pend)[:c.pendN]
+		if b := c.pend; b != nil {
+			pending = (*b.bufp)[:b.n]
+			b.n = 0
 		}
-		n, err := c.wv.write(c.rwc, pending, h, payload)
-		c.pendN = 0
+		v, ok := vecWriters.Get().(*vecWriter)
+		if !ok {
+			v = &vecWriter{}
+		}
+		n, err := v.write(c.rwc, pending, h, payload)
+		vecWriters.Put(v)
 		if ferr := c.flush(); err == nil {
 			err = ferr
 		}
@@ -181,7 +187,7 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
-	bp := getBuf(c.wsize)
+	bp := getBuf(c.cfg.wsize)
 	defer putBuf(bp)
 	b := frame.AppendHeader((*bp)[:0], h)
 	total, pos := 0, 0
@@ -202,8 +208,9 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 }
 
 // vecWriter writes a pending batch, a header and a payload with one writev, without copying
-// the payload. It lives in the Conn, so that the vector does not escape to the heap on every
-// write.
+// the payload. It is pooled, so that the vector does not escape to the heap on every write.
+var vecWriters sync.Pool
+
 type vecWriter struct {
 	hdr [frame.MaxHeaderLen]byte
 	arr [3][]byte
@@ -235,16 +242,16 @@ func (c *Conn) writeFailed(err error) error {
 // WriteTimeout is left, so most writes make no deadline call at all. A write therefore fails
 // after between WriteTimeout/2 and WriteTimeout without progress.
 func (c *Conn) refreshWriteDeadline() {
-	if c.writeTimeout <= 0 {
+	if c.cfg.writeTimeout <= 0 {
 		return
 	}
 	// A monotonic clock read is cheaper than time.Now.
 	now := monotonic()
-	if c.wdl-now >= c.writeTimeout/2 {
+	if c.wdl-now >= c.cfg.writeTimeout/2 {
 		return
 	}
 	if dl := c.deadlines(); dl != nil {
-		c.wdl = now + c.writeTimeout
-		dl.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+		c.wdl = now + c.cfg.writeTimeout
+		dl.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout))
 	}
 }
