@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ecows/ecows/frame"
 )
@@ -198,4 +199,16 @@ func liveHeap() uint64 {
 	}
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// TestConnSize keeps the Conn at the size the package documentation gives, which is what an
+// idle connection costs.
+func TestConnSize(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("the documented size is for 64-bit platforms")
+	}
+	var c Conn
+	if got := unsafe.Sizeof(c); got != 160 {
+		t.Errorf("a Conn weighs %d bytes; doc.go says 160", got)
+	}
 }

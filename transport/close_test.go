@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -192,6 +193,50 @@ func TestCloseWhileSending(t *testing.T) {
 	for err := range errs {
 		if err != ErrClosed {
 			t.Errorf("sender ended with %v, want ErrClosed", err)
+		}
+	}
+}
+
+// TestDone checks the Done channel asked for before the stream closes, after it, and while it
+// closes: each is closed once the stream is, exactly once.
+func TestDone(t *testing.T) {
+	closedNow := func(ch <-chan struct{}) bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+	a, _ := net.Pipe()
+	c := NewConn(a, Server, Setup{}, nil)
+	before := c.Done()
+	if closedNow(before) {
+		t.Fatal("Done closed before the stream")
+	}
+	if c.Done() != before {
+		t.Fatal("Done returned another channel")
+	}
+	c.CloseNow()
+	if !closedNow(before) {
+		t.Fatal("Done not closed after CloseNow")
+	}
+	a, _ = net.Pipe()
+	c = NewConn(a, Server, Setup{}, nil)
+	c.CloseNow()
+	if !closedNow(c.Done()) {
+		t.Fatal("Done asked after CloseNow is not closed")
+	}
+	for range 200 {
+		a, _ = net.Pipe()
+		c = NewConn(a, Server, Setup{}, nil)
+		got := make(chan (<-chan struct{}))
+		go func() { got <- c.Done() }()
+		c.CloseNow()
+		select {
+		case <-<-got:
+		case <-time.After(5 * time.Second):
+			t.Fatal("Done asked while the stream closed is never closed")
 		}
 	}
 }

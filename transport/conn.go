@@ -100,8 +100,8 @@ type Conn struct {
 	// (extras).
 	rwc   io.ReadWriteCloser
 	cfg   *config
-	ext   *extras // nil when the handshake agreed on nothing
-	done  atomic.Pointer[chan struct{}]
+	ext   *extras              // nil when the handshake agreed on nothing
+	aux   atomic.Pointer[rare] // nil until needed
 	stats counters
 
 	rmu   sync.Mutex
@@ -121,7 +121,6 @@ type Conn struct {
 	msgMu sync.Mutex    // held by a message writer from its first frame to its last
 	pend  *batch        // frames waiting to go out together (flush.go)
 	wdl   time.Duration // the write deadline set on the stream, as a monotonic() time
-	werr  error
 }
 
 // Bits of Conn.state, read without locks.
@@ -174,6 +173,33 @@ type extras struct {
 	subprotocol, extensions string
 	z                       *inflater // permessage-deflate's receive side, guarded by rmu
 	zw                      *deflater // and its send side
+}
+
+// rare holds what few connections need, made on first use: a Done channel, and the error
+// that ended the write side.
+type rare struct {
+	done atomic.Pointer[chan struct{}]
+	werr error // guarded by Conn.wmu
+}
+
+// rare returns c's rare state, made if need be.
+func (c *Conn) rare() *rare {
+	if x := c.aux.Load(); x != nil {
+		return x
+	}
+	x := &rare{}
+	if c.aux.CompareAndSwap(nil, x) {
+		return x
+	}
+	return c.aux.Load()
+}
+
+// writeErr returns the error that ended the write side, or nil; c.wmu is held.
+func (c *Conn) writeErr() error {
+	if x := c.aux.Load(); x != nil {
+		return x.werr
+	}
+	return nil
 }
 
 // closedChan is the channel Done returns once the stream has closed before anyone asked.
@@ -246,14 +272,26 @@ func (c *Conn) RemoteAddr() net.Addr {
 // Done returns a channel that is closed once the underlying stream has been closed.
 func (c *Conn) Done() <-chan struct{} {
 	// Made on first use: most connections never need one.
-	if p := c.done.Load(); p != nil {
+	x := c.rare()
+	if p := x.done.Load(); p != nil {
 		return *p
 	}
-	ch := make(chan struct{})
-	if c.done.CompareAndSwap(nil, &ch) {
-		return ch
+	if c.streamClosed() {
+		x.done.CompareAndSwap(nil, closedChan)
+		return *x.done.Load()
 	}
-	return *c.done.Load()
+	ch := make(chan struct{})
+	if !x.done.CompareAndSwap(nil, &ch) {
+		return *x.done.Load()
+	}
+	// The stream may have closed meanwhile, unseen by closeStream: whichever of the two
+	// swaps the channel out closes it.
+	if c.streamClosed() {
+		if p := x.done.Swap(closedChan); p != closedChan {
+			close(*p)
+		}
+	}
+	return ch
 }
 
 // closeStream closes rwc once.
@@ -262,8 +300,10 @@ func (c *Conn) closeStream() error {
 		return ErrClosed
 	}
 	// A Done channel made before this point is closed here; one asked for later is closedChan.
-	if p := c.done.Swap(closedChan); p != nil {
-		close(*p)
+	if x := c.aux.Load(); x != nil {
+		if p := x.done.Swap(closedChan); p != nil && p != closedChan {
+			close(*p)
+		}
 	}
 	return c.rwc.Close()
 }

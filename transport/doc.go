@@ -19,9 +19,11 @@
 // Memory and writes: a Conn borrows its read and write buffers from pools while data moves
 // and gives them back when it waits, so an idle connection holds no buffer (on Unix, over
 // net's TCP and Unix connections, it waits for input with syscall.RawConn.Read and borrows a
-// buffer only once bytes have arrived). When a peer sends many messages at once, the frames
-// written while more of its input waits are gathered and sent in one write as soon as the
-// reader has caught up, or after Options.FlushDelay at the latest.
+// buffer only once bytes have arrived). Between messages it gives back its reader state too,
+// and Conns made from equal Options share their settings: an idle Conn weighs 160 bytes on
+// 64-bit platforms, besides the net.Conn under it. When a peer sends many messages at once,
+// the frames written while more of its input waits are gathered and sent in one write as soon
+// as the reader has caught up, or after Options.FlushDelay at the latest.
 //
 // Compression (permessage-deflate, RFC 7692) is on when the handshake agreed on it
 // (Setup.Deflate; Options.Compression configures it): every read API returns inflated

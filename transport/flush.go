@@ -147,7 +147,7 @@ func (b *batch) fire() {
 // flushLate sends the pending batch outside any write call, under a fresh write deadline,
 // unless the write side has failed already; c.wmu is held.
 func (c *Conn) flushLate() error {
-	if c.werr != nil {
+	if c.writeErr() != nil {
 		return nil
 	}
 	c.refreshWriteDeadline()

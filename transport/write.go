@@ -90,9 +90,10 @@ func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
 // written now; c.wmu is held. A connection that has ended is reported as such first, since a
 // message cut short by the end leaves the order state behind.
 func (c *Conn) checkOrder(continuation bool) error {
+	if err := c.writeErr(); err != nil {
+		return err
+	}
 	switch {
-	case c.werr != nil:
-		return c.werr
 	case c.is(closeSent):
 		return ErrClosed
 	case continuation != c.wOpen:
@@ -123,8 +124,8 @@ func (c *Conn) header(fin, rsv1 bool, op frame.Opcode, n int) frame.Header {
 // writable reports why nothing may be written now, and refreshes the write deadline
 // otherwise; c.wmu is held.
 func (c *Conn) writable() error {
-	if c.werr != nil {
-		return c.werr
+	if err := c.writeErr(); err != nil {
+		return err
 	}
 	if c.is(closeSent) {
 		return ErrClosed
@@ -228,14 +229,15 @@ func (v *vecWriter) write(w io.Writer, pending []byte, h frame.Header, payload [
 // writeFailed ends the connection after a write failed, which leaves the stream broken
 // mid-frame, and returns the error later writes report; c.wmu is held.
 func (c *Conn) writeFailed(err error) error {
-	if c.werr == nil {
-		c.werr = err
+	x := c.rare()
+	if x.werr == nil {
+		x.werr = err
 		if c.streamClosed() {
-			c.werr = ErrClosed
+			x.werr = ErrClosed
 		}
 	}
 	c.closeStream()
-	return c.werr
+	return x.werr
 }
 
 // refreshWriteDeadline moves the write deadline forward only when less than half of
