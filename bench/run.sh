@@ -9,7 +9,11 @@
 # connections per library, in process), and writes bench/RESULTS.md (medians over rounds).
 #
 #   bench/run.sh quick    # about 3 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
-#   bench/run.sh full     # about 20 minutes: 5 rounds of 1 s + 3 s, idle memory 3 times
+#   bench/run.sh full     # about 35 minutes: 9 rounds of 1 s + 3 s, idle memory 3 times
+#
+# Rows bound by system calls (one message in flight) vary by about 10% from one run to the
+# next for every library alike; full takes the median of 9 rounds so that such a row's
+# ranking does not hang on one or two of them.
 #
 # Environment overrides: ROUNDS, WARMUP, DURATION, BENCHTIME, IDLE_CONNS, IDLE_ROUNDS,
 # IDLE_ZCONNS (compressed idle connections per library, in process; default 1000), SCENARIOS
@@ -27,7 +31,7 @@ quick)
 	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=1}"
 	;;
 full)
-	: "${ROUNDS:=5}" "${WARMUP:=1s}" "${DURATION:=3s}" "${BENCHTIME:=1s}"
+	: "${ROUNDS:=9}" "${WARMUP:=1s}" "${DURATION:=3s}" "${BENCHTIME:=1s}"
 	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=3}"
 	;;
 *)

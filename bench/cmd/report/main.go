@@ -247,7 +247,7 @@ func (r *report) rows() []row {
 	}
 	kib := func(v float64) string { return strconv.FormatFloat(v/1024, 'f', 1, 64) }
 	rows = append(rows,
-		row{key: "idle/heap", label: idle + ": heap KiB/conn ↓", format: kib},
+		row{key: "idle/heap", label: idle + ": heap B/conn ↓", format: f0},
 		row{key: "idle/stack", label: idle + ": stack KiB/conn ↓", format: kib},
 		row{key: "idle/total", label: idle + ": heap+stack KiB/conn ↓", format: kib},
 		row{key: "idle/rss", label: idle + ": RSS KiB/conn ↓", format: kib},
