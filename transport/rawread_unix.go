@@ -36,10 +36,7 @@ func rawReader(c *Conn) (syscall.RawConn, func(uintptr) bool) {
 // the next call borrows one again. Between messages (waitIdle) it gives the reader state back
 // as well.
 func (c *Conn) rawRead(fd uintptr) bool {
-	if c.rd == nil {
-		c.takeReader()
-	}
-	r := c.rd
+	r := c.holdReader()
 	if r.bufp == nil {
 		r.acquire(c.cfg.rsize)
 	}

@@ -85,27 +85,26 @@ func (r *reader) between() bool {
 	return r.pos == r.end && !r.inFrame && !r.inMsg && !r.zMsg && r.err == nil && (r.sp == nil || r.sp.pOp == 0)
 }
 
-// lockRead locks the read side and returns its state, borrowed if the Conn holds none.
+// lockRead locks the read side and returns its state.
 func (c *Conn) lockRead() *reader {
 	c.rmu.Lock()
-	if c.rd == nil {
-		c.takeReader()
-	}
-	return c.rd
+	return c.holdReader()
 }
-
-// takeReader borrows a reader for c, which holds none.
-func (c *Conn) takeReader() { c.rd = getReader() }
 
 // tryLockRead is lockRead unless another goroutine holds the read side.
 func (c *Conn) tryLockRead() (*reader, bool) {
 	if !c.rmu.TryLock() {
 		return nil, false
 	}
+	return c.holdReader(), true
+}
+
+// holdReader returns c's reader state, borrowed if c holds none; c.rmu is held.
+func (c *Conn) holdReader() *reader {
 	if c.rd == nil {
-		c.takeReader()
+		c.rd = getReader()
 	}
-	return c.rd, true
+	return c.rd
 }
 
 // RecvFrame reads one frame, the seed's recv_frame. Data frames come as they are on the wire:
@@ -472,9 +471,7 @@ func (c *Conn) waitIdle() error {
 	c.idle = true
 	err := c.readRaw()
 	c.idle = false
-	if c.rd == nil {
-		c.takeReader()
-	}
+	c.holdReader()
 	if err != nil {
 		return c.readFailed(err)
 	}
