@@ -190,7 +190,7 @@ func (c *Conn) sendClose(code frame.CloseCode, reason string) (n int, refused bo
 func (c *Conn) answerClose(code frame.CloseCode, reason string) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	if !c.is(closeSent) && c.writeErr() == nil {
+	if c.ended() == nil {
 		c.writeClose(code, reason)
 	}
 }

@@ -216,14 +216,14 @@ func (c *Conn) setReadDeadline(t time.Time) error {
 	return dl.SetReadDeadline(t)
 }
 
-// fill reads from the stream until at least need bytes are buffered. The pending batch goes
-// out first (flush.go): the peer may be waiting for it before it sends more.
+// fill reads from the stream until at least need bytes are buffered, sending the pending
+// batch first (flushForRead).
 func (c *Conn) fill(need int) error {
 	if c.rd.end-c.rd.pos >= need {
 		return nil
 	}
-	if err := c.flushWaiting(); err != nil {
-		return c.sendFailed(err)
+	if err := c.flushForRead(); err != nil {
+		return err
 	}
 	if err := c.fillRaw(need); err != nil {
 		return c.readFailed(err)
@@ -266,6 +266,15 @@ func (c *Conn) fillRaw(need int) error {
 			}
 			return err
 		}
+	}
+	return nil
+}
+
+// flushForRead sends the pending batch before the reader waits for the network: the peer may
+// be waiting for it before it sends more. A failed write ends the read side.
+func (c *Conn) flushForRead() error {
+	if err := c.flushWaiting(); err != nil {
+		return c.sendFailed(err)
 	}
 	return nil
 }
@@ -394,8 +403,8 @@ func (c *Conn) readPayload(p []byte) (int, error) {
 		r.pos += n
 	case len(p) >= c.cfg.rsize:
 		// Large reads skip the buffer rather than copy through it.
-		if err := c.flushWaiting(); err != nil {
-			return 0, c.sendFailed(err)
+		if err := c.flushForRead(); err != nil {
+			return 0, err
 		}
 		var err error
 		n, err = c.rwc.Read(p)
@@ -464,8 +473,8 @@ func (c *Conn) waitIdle() error {
 		return nil
 	}
 	r := c.rd
-	if err := c.flushWaiting(); err != nil {
-		return c.sendFailed(err)
+	if err := c.flushForRead(); err != nil {
+		return err
 	}
 	r.pos, r.end = 0, 0
 	c.idle = true

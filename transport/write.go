@@ -90,14 +90,23 @@ func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
 // written now; c.wmu is held. A connection that has ended is reported as such first, since a
 // message cut short by the end leaves the order state behind.
 func (c *Conn) checkOrder(continuation bool) error {
+	if err := c.ended(); err != nil {
+		return err
+	}
+	if continuation != c.wOpen {
+		return ErrFragmentOrder
+	}
+	return nil
+}
+
+// ended reports why nothing may be written any more: the write side failed, or this side's
+// close frame has gone out. c.wmu is held.
+func (c *Conn) ended() error {
 	if err := c.writeErr(); err != nil {
 		return err
 	}
-	switch {
-	case c.is(closeSent):
+	if c.is(closeSent) {
 		return ErrClosed
-	case continuation != c.wOpen:
-		return ErrFragmentOrder
 	}
 	return nil
 }
@@ -124,11 +133,8 @@ func (c *Conn) header(fin, rsv1 bool, op frame.Opcode, n int) frame.Header {
 // writable reports why nothing may be written now, and refreshes the write deadline
 // otherwise; c.wmu is held.
 func (c *Conn) writable() error {
-	if err := c.writeErr(); err != nil {
+	if err := c.ended(); err != nil {
 		return err
-	}
-	if c.is(closeSent) {
-		return ErrClosed
 	}
 	c.refreshWriteDeadline()
 	return nil
