@@ -82,18 +82,18 @@ func loopback(h middleware.ConnHandler) (*transport.Conn, <-chan error) {
 		panic(err)
 	}
 	defer ln.Close()
-	done := make(chan error, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			done <- err
-			return
-		}
-		done <- h.ServeConn(context.Background(), transport.NewConn(nc, transport.Server, transport.Setup{}, nil))
-	}()
 	nc, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		panic(err)
 	}
+	// Accepted before the listener closes: the dialled connection waits in its backlog.
+	sc, err := ln.Accept()
+	if err != nil {
+		panic(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- h.ServeConn(context.Background(), transport.NewConn(sc, transport.Server, transport.Setup{}, nil))
+	}()
 	return transport.NewConn(nc, transport.Client, transport.Setup{}, nil), done
 }
