@@ -61,7 +61,8 @@ func (c *Conn) recvClose(code frame.CloseCode, reason string) {
 	c.rd.err = &CloseError{Code: code, Reason: reason}
 	c.set(peerClosed)
 	c.answerClose(code, "")
-	c.endStream(time.Now().Add(c.cfg.closeTimeout))
+	deadline := c.closeDeadline()
+	c.endLater(func() { c.endStream(deadline) })
 }
 
 // endStream closes the stream once both close frames have passed. RFC 6455 section 7.1.1 has
@@ -104,12 +105,55 @@ func (c *Conn) fail(err error) error {
 		if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && c.role == Server {
 			cw.CloseWrite()
 		}
-		c.awaitEOF(c.closeDeadline())
-		c.closeStream()
+		deadline := c.closeDeadline()
+		c.endLater(func() {
+			c.awaitEOF(deadline)
+			c.closeStream()
+		})
 		return err
 	}
-	c.drain(c.closeDeadline())
+	deadline := c.closeDeadline()
+	c.endLater(func() { c.drain(deadline) })
 	return err
+}
+
+// endLater runs f, the rest of the read side's end, which waits for the peer: at once when
+// the read call has no time bound, and otherwise once the call has returned (endCall), so
+// that the call keeps its bound while the close handshake finishes without it.
+func (c *Conn) endLater(f func()) {
+	if c.rd.bounded {
+		c.rd.tail = f
+		return
+	}
+	f()
+}
+
+// endCall ends a read call begun with lockRead. When the call left the end of the read side to
+// finish (endLater), a goroutine finishes it, holding the read side until it is done; later
+// read calls get the error that ended the Conn at once (readEnd) instead of waiting for it.
+func (c *Conn) endCall() {
+	r := c.rd
+	if r == nil || r.tail == nil {
+		c.unlockRead()
+		return
+	}
+	f := r.tail
+	r.tail = nil
+	c.rare().rerr = r.err
+	c.set(readEnded) // publishes rerr
+	go func() {
+		f()
+		c.unlockRead()
+	}()
+}
+
+// readEnd returns the error that ended the read side while its end finishes in the
+// background (endCall), or nil.
+func (c *Conn) readEnd() error {
+	if c.is(readEnded) {
+		return c.aux.Load().rerr
+	}
+	return nil
 }
 
 func (c *Conn) closeDeadline() time.Time {
@@ -219,8 +263,9 @@ func (c *Conn) writeClose(code frame.CloseCode, reason string) (n int, refused b
 func (c *Conn) Close(code frame.CloseCode, reason string) error {
 	if _, refused, err := c.sendClose(code, reason); refused {
 		return err
-	} else if err != nil && c.streamClosed() {
-		// Nothing was sent now: the connection had ended already.
+	} else if err != nil && (c.streamClosed() || c.is(readEnded)) {
+		// Nothing was sent now: the connection had ended already, or its end is finishing
+		// without a caller (endCall).
 		return ErrClosed
 	}
 	deadline := c.closeDeadline()
@@ -251,8 +296,15 @@ func (c *Conn) Close(code frame.CloseCode, reason string) error {
 
 // CloseNow closes the stream at once, without a close handshake. Reads and writes blocked in
 // other goroutines return. Frames written before it that were waiting to be sent together
-// (see Options.FlushDelay) are sent first, unless another goroutine is writing.
+// (see Options.FlushDelay) are sent first, unless another goroutine is writing. Once a read
+// call has ended the connection and left the last of the close handshake to finish without
+// it (within CloseTimeout; see RecvFrame), CloseNow lets it finish and returns ErrClosed:
+// closing first could turn the TCP close into a reset that destroys the close frame, and a
+// client must let the server close first.
 func (c *Conn) CloseNow() error {
+	if c.is(readEnded) {
+		return ErrClosed
+	}
 	c.flushWaiting() // what was written before goes out first
 	err := c.closeStream()
 	c.releaseInflater()

@@ -130,6 +130,7 @@ const (
 	closed                 // rwc is closed
 	moreIn                 // the reader has returned with more input buffered
 	hasPend                // a batch waits for FlushDelay
+	readEnded              // the read side has ended, and rare.rerr says how (endCall)
 )
 
 func (c *Conn) is(bit uint32) bool { return c.state.Load()&bit != 0 }
@@ -180,6 +181,7 @@ type extras struct {
 type rare struct {
 	done atomic.Pointer[chan struct{}]
 	werr error // guarded by Conn.wmu
+	rerr error // set before the readEnded bit, read after it
 }
 
 // rare returns c's rare state, made if need be.

@@ -60,3 +60,10 @@ func CloseStatus(err error) frame.CloseCode {
 	}
 	return 0
 }
+
+// ErrReadMixed is returned by a read call that would take over a message another read level
+// is in the middle of: ReadMessage, NextReader or RecvFrame while a ReadMessage that timed
+// out holds part of a message (only ReadMessage continues it), and ReadMessage or NextReader
+// once RecvFrame has returned part of a message or stopped inside one (RecvFrame reads the
+// rest). Nothing is read or dropped, and the Conn stays usable.
+var ErrReadMixed = errors.New("websocket: message in progress at another read level")

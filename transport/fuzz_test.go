@@ -192,6 +192,10 @@ func fuzzRun(role Role, data, sched []byte, opts *Options) (*fuzzResult, error) 
 		fr.Payload = append([]byte{}, fr.Payload...)
 		res.frames = append(res.frames, fr)
 	}
+	// A call with a timeout leaves the end of the read side to a goroutine (endCall), which
+	// holds the read side until the stream is closed.
+	c.rmu.Lock()
+	c.rmu.Unlock()
 	res.out, res.closed = s.out.Bytes(), s.closed
 	return res, nil
 }

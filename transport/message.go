@@ -20,11 +20,16 @@ import (
 // handshake and returns a *CloseError.
 //
 // ctx bounds the call: its deadline becomes the read deadline, and cancelling it interrupts a
-// blocked read. When the call ends that way, the part of the message read so far is kept and
-// the next ReadMessage continues the same message, so a timeout loses nothing.
+// blocked read. When the call ends that way, the part of the message read so far is kept by
+// the Conn and the next ReadMessage continues the same message, so a timeout loses nothing;
+// RecvFrame and NextReader refuse to start meanwhile (ErrReadMixed). Likewise ReadMessage
+// refuses to continue a message that RecvFrame has begun to return.
 func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byte, error) {
+	if err := c.readEnd(); err != nil {
+		return 0, dst, err
+	}
 	r := c.lockRead()
-	defer c.unlockRead()
+	defer c.endCall()
 	if r.err != nil {
 		return 0, dst, r.err
 	}
@@ -33,12 +38,15 @@ func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byt
 		return 0, dst, err
 	}
 	defer release()
-	start := len(dst)
+	// A message that takes several calls gathers in the spill's partial buffer, so that a
+	// resumed call reads on instead of copying what earlier calls read: each call makes
+	// progress, however short its deadline.
 	var op frame.Opcode
+	buf, start, resumed := dst, len(dst), false
 	if sp := r.sp; sp != nil && sp.pOp != 0 {
-		op = sp.pOp
-		dst = append(dst, sp.partial...)
-		sp.pOp, sp.partial = 0, sp.partial[:0]
+		op, buf, start, resumed = sp.pOp, sp.partial, 0, true
+	} else if r.inMsg && r.frames {
+		return 0, dst, ErrReadMixed
 	} else if op, err = c.nextMessage(); err != nil {
 		return 0, dst, contextError(ctx, err)
 	}
@@ -46,37 +54,36 @@ func (c *Conn) ReadMessage(ctx context.Context, dst []byte) (frame.Opcode, []byt
 	for {
 		var err error
 		if r.zMsg {
-			dst, err = c.zReadInto(dst)
+			buf, err = c.zReadInto(buf)
 		} else if err = c.advance(); err == nil {
-			if len(dst) == cap(dst) {
-				dst = growFor(dst, r.remaining)
+			if len(buf) == cap(buf) {
+				buf = growFor(buf, r.remaining)
 			}
 			var n int
-			n, err = c.readPayload(dst[len(dst):cap(dst)])
-			dst = dst[:len(dst)+n]
+			n, err = c.readPayload(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
 		}
-		if err == io.EOF {
+		switch {
+		case err == io.EOF && resumed:
+			dst = append(dst, buf...)
+			r.sp.keepPartial(buf[:0], 0)
 			return op, dst, nil
-		}
-		if err != nil {
-			if r.err == nil {
-				sp := r.spill()
-				sp.partial, sp.pOp = append(sp.partial[:0], dst[start:]...), op
+		case err == io.EOF:
+			return op, buf, nil
+		case err != nil && r.err != nil: // the connection has ended: nothing to resume
+			if resumed {
+				r.sp.keepPartial(nil, 0)
 			}
+			return 0, dst, contextError(ctx, err)
+		case err != nil && resumed:
+			r.sp.partial = buf
+			return 0, dst, contextError(ctx, err)
+		case err != nil:
+			sp := r.spill()
+			sp.keepPartial(append(sp.partial[:0], buf[start:]...), op)
 			return 0, dst[:start], contextError(ctx, err)
 		}
 	}
-}
-
-// growFor makes room in b for up to n more bytes, a bounded step at a time so that a large
-// declared length cannot make us allocate before the bytes arrive.
-func growFor(b []byte, n int64) []byte {
-	const step = 1 << 20
-	n = min(n, step)
-	if n < int64(len(b)) {
-		n = int64(min(len(b), step)) // double small buffers, as append would
-	}
-	return append(b, make([]byte, n)...)[:len(b)]
 }
 
 // NextReader waits for the next data message and returns its opcode and a reader of its
@@ -85,8 +92,11 @@ func growFor(b []byte, n int64) []byte {
 // the next call. ctx bounds the wait for the message to start; its deadline also stays on the
 // reads of the message.
 func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) {
+	if err := c.readEnd(); err != nil {
+		return 0, nil, err
+	}
 	r := c.lockRead()
-	defer c.unlockRead()
+	defer c.endCall()
 	if r.err != nil {
 		return 0, nil, r.err
 	}
@@ -95,8 +105,8 @@ func (c *Conn) NextReader(ctx context.Context) (frame.Opcode, io.Reader, error) 
 		return 0, nil, err
 	}
 	defer release()
-	if sp := r.sp; sp != nil {
-		sp.pOp, sp.partial = 0, sp.partial[:0]
+	if (r.sp != nil && r.sp.pOp != 0) || (r.inMsg && r.frames) {
+		return 0, nil, ErrReadMixed
 	}
 	op, err := c.nextMessage()
 	if err != nil {
@@ -210,8 +220,12 @@ type messageReader struct {
 // later NextReader has moved on.
 func (m *messageReader) Read(p []byte) (int, error) {
 	c := m.c
+	if err := c.readEnd(); err != nil {
+		return 0, err
+	}
 	r := c.lockRead()
-	defer c.unlockRead()
+	defer c.endCall()
+	r.bounded = c.rdl
 	if m.seq != c.seq {
 		return 0, io.EOF
 	}
@@ -244,6 +258,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 	if err := c.setReadDeadline(t); err != nil {
 		return nil, err
 	}
+	c.rd.bounded = ctx.Done() != nil
 	if ctx.Done() == nil {
 		return noRelease, nil
 	}

@@ -28,11 +28,14 @@ type reader struct {
 	one       [1]byte
 
 	inMsg  bool         // a data message has started and not ended
+	frames bool         // RecvFrame has returned part of it, or stopped inside it
 	msgOp  frame.Opcode // its opcode
 	msgLen int64
 	utf8   frame.UTF8
 
-	err error // sticky: the connection cannot be read any more
+	err     error  // sticky: the connection cannot be read any more
+	bounded bool   // the current call has a deadline (endLater)
+	tail    func() // the end of the read side, left to finish after the call (endLater)
 
 	// permessage-deflate (compress.go)
 	zMsg     bool // the current message is compressed: RSV1 on its first frame
@@ -44,6 +47,15 @@ type spill struct {
 	fbuf    []byte // payload of frames too large for the read buffer, reused
 	partial []byte // message bytes read by a ReadMessage that timed out
 	pOp     frame.Opcode
+}
+
+// keepPartial sets the partial message to p, of opcode op (0: none), dropping a large buffer
+// rather than keeping it for the life of the Conn.
+func (sp *spill) keepPartial(p []byte, op frame.Opcode) {
+	if op == 0 && cap(p) > maxKeptSpill {
+		p = nil
+	}
+	sp.partial, sp.pOp = p, op
 }
 
 // spill returns r's spill state, made on first use.
@@ -115,7 +127,11 @@ func (c *Conn) holdReader() *reader {
 //
 // timeout bounds the call; zero means no bound, and it replaces any deadline set before. When
 // it expires the error matches os.ErrDeadlineExceeded and the Conn stays usable: the next call
-// continues where the stream stopped, even inside a header or payload.
+// continues where the stream stopped, even inside a header or payload. The bound holds when
+// the frame ends the connection too: what is left of the close handshake (waiting, within
+// CloseTimeout, for the peer's close frame after a violation, or for a server's FIN after its
+// close) goes on without the caller, and later calls return the same error at once. ReadMessage
+// and NextReader do the same when their context has a deadline or can be cancelled.
 //
 // The payload is unmasked, and it is valid only until the next read call on c: it may live in
 // a read buffer that c borrows from a pool and gives back when it waits for more input, which
@@ -130,8 +146,11 @@ func (c *Conn) holdReader() *reader {
 // the sender's split; the final frame brings the rest. MaxMessageLen applies to the inflated
 // message, and MaxPayloadLen to each frame's compressed payload.
 func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
+	if err := c.readEnd(); err != nil {
+		return frame.Frame{}, err
+	}
 	c.lockRead()
-	defer c.unlockRead()
+	defer c.endCall()
 	if err := c.startRead(timeout); err != nil {
 		return frame.Frame{}, err
 	}
@@ -139,6 +158,14 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 		return frame.Frame{}, err
 	}
 	r := c.rd
+	if sp := r.sp; sp != nil {
+		if sp.pOp != 0 {
+			return frame.Frame{}, ErrReadMixed
+		}
+		if r.got == 0 && cap(sp.fbuf) > maxKeptSpill {
+			sp.fbuf = nil // the last call's large payload is not kept for the life of the Conn
+		}
+	}
 	if r.zMsg && !r.zPending && !r.inFrame && !c.ext.z.hungry() {
 		// NextReader stopped inside a compressed message: hand out what is left of its frame.
 		return c.recvInflated()
@@ -162,6 +189,7 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 		}
 		return frame.Frame{Header: h, Payload: payload}, err
 	}
+	r.frames = true
 	if r.zMsg {
 		return c.recvInflated()
 	}
@@ -198,6 +226,7 @@ func (c *Conn) startRead(timeout time.Duration) error {
 	if timeout > 0 {
 		t = time.Now().Add(timeout)
 	}
+	c.rd.bounded = timeout > 0
 	return c.setReadDeadline(t)
 }
 
@@ -359,7 +388,7 @@ func (c *Conn) checkHeader(h frame.Header) error {
 		return c.fail(errInterleaved)
 	}
 	if h.Opcode != frame.OpContinuation {
-		r.inMsg, r.msgOp, r.msgLen = true, h.Opcode, 0
+		r.inMsg, r.msgOp, r.msgLen, r.frames = true, h.Opcode, 0, false
 		r.utf8.Reset()
 		if c.inflater() != nil {
 			c.zBegin(h)
@@ -496,6 +525,21 @@ func (c *Conn) readRaw() error {
 		return err
 	}
 	return c.rd.rawErr
+}
+
+// growStep is the first step by which growFor grows a buffer.
+const growStep = 16 << 10
+
+// growFor makes more room in b, where n more bytes are declared by the current frame's
+// header. The new room is what b holds already, so that the buffer doubles as bytes arrive,
+// or when b is small, the declared bytes up to growStep: a buffer never grows past twice the
+// bytes actually received, plus growStep, and a header declaring a large payload commits no
+// memory before the payload arrives.
+func growFor(b []byte, n int64) []byte {
+	room := max(len(b), int(min(n, growStep)))
+	nb := make([]byte, len(b), len(b)+room)
+	copy(nb, b)
+	return nb
 }
 
 // acquire borrows a read buffer of size bytes; the reader holds none.

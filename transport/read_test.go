@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -384,4 +385,205 @@ func TestPingPongHandlers(t *testing.T) {
 	if strings.Join(pings, ",") != "a" || strings.Join(pongs, ",") != "b,stop" {
 		t.Fatalf("pings %q pongs %q", pings, pongs)
 	}
+}
+
+// TestTimeoutBoundsEndingCalls checks that a read call with a timeout returns within it even
+// when the frame it reads ends the connection and the close handshake still waits for the
+// peer (a client waits for the server's FIN; a Conn that refused a frame reads on to the
+// peer's close frame): the wait goes on without the caller, and later calls return the same
+// error at once.
+func TestTimeoutBoundsEndingCalls(t *testing.T) {
+	const closeTimeout = 3 * time.Second
+	overLimit := frame.AppendHeader(nil, frame.Header{Fin: true, Opcode: frame.OpBinary, Length: 1 << 20, Masked: true})
+	for _, tc := range []struct {
+		name  string
+		role  Role
+		input func(p *peer) []byte
+		read  func(c *Conn) error
+		code  frame.CloseCode
+	}{
+		{"client RecvFrame, server keeps TCP open after its close", Client,
+			func(p *peer) []byte { return p.frame(true, frame.OpClose, []byte{0x03, 0xe8}) },
+			func(c *Conn) error {
+				f, err := c.RecvFrame(100 * time.Millisecond)
+				if err == nil && f.Opcode != frame.OpClose {
+					return fmt.Errorf("got %v, want the close frame", f.Opcode)
+				}
+				return err
+			}, frame.CloseNormal},
+		{"client ReadMessage, server keeps TCP open after its close", Client,
+			func(p *peer) []byte { return p.frame(true, frame.OpClose, []byte{0x03, 0xe8}) },
+			func(c *Conn) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				_, _, err := c.ReadMessage(ctx, nil)
+				return err
+			}, frame.CloseNormal},
+		{"server RecvFrame refuses an oversize header, peer silent", Server,
+			func(*peer) []byte { return overLimit },
+			func(c *Conn) error { _, err := c.RecvFrame(100 * time.Millisecond); return err },
+			frame.CloseMessageTooBig},
+		{"server ReadMessage refuses an oversize header, peer silent", Server,
+			func(*peer) []byte { return overLimit },
+			func(c *Conn) error {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				defer cancel()
+				_, _, err := c.ReadMessage(ctx, nil)
+				return err
+			}, frame.CloseMessageTooBig},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			c, p := rawPair(t, tc.role, &Options{CloseTimeout: closeTimeout})
+			p.write(tc.input(p))
+			start := time.Now()
+			err := tc.read(c)
+			if d := time.Since(start); d > closeTimeout/2 {
+				t.Fatalf("the call took %v with a 100 ms bound (err %v)", d, err)
+			}
+			if p.expectClose() != tc.code {
+				t.Fatal("wrong close code sent")
+			}
+			// Later calls return the error that ended the read side at once.
+			start = time.Now()
+			_, again := c.RecvFrame(100 * time.Millisecond)
+			if again == nil || time.Since(start) > closeTimeout/2 {
+				t.Fatalf("the next call returned %v after %v", again, time.Since(start))
+			}
+			if err != nil && CloseStatus(again) != tc.code {
+				t.Fatalf("the next call returned %v, want close %d", again, tc.code)
+			}
+			// The handshake finishes without a caller: the Conn closes its stream once the
+			// peer closes, or after CloseTimeout.
+			p.nc.Close()
+			select {
+			case <-c.Done():
+			case <-time.After(2 * closeTimeout):
+				t.Fatal("the stream was not closed")
+			}
+		})
+	}
+}
+
+// TestReadLevelsNotMixed checks that a message begun at one read level is not taken over by
+// another, which would drop its bytes: the other level gets ErrReadMixed, nothing is lost, and
+// the level that began the message finishes it.
+func TestReadLevelsNotMixed(t *testing.T) {
+	t.Run("RecvFrame returned a fragment", func(t *testing.T) {
+		c, p := rawPair(t, Server, nil)
+		p.write(append(p.frame(false, frame.OpText, []byte("hel")), p.frame(true, frame.OpContinuation, []byte("lo"))...))
+		p.send(true, frame.OpText, []byte("next"))
+		if f, err := c.RecvFrame(5 * time.Second); err != nil || f.Fin || string(f.Payload) != "hel" {
+			t.Fatalf("%+v %v", f, err)
+		}
+		if _, _, err := c.ReadMessage(context.Background(), nil); !errors.Is(err, ErrReadMixed) {
+			t.Fatalf("ReadMessage: %v, want ErrReadMixed", err)
+		}
+		if _, _, err := c.NextReader(context.Background()); !errors.Is(err, ErrReadMixed) {
+			t.Fatalf("NextReader: %v, want ErrReadMixed", err)
+		}
+		if f, err := c.RecvFrame(5 * time.Second); err != nil || !f.Fin || string(f.Payload) != "lo" {
+			t.Fatalf("%+v %v", f, err)
+		}
+		if _, msg, err := c.ReadMessage(context.Background(), nil); err != nil || string(msg) != "next" {
+			t.Fatalf("%q %v", msg, err)
+		}
+	})
+	t.Run("RecvFrame timed out inside a frame", func(t *testing.T) {
+		c, p := rawPair(t, Server, nil)
+		whole := p.frame(true, frame.OpBinary, []byte("0123456789"))
+		p.write(whole[:len(whole)-4])
+		if _, err := c.RecvFrame(50 * time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("RecvFrame: %v, want a timeout", err)
+		}
+		p.write(whole[len(whole)-4:])
+		p.send(true, frame.OpBinary, []byte("next"))
+		if _, _, err := c.ReadMessage(context.Background(), nil); !errors.Is(err, ErrReadMixed) {
+			t.Fatalf("ReadMessage: %v, want ErrReadMixed", err)
+		}
+		if f, err := c.RecvFrame(5 * time.Second); err != nil || string(f.Payload) != "0123456789" {
+			t.Fatalf("%+v %v", f, err)
+		}
+		if _, msg, err := c.ReadMessage(context.Background(), nil); err != nil || string(msg) != "next" {
+			t.Fatalf("%q %v", msg, err)
+		}
+	})
+	t.Run("ReadMessage timed out inside a message", func(t *testing.T) {
+		c, p := rawPair(t, Server, nil)
+		p.send(false, frame.OpText, []byte("hel"))
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if _, _, err := c.ReadMessage(ctx, nil); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("ReadMessage: %v, want a timeout", err)
+		}
+		p.send(true, frame.OpContinuation, []byte("lo"))
+		if _, err := c.RecvFrame(5 * time.Second); !errors.Is(err, ErrReadMixed) {
+			t.Fatalf("RecvFrame: %v, want ErrReadMixed", err)
+		}
+		if _, _, err := c.NextReader(context.Background()); !errors.Is(err, ErrReadMixed) {
+			t.Fatalf("NextReader: %v, want ErrReadMixed", err)
+		}
+		if _, msg, err := c.ReadMessage(context.Background(), []byte("x")); err != nil || string(msg) != "xhello" {
+			t.Fatalf("%q %v", msg, err)
+		}
+	})
+}
+
+// TestBuffersFollowBytes checks that a header declaring a large payload commits memory only
+// as its bytes arrive, and that a large payload is not kept once its call is over.
+func TestBuffersFollowBytes(t *testing.T) {
+	opts := &Options{MaxPayloadLen: 16 << 20, MaxMessageLen: 16 << 20}
+	declared := func(p *peer) {
+		b := p.frame(true, frame.OpBinary, make([]byte, 16<<20))
+		p.write(b[:frame.MaxHeaderLen+100]) // the header and 100 bytes of payload; the rest never comes
+	}
+	t.Run("RecvFrame", func(t *testing.T) {
+		c, p := rawPair(t, Server, opts)
+		declared(p)
+		if _, err := c.RecvFrame(50 * time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%v, want a timeout", err)
+		}
+		if n := cap(c.rd.sp.fbuf); n > 64<<10 {
+			t.Fatalf("100 bytes of a 16 MiB frame hold a %d-byte buffer", n)
+		}
+	})
+	t.Run("ReadMessage", func(t *testing.T) {
+		c, p := rawPair(t, Server, opts)
+		declared(p)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		_, dst, err := c.ReadMessage(ctx, nil)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%v, want a timeout", err)
+		}
+		if n := cap(dst) + cap(c.rd.sp.partial); n > 64<<10 {
+			t.Fatalf("100 bytes of a 16 MiB message hold %d bytes", n)
+		}
+	})
+	t.Run("growth at most doubles", func(t *testing.T) {
+		c, p := rawPair(t, Server, opts)
+		go p.send(true, frame.OpBinary, make([]byte, 1_000_000))
+		_, msg, err := c.ReadMessage(context.Background(), nil)
+		if err != nil || len(msg) != 1_000_000 {
+			t.Fatalf("%d bytes, %v", len(msg), err)
+		}
+		if cap(msg) > 2_000_000 {
+			t.Fatalf("a 1,000,000-byte message grew a %d-byte buffer", cap(msg))
+		}
+	})
+	t.Run("RecvFrame lets a large payload go", func(t *testing.T) {
+		c, p := rawPair(t, Server, opts)
+		go func() {
+			p.send(true, frame.OpBinary, make([]byte, 1<<20))
+			p.send(true, frame.OpBinary, []byte("small"))
+		}()
+		for _, n := range []int{1 << 20, 5} {
+			if f, err := c.RecvFrame(5 * time.Second); err != nil || len(f.Payload) != n {
+				t.Fatalf("%d bytes, %v; want %d", len(f.Payload), err, n)
+			}
+		}
+		if sp := c.rd.sp; sp != nil && cap(sp.fbuf) > maxKeptSpill {
+			t.Fatalf("a %d-byte frame buffer kept after a 5-byte frame", cap(sp.fbuf))
+		}
+	})
 }
