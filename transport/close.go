@@ -134,6 +134,9 @@ func (c *Conn) endLater(f func()) {
 func (c *Conn) endCall() {
 	r := c.rd
 	if r == nil || r.tail == nil {
+		if r != nil && r.err == nil && r.end > r.pos {
+			c.turnEnds()
+		}
 		c.unlockRead()
 		return
 	}

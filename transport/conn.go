@@ -131,6 +131,7 @@ const (
 	moreIn                 // the reader has returned with more input buffered
 	hasPend                // a batch waits for FlushDelay
 	readEnded              // the read side has ended, and rare.rerr says how (endCall)
+	slowTurns              // the reader's caller takes FlushDelay or more between calls (flush.go)
 )
 
 func (c *Conn) is(bit uint32) bool { return c.state.Load()&bit != 0 }

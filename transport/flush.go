@@ -12,8 +12,15 @@ import (
 // buffered after each message it returns; the replies to those messages are gathered in one
 // buffer and go out in one write instead of one write each. The batch is sent when the reader
 // has caught up and is about to wait for the network, when a frame is written while no more
-// input waits, when the buffer is full, when a close frame goes out, or FlushDelay after its
-// first frame, whichever comes first: a reply is never held for longer than FlushDelay.
+// input waits, when the buffer is full, when a close frame goes out, when the reader comes back
+// for more input FlushDelay or more after the batch began, or when a timer FlushDelay after the
+// batch began fires, whichever comes first.
+//
+// Gathering pays only while the handler comes straight back for the next message. The timer
+// cannot bound a handler that does other work after its reply: Go's runtime timers fire about
+// a millisecond late when the process has nothing else to do. So a Conn whose handler was
+// seen to take FlushDelay or longer (the timer fired, or the reader came back late) stops
+// gathering and writes each frame at once, until a read call shows a quick turn again.
 
 // DefaultFlushDelay is the zero value of Options.FlushDelay.
 const DefaultFlushDelay = 100 * time.Microsecond
@@ -24,6 +31,7 @@ const DefaultFlushDelay = 100 * time.Microsecond
 type batch struct {
 	bufp  *[]byte
 	n     int
+	start time.Duration        // when the first frame was held, as a monotonic() time
 	armed bool                 // t runs for this batch
 	t     *time.Timer          // calls fire; made on first use
 	owner atomic.Pointer[Conn] // set while t runs, for fire
@@ -73,8 +81,9 @@ func (c *Conn) queued(op frame.Opcode) error {
 		return nil // more of the same batch follows at once: no timer needed
 	}
 	b := c.pend
-	if op != frame.OpClose && c.cfg.flushDelay >= 0 && c.is(moreIn) && b.n < c.cfg.wsize {
+	if op != frame.OpClose && c.cfg.flushDelay >= 0 && c.state.Load()&(moreIn|slowTurns) == moreIn && b.n < c.cfg.wsize {
 		if !b.armed {
+			b.start = monotonic()
 			b.owner.Store(c)
 			if b.t == nil {
 				b.t = time.AfterFunc(c.cfg.flushDelay, b.fire)
@@ -140,7 +149,35 @@ func (b *batch) fire() {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if c.pend == b && b.armed {
+		c.set(slowTurns)
 		c.flushLate()
+	}
+}
+
+// turnBegins is called as a read call starts. It sends a batch that has waited FlushDelay or
+// longer, and tells from how long the caller took since the last call returned whether its
+// turns are slow (see the comment at the top); c.rmu is held.
+func (c *Conn) turnBegins() {
+	r := c.rd
+	if r.turnAt != 0 {
+		c.setTo(slowTurns, monotonic()-r.turnAt >= c.cfg.flushDelay)
+		r.turnAt = 0
+	}
+	if !c.is(hasPend) || !c.wmu.TryLock() {
+		return
+	}
+	defer c.wmu.Unlock()
+	if b := c.pend; b != nil && b.armed && monotonic()-b.start >= c.cfg.flushDelay {
+		c.set(slowTurns)
+		c.flushLate()
+	}
+}
+
+// turnEnds is called as a read call returns with more input buffered. Only a Conn whose turns
+// are slow times them, to find out when they are quick again; c.rmu is held.
+func (c *Conn) turnEnds() {
+	if c.is(slowTurns) {
+		c.rd.turnAt = monotonic()
 	}
 }
 

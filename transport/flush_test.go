@@ -30,12 +30,13 @@ func echoPair(t *testing.T, opts *Options) (*Conn, *countingConn, *peer) {
 }
 
 // TestCoalescing sends 16 messages in one write and checks that the 16 echoes come back in
-// order, in fewer writes than messages, and one write each when FlushDelay is negative.
+// order, in fewer writes than messages, and one write each when FlushDelay is negative. The
+// delay is long, so that a busy machine pausing the loop cannot fire the timer.
 func TestCoalescing(t *testing.T) {
 	for _, tc := range []struct {
 		delay     time.Duration
 		maxWrites int64
-	}{{0, 2}, {-1, 16}} {
+	}{{time.Hour, 2}, {-1, 16}} {
 		t.Run(fmt.Sprint(tc.delay), func(t *testing.T) {
 			server, cc, p := echoPair(t, &Options{FlushDelay: tc.delay})
 			var batch []byte
@@ -140,5 +141,60 @@ func TestBatchBeforeLargeFrame(t *testing.T) {
 				mustEqual(t, f.Payload, want)
 			}
 		})
+	}
+}
+
+// TestSlowTurnsWriteAtOnce checks that a handler that works after its reply, with more of a
+// burst waiting, does not have its later replies held: once one turn took FlushDelay or more,
+// each reply goes out within its own write call. Once the handler comes straight back again,
+// replies are gathered again.
+func TestSlowTurnsWriteAtOnce(t *testing.T) {
+	const delay = 200 * time.Millisecond
+	server, cc, p := echoPair(t, &Options{FlushDelay: delay})
+	burst := func(n int) {
+		var b []byte
+		for i := range n {
+			b = append(b, p.frame(true, frame.OpText, fmt.Appendf(nil, "m%d", i))...)
+		}
+		p.write(b)
+	}
+	burst(4)
+	for i := range 4 {
+		if _, msg, err := server.ReadMessage(context.Background(), nil); err != nil || string(msg) != fmt.Sprintf("m%d", i) {
+			t.Fatalf("%q %v", msg, err)
+		}
+		before := cc.writes.Load()
+		if _, err := server.SendText([]byte("reply")); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 && cc.writes.Load() == before {
+			t.Fatalf("reply %d was held after a slow turn", i)
+		}
+		time.Sleep(delay + delay/2) // the handler's work
+	}
+	for range 4 {
+		if _, err := p.read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Quick turns: the replies to a burst are gathered again.
+	burst(16)
+	before := cc.writes.Load()
+	for range 16 {
+		op, msg, err := server.ReadMessage(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := server.WriteMessage(op, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 16 {
+		if _, err := p.read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := cc.writes.Load() - before; n > 4 {
+		t.Errorf("16 quick echoes took %d writes", n)
 	}
 }

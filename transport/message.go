@@ -259,6 +259,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 		return nil, err
 	}
 	c.rd.bounded = ctx.Done() != nil
+	c.turnBegins()
 	if ctx.Done() == nil {
 		return noRelease, nil
 	}

@@ -33,9 +33,10 @@ type reader struct {
 	msgLen int64
 	utf8   frame.UTF8
 
-	err     error  // sticky: the connection cannot be read any more
-	bounded bool   // the current call has a deadline (endLater)
-	tail    func() // the end of the read side, left to finish after the call (endLater)
+	err     error         // sticky: the connection cannot be read any more
+	bounded bool          // the current call has a deadline (endLater)
+	tail    func()        // the end of the read side, left to finish after the call (endLater)
+	turnAt  time.Duration // when the last call returned, while turns are timed (flush.go)
 
 	// permessage-deflate (compress.go)
 	zMsg     bool // the current message is compressed: RSV1 on its first frame
@@ -227,6 +228,7 @@ func (c *Conn) startRead(timeout time.Duration) error {
 		t = time.Now().Add(timeout)
 	}
 	c.rd.bounded = timeout > 0
+	c.turnBegins()
 	return c.setReadDeadline(t)
 }
 
