@@ -43,8 +43,10 @@ type Options struct {
 	// MaxPayloadLen caps the payload of one frame, received or sent (default 65535). A peer's
 	// frame over it is refused from its header, before any payload is read, with close 1009.
 	MaxPayloadLen int64
-	// MaxMessageLen caps a reassembled message received (default 1 MiB, or MaxPayloadLen if
-	// that is larger), checked frame by frame as fragments arrive.
+	// MaxMessageLen caps a message received (default 1 MiB, or MaxPayloadLen if that is
+	// larger), checked frame by frame as fragments arrive, at every read level: RecvFrame too
+	// closes with 1009 the fragment that takes a message past it (with the defaults, the 17th
+	// fragment of 65,535 bytes).
 	MaxMessageLen int64
 	// ReadBufferSize and WriteBufferSize size the Conn's buffers (default 4096 each). The
 	// buffers are borrowed from pools while data moves, and given back when the Conn waits,
@@ -59,8 +61,10 @@ type Options struct {
 	// it (default 100 µs; negative: every frame is written at once). Frames are gathered only
 	// while the reader has more of the peer's input buffered, as when a peer sends many
 	// messages at once, and go out together, in one write, as soon as the reader has caught
-	// up. A write error found when a batch goes out is returned by the next write, and ends
-	// the Conn as any write error does.
+	// up. Once the reader's caller takes FlushDelay or longer between two read calls (a
+	// handler that works after its reply), the Conn writes at once until its turns are quick
+	// again, since Go's timers may fire a millisecond late. A write error found when a batch
+	// goes out is returned by the next write, and ends the Conn as any write error does.
 	FlushDelay time.Duration
 	// PingHandler is called for each ping met by ReadMessage and NextReader; nil answers with a
 	// pong carrying the same payload. RecvFrame returns pings to its caller instead.
