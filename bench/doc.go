@@ -32,6 +32,10 @@
 //     client and server over loopback TCP, one round trip of a 1 KiB JSON document or 64 KiB
 //     of English-like text, with and without context takeover; it reports wireB/msg, the bytes
 //     on the wire per message, and fails if a library did not compress.
+//   - BenchmarkLatency (latency_test.go): reply latency, p50/p90/p99 in µs, in the four
+//     latency scenarios of internal/load (server push every 1 ms; reply then 2 ms of busy work,
+//     1 or 4 requests per burst; request/response with no work), each library's latency
+//     handlers (LatencyServers, servers_*.go) in a child process, one connection.
 //   - BenchmarkCompressedIdleConn (skipped under -short; run.sh runs it): server heap, stack and
 //     goroutines per idle compressed connection, 1,000 connections per library
 //     (ECOWS_BENCH_IDLECONNS), after one compressed message each way. Run it alone with

@@ -19,6 +19,48 @@ var coderOptions = &websocket.AcceptOptions{CompressionMode: websocket.Compressi
 func init() {
 	register(Server{Lib: "coder", Shape: "message", Doc: "Read + Write", Handler: coderMessage})
 	register(Server{Lib: "coder", Shape: "stream", Doc: "Reader + Writer, io.CopyBuffer", Handler: coderStream})
+	registerLatency(LatencyServer{Lib: "coder", Doc: "Read + Write", Work: coderWork, Push: coderPush})
+}
+
+// coderWork and coderPush are coder's latency handlers (see LatencyServer).
+func coderWork() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, coderOptions)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		st := newWorkState()
+		write := func(p []byte) error { return c.Write(ctx, websocket.MessageBinary, p) }
+		for {
+			_, msg, err := c.Read(ctx)
+			if err != nil || st.handle(msg, write) != nil {
+				return
+			}
+		}
+	})
+}
+
+func coderPush() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, coderOptions)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := context.Background()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+		pushLoop(done, func(p []byte) error { return c.Write(ctx, websocket.MessageBinary, p) })
+	})
 }
 
 func coderMessage() http.Handler {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/transport"
 )
@@ -22,6 +23,62 @@ var ecowsOptions = &handshake.ServerOptions{Options: transport.Options{
 func init() {
 	register(Server{Lib: "ecows", Shape: "message", Doc: "ReadMessage(ctx, buf[:0]) + WriteMessage", Handler: ecowsMessage})
 	register(Server{Lib: "ecows", Shape: "stream", Doc: "NextReader + NextWriter, io.Copy", Handler: ecowsStream})
+	registerLatency(LatencyServer{Lib: "ecows", Doc: "ReadMessage + WriteMessage, default Options (FlushDelay 100 µs)", Work: ecowsWork, Push: ecowsPush})
+}
+
+// ecowsWork and ecowsPush are ecows's latency handlers (see LatencyServer), with the default
+// transport Options, write coalescing included: that is what they are there to measure.
+func ecowsWork() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.CloseNow()
+			st := newWorkState()
+			write := func(p []byte) error {
+				_, err := c.WriteMessage(frame.OpBinary, p)
+				return err
+			}
+			var buf []byte
+			for {
+				_, msg, err := c.ReadMessage(context.Background(), buf[:0])
+				if err != nil || st.handle(msg, write) != nil {
+					return
+				}
+				buf = msg
+			}
+		}()
+	})
+}
+
+func ecowsPush() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var buf []byte
+			for {
+				_, msg, err := c.ReadMessage(context.Background(), buf[:0])
+				if err != nil {
+					return
+				}
+				buf = msg
+			}
+		}()
+		go func() {
+			defer c.CloseNow()
+			pushLoop(done, func(p []byte) error {
+				_, err := c.WriteMessage(frame.OpBinary, p)
+				return err
+			})
+		}()
+	})
 }
 
 func ecowsMessage() http.Handler {

@@ -25,6 +25,52 @@ func init() {
 	wsutil.SetMaxMessageSize(MaxMessage)
 	register(Server{Lib: "gobwas", Shape: "message", Doc: "wsutil.ReadClientData + wsutil.WriteServerMessage", Handler: gobwasMessage})
 	register(Server{Lib: "gobwas", Shape: "stream", Doc: "ws.ReadHeader + ws.Cipher + ws.WriteHeader over bufio", Handler: gobwasStream})
+	registerLatency(LatencyServer{Lib: "gobwas", Doc: "wsutil.ReadClientData + wsutil.WriteServerMessage", Work: gobwasWork, Push: gobwasPush})
+}
+
+// gobwasWork and gobwasPush are gobwas's latency handlers (see LatencyServer), in the
+// README's high-level shape. In Push the reader's control-frame answers could interleave with
+// the pushes on the net.Conn; the latency client sends no control frames.
+func gobwasWork() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			st := newWorkState()
+			write := func(p []byte) error { return wsutil.WriteServerMessage(conn, ws.OpBinary, p) }
+			for {
+				msg, _, err := wsutil.ReadClientData(conn)
+				if err != nil || st.handle(msg, write) != nil {
+					return
+				}
+			}
+		}()
+	})
+}
+
+func gobwasPush() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, _, err := ws.UpgradeHTTP(r, w)
+		if err != nil {
+			return
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				if _, _, err := wsutil.ReadClientData(conn); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer conn.Close()
+			pushLoop(done, func(p []byte) error { return wsutil.WriteServerMessage(conn, ws.OpBinary, p) })
+		}()
+	})
 }
 
 func gobwasMessage() http.Handler {

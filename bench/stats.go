@@ -50,10 +50,15 @@ func rss() uint64 {
 	return pages * uint64(os.Getpagesize())
 }
 
-// Mux serves s's WebSocket endpoint at /ws and StatsHandler at /stats.
+// Mux serves s's WebSocket endpoint at /ws, StatsHandler at /stats and, when s's library has
+// them, its latency endpoints at load.WorkPath and load.PushPath.
 func Mux(s Server) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("/ws", s.Handler())
 	mux.Handle("/stats", StatsHandler())
+	if l, ok := LookupLatency(s.Lib); ok {
+		mux.Handle(load.WorkPath, l.Work())
+		mux.Handle(load.PushPath, l.Push())
+	}
 	return mux
 }
