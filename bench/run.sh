@@ -5,11 +5,17 @@
 #     the one load client in another, libraries interleaved (rotated order each round);
 #   - the in-process benchmarks (BenchmarkEcho128, BenchmarkMask, BenchmarkCompressedEcho),
 #     one pass per round;
+# then the latency rounds: every library's latency endpoints (cmd/echoserver serves them beside
+# /ws), one server process per library kept up for all the rounds, and cmd/loadgen -latency
+# running each latency scenario (push, work1, work4, rr) against each library in turn, the
+# libraries' order rotated each round;
 # then the idle-connection memory runs (and BenchmarkCompressedIdleConn: IDLE_ZCONNS compressed
 # connections per library, in process), and writes bench/RESULTS.md (medians over rounds).
 #
-#   bench/run.sh quick    # about 3 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
-#   bench/run.sh full     # about 35 minutes: 9 rounds of 1 s + 3 s, idle memory 3 times
+#   bench/run.sh quick    # about 3.5 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
+#                         # (latency: 3 rounds of 0.1 s + 0.4 s, about 40 s of it)
+#   bench/run.sh full     # about 40 minutes: 9 rounds of 1 s + 3 s, idle memory 3 times
+#                         # (latency: 9 rounds of 0.3 s + 2 s)
 #
 # Rows bound by system calls (one message in flight) vary by about 10% from one run to the
 # next for every library alike; full takes the median of 9 rounds so that such a row's
@@ -17,7 +23,8 @@
 #
 # Environment overrides: ROUNDS, WARMUP, DURATION, BENCHTIME, IDLE_CONNS, IDLE_ROUNDS,
 # IDLE_ZCONNS (compressed idle connections per library, in process; default 1000), SCENARIOS
-# (space-separated names), SERVERS ("lib/shape ..."), RAW_DIR (keep raw results there; default
+# (space-separated names), SERVERS ("lib/shape ..."), LAT_ROUNDS, LAT_WARMUP, LAT_DURATION,
+# LAT_SCENARIOS ("" skips the latency rounds), LAT_LIBS (space-separated libraries), RAW_DIR (keep raw results there; default
 # a new temporary directory, printed at the end), OUT (default RESULTS.md), NOTE (a sentence
 # for the report's header, e.g. about other load on the machine).
 # None of this runs under `go test`: the package's benchmarks stay light for CI.
@@ -29,10 +36,12 @@ case $mode in
 quick)
 	: "${ROUNDS:=3}" "${WARMUP:=200ms}" "${DURATION:=500ms}" "${BENCHTIME:=100ms}"
 	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=1}"
+	: "${LAT_ROUNDS:=3}" "${LAT_WARMUP:=100ms}" "${LAT_DURATION:=400ms}"
 	;;
 full)
 	: "${ROUNDS:=9}" "${WARMUP:=1s}" "${DURATION:=3s}" "${BENCHTIME:=1s}"
 	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=3}"
+	: "${LAT_ROUNDS:=9}" "${LAT_WARMUP:=300ms}" "${LAT_DURATION:=2s}"
 	;;
 *)
 	echo "usage: $0 [quick|full]" >&2
@@ -40,12 +49,15 @@ full)
 	;;
 esac
 : "${SCENARIOS:=64x16B 64x1KiB 1000x2000B 4x64KiB 1x1MiB}"
+: "${LAT_SCENARIOS=push work1 work4 rr}"
+: "${LAT_LIBS:=ecows gorilla coder gobwas gws}"
 : "${OUT:=RESULTS.md}"
 
 raw=${RAW_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/ecows-bench.XXXXXX")}
 mkdir -p "$raw/bin" "$raw/logs"
 : >"$raw/load.jsonl"
 : >"$raw/idle.jsonl"
+: >"$raw/latency.jsonl"
 : >"$raw/inproc.txt"
 
 # 10,000 idle connections need 10,000 descriptors on each side.
@@ -77,7 +89,17 @@ stop_server() {
 		server_pid=
 	fi
 }
-trap stop_server EXIT
+# The latency rounds keep one server per library up: their pids, by library.
+declare -A lat_pid lat_addr
+stop_lat_servers() {
+	local l
+	for l in "${!lat_pid[@]}"; do
+		kill "${lat_pid[$l]}" 2>/dev/null || true
+		wait "${lat_pid[$l]}" 2>/dev/null || true
+		unset "lat_pid[$l]"
+	done
+}
+trap 'stop_server; stop_lat_servers' EXIT
 
 # start_server LIB SHAPE: starts cmd/echoserver on a fresh port and waits until it listens.
 start_server() {
@@ -126,6 +148,32 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	done
 done
 
+# Latency: one connection at a time, so the servers can stay up between runs (an idle server
+# process costs the one under test nothing) and the libraries alternate run by run.
+if [ -n "$LAT_SCENARIOS" ]; then
+	lat_start=$(date +%s)
+	read -r -a lat_libs <<<"$LAT_LIBS"
+	for lib in "${lat_libs[@]}"; do
+		start_server "$lib" message
+		lat_pid[$lib]=$server_pid lat_addr[$lib]=$addr server_pid=
+	done
+	for ((round = 1; round <= LAT_ROUNDS; round++)); do
+		for sc in $LAT_SCENARIOS; do
+			echo "== latency round $round/$LAT_ROUNDS: $sc"
+			n=${#lat_libs[@]}
+			for ((i = 0; i < n; i++)); do
+				lib=${lat_libs[$(((i + round - 1) % n))]}
+				"$bin/loadgen" -addr "${lat_addr[$lib]}" -latency "$sc" -warmup "$LAT_WARMUP" \
+					-duration "$LAT_DURATION" -lib "$lib" -shape message -round "$round" \
+					>>"$raw/latency.jsonl" || true
+			done
+		done
+	done
+	stop_lat_servers
+	lat_seconds=$(($(date +%s) - lat_start))
+	echo "== latency rounds took $lat_seconds s"
+fi
+
 for ((round = 1; round <= IDLE_ROUNDS; round++)); do
 	echo "== idle connections: $IDLE_CONNS per server (round $round/$IDLE_ROUNDS)"
 	for s in $(rotated "$round"); do
@@ -154,6 +202,10 @@ fi
 	echo "warmup=$WARMUP"
 	echo "duration=$DURATION"
 	echo "benchtime=$BENCHTIME"
+	echo "lat_rounds=${LAT_SCENARIOS:+$LAT_ROUNDS}"
+	echo "lat_warmup=$LAT_WARMUP"
+	echo "lat_duration=$LAT_DURATION"
+	echo "lat_seconds=${lat_seconds:-}"
 	echo "idle_conns=$IDLE_CONNS"
 	echo "loadavg_start=$la_start"
 	echo "loadavg_end=$la_end"

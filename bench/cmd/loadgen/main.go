@@ -5,8 +5,11 @@
 //	loadgen -addr 127.0.0.1:9000 -scenario 64x16B -warmup 1s -duration 3s
 //	loadgen -addr 127.0.0.1:9000 -conns 64 -size 16 -window 16
 //	loadgen -addr 127.0.0.1:9000 -idle 10000     # server memory per idle connection
+//	loadgen -addr 127.0.0.1:9000 -latency work4  # reply latency, one connection
 //
-// Scenarios: 64x16B, 64x1KiB, 1000x2000B, 4x64KiB, 1x1MiB (see load.Scenarios).
+// Scenarios: 64x16B, 64x1KiB, 1000x2000B, 4x64KiB, 1x1MiB (see load.Scenarios); latency
+// scenarios: push, work1, work4, rr (see load.LatencyScenarios), against the latency endpoints
+// cmd/echoserver serves beside /ws.
 package main
 
 import (
@@ -31,6 +34,7 @@ func main() {
 	warmup := flag.Duration("warmup", time.Second, "unmeasured run before measuring")
 	duration := flag.Duration("duration", 3*time.Second, "measured run")
 	check := flag.Bool("check", false, "check every echoed byte")
+	latency := flag.String("latency", "", "run this latency scenario (push, work1, work4, rr) for -warmup + -duration instead of a load scenario")
 	idle := flag.Int("idle", 0, "open this many idle connections and report the server's memory per connection")
 	settle := flag.Duration("settle", time.Second, "with -idle: wait after the last handshake")
 	hold := flag.Duration("hold", 0, "with -idle: keep the connections open this long after measuring (to profile the server)")
@@ -55,7 +59,19 @@ func main() {
 		os.Stdout.Write(append(b, '\n'))
 		log.Fatalf("%s/%s %v: %v", *lib, *shape, out["scenario"], err)
 	}
-	if *idle > 0 {
+	if *latency != "" {
+		s, ok := load.LookupLatencyScenario(*latency)
+		if !ok {
+			log.Fatalf("unknown latency scenario %q", *latency)
+		}
+		out["kind"] = "latency"
+		out["scenario"] = s.Name
+		r, err := load.Latency(load.LatencyConfig{Addr: *addr, Scenario: s, Warmup: *warmup, Duration: *duration})
+		if err != nil {
+			fail(err)
+		}
+		out["latency"] = r
+	} else if *idle > 0 {
 		out["kind"] = "idle"
 		out["scenario"] = fmt.Sprintf("idle-%d", *idle)
 		r, err := load.Idle(*addr, *path, *idle, *settle, *hold)

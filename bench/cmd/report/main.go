@@ -1,12 +1,13 @@
 // Command report turns the raw results of bench/run.sh into bench/RESULTS.md: one markdown
-// table with every library's median in each row and ecows's ratio to the best rival, then a
-// second one for the compressed benchmarks (BenchmarkCompressedEcho, BenchmarkCompressedIdleConn)
-// when inproc.txt has them.
+// table with every library's median in each row and ecows's ratio to the best rival, then one
+// for the latency scenarios (p50 and p99 per library, ecows ÷ gorilla) when latency.jsonl has
+// them, and one for the compressed benchmarks (BenchmarkCompressedEcho,
+// BenchmarkCompressedIdleConn) when inproc.txt has them.
 //
 //	report -dir RAW -mode quick -out RESULTS.md
 //
-// RAW holds what run.sh collected: load.jsonl and idle.jsonl (one cmd/loadgen JSON line per
-// run), inproc.txt (the in-process benchmarks' output, one pass per round) and meta.txt
+// RAW holds what run.sh collected: load.jsonl, idle.jsonl and latency.jsonl (one cmd/loadgen
+// JSON line per run), inproc.txt (the in-process benchmarks' output, one pass per round) and meta.txt
 // (key=value lines: rounds, warmup, duration, loadavg_start, loadavg_end, ...).
 package main
 
@@ -47,6 +48,7 @@ func main() {
 	r.readMeta(filepath.Join(*dir, "meta.txt"))
 	r.readJSONL(filepath.Join(*dir, "load.jsonl"))
 	r.readJSONL(filepath.Join(*dir, "idle.jsonl"))
+	r.readJSONL(filepath.Join(*dir, "latency.jsonl"))
 	r.readBench(filepath.Join(*dir, "inproc.txt"))
 	md := r.render(*mode)
 	os.Stdout.WriteString(md)
@@ -101,13 +103,14 @@ func (r *report) readMeta(path string) {
 }
 
 type line struct {
-	Kind     string          `json:"kind"`
-	Lib      string          `json:"lib"`
-	Shape    string          `json:"shape"`
-	Scenario string          `json:"scenario"`
-	Error    string          `json:"error"`
-	Result   load.Result     `json:"result"`
-	Idle     load.IdleResult `json:"idle"`
+	Kind     string             `json:"kind"`
+	Lib      string             `json:"lib"`
+	Shape    string             `json:"shape"`
+	Scenario string             `json:"scenario"`
+	Error    string             `json:"error"`
+	Result   load.Result        `json:"result"`
+	Idle     load.IdleResult    `json:"idle"`
+	Latency  load.LatencyResult `json:"latency"`
 }
 
 func (r *report) readJSONL(path string) {
@@ -133,6 +136,11 @@ func (r *report) readJSONL(path string) {
 			r.add(l.Scenario+"/mbs", name, res.MBPerSec)
 			r.add(l.Scenario+"/p50", name, res.P50us)
 			r.add(l.Scenario+"/p99", name, res.P99us)
+		case l.Kind == "latency":
+			// One latency server per library: keyed by library alone.
+			r.add("lat/"+l.Scenario+"/p50", l.Lib, l.Latency.P50us)
+			r.add("lat/"+l.Scenario+"/p99", l.Lib, l.Latency.P99us)
+			r.add("lat/"+l.Scenario+"/samples", l.Lib, float64(l.Latency.Samples))
 		case l.Kind == "idle":
 			id := l.Idle
 			r.add("idle/conns", name, float64(id.Conns))
@@ -333,6 +341,7 @@ func (r *report) render(mode string) string {
 	for _, s := range cols {
 		fmt.Fprintf(&b, "- `%s`: %s\n", s.Name(), s.Doc)
 	}
+	r.renderLatency(&b)
 	r.renderCompression(&b)
 	if len(r.fails) > 0 {
 		b.WriteString("\nFailed runs (left out of the medians):\n\n")
@@ -341,6 +350,87 @@ func (r *report) render(mode string) string {
 		}
 	}
 	return b.String()
+}
+
+// latencyTarget is the most ecows's p50 may be, as a multiple of gorilla's, in every latency
+// scenario.
+const latencyTarget = 1.10
+
+// renderLatency writes the latency section, when the run has it: per scenario, each
+// library's median p50 and p99 over rounds, and ecows's as a multiple of gorilla's (below 1
+// ecows is faster), checked against latencyTarget on the p50 rows.
+func (r *report) renderLatency(b *bytes.Buffer) {
+	var libs []string
+	for _, l := range bench.Libs {
+		for _, sc := range load.LatencyScenarios {
+			if len(r.samples["lat/"+sc.Name+"/p50"][l]) > 0 {
+				libs = append(libs, l)
+				break
+			}
+		}
+	}
+	if len(libs) == 0 {
+		return
+	}
+	f0 := func(v float64) string { return group(int64(math.Round(v))) }
+	b.WriteString("\n## Latency\n\n")
+	fmt.Fprintf(b, "One connection at a time (`cmd/loadgen -latency`), each library's latency handlers (`LatencyServers`, `servers_*.go`, default options: ecows with its write coalescing, FlushDelay 100 µs) in a server process of its own, one per library for all the rounds; %s rounds, each runs every scenario against every library, the libraries' order rotated each round; each run %s warm-up + %s measured; every cell is the median over rounds of that run's p50 or p99, in µs.",
+		or(r.meta["lat_rounds"], "?"), or(r.meta["lat_warmup"], "?"), or(r.meta["lat_duration"], "?"))
+	if sec := r.meta["lat_seconds"]; sec != "" {
+		fmt.Fprintf(b, " The latency rounds took %s s.", sec)
+	}
+	b.WriteString("\n\n")
+	b.WriteString("- push: the server writes a 24-byte message every 1 ms, unasked; latency is its receipt minus the send time stamped in it just before the write call (client and server read the same host clock).\n")
+	b.WriteString("- work: the handler reads a request, writes a 24-byte reply, then computes (busy, on the CPU) for 2 ms before it reads again; the client writes a burst of 1 or 4 requests in one write and waits 2.5 ms after the burst's last reply. ")
+	b.WriteString("Latency is the reply's receipt minus the later of the request's send and the moment the handler was ready for it (stamped in the reply): the first request of a burst counts its whole round trip, the others their time from the end of the work before them, so a reply a library holds back while the handler computes shows in full and the queueing behind that work, the same for everyone, does not.\n")
+	b.WriteString("- rr: request/response with no work, the next request written as the reply arrives.\n\n")
+	b.WriteString("The ecows ÷ gorilla column is ecows's latency as a multiple of gorilla's (below 1 ecows is faster); on the p50 rows ✓ marks a scenario within the target of ")
+	fmt.Fprintf(b, "%.2f×.\n\n| scenario |", latencyTarget)
+	for _, l := range libs {
+		fmt.Fprintf(b, " %s |", l)
+	}
+	b.WriteString(" ecows ÷ gorilla |\n|---|")
+	for range libs {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---|\n")
+	for _, sc := range load.LatencyScenarios {
+		for _, q := range []string{"p50", "p99"} {
+			m := r.samples["lat/"+sc.Name+"/"+q]
+			if m == nil {
+				continue
+			}
+			fmt.Fprintf(b, "| %s: %s µs ↓ |", sc.Label, q)
+			for _, l := range libs {
+				if v := median(m[l]); !math.IsNaN(v) {
+					fmt.Fprintf(b, " %s |", f0(v))
+				} else {
+					b.WriteString(" – |")
+				}
+			}
+			e, g := median(m["ecows"]), median(m["gorilla"])
+			switch {
+			case math.IsNaN(e) || math.IsNaN(g) || g == 0:
+				b.WriteString(" – |\n")
+			case q == "p50" && e/g <= latencyTarget:
+				fmt.Fprintf(b, " %.2f× ✓ |\n", e/g)
+			case q == "p50":
+				fmt.Fprintf(b, " %.2f× ✗ |\n", e/g)
+			default:
+				fmt.Fprintf(b, " %.2f× |\n", e/g)
+			}
+		}
+	}
+	if m := r.samples["lat/work4/samples"]; m != nil {
+		fmt.Fprintf(b, "\nSamples per run (median): ")
+		var parts []string
+		for _, sc := range load.LatencyScenarios {
+			if v := median(r.samples["lat/"+sc.Name+"/samples"]["ecows"]); !math.IsNaN(v) {
+				parts = append(parts, fmt.Sprintf("%s %s", sc.Name, f0(v)))
+			}
+		}
+		b.WriteString(strings.Join(parts, ", ") + " (ecows's runs).\n")
+	}
 }
 
 // renderCompression writes the permessage-deflate section, when the run has its benchmarks:
