@@ -14,12 +14,17 @@
 //     hand-written handshake and prebuilt masked frames, so it costs every server the same.
 //     It runs the named scenarios (64 conns × 16 B, 64 × 1 KiB, 1,000 × 2,000 B, 4 × 64 KiB,
 //     1 × 1 MiB) and reports messages/s, MB/s and latency percentiles, or opens N idle
-//     connections and reports the server's heap, stack, RSS and goroutines per connection.
+//     connections and reports the server's heap, stack, RSS and goroutines per connection, or
+//     (-latency) runs one latency scenario on one connection against the latency endpoints
+//     every echoserver also serves (LatencyServers: /lat/work and /lat/push, see
+//     internal/load's latency notes) and reports p50/p90/p99 reply latency.
 //   - cmd/report turns the raw results into RESULTS.md.
-//   - run.sh (quick: about 2-3 minutes; full: about 20) builds all that, runs every scenario
+//   - run.sh (quick: about 3-4 minutes; full: about 40) builds all that, runs every scenario
 //     against every server in separate processes with the libraries interleaved round by
-//     round, runs the in-process benchmarks once per round and the 10,000-connection idle
-//     runs, and writes RESULTS.md with the medians and ecows's ratio to the best rival.
+//     round, runs the in-process benchmarks once per round, the latency rounds (every latency
+//     scenario against every library, rotated each round) and the 10,000-connection idle
+//     runs, and writes RESULTS.md with the medians, ecows's ratio to the best rival and, for
+//     latency, ecows's p50 and p99 as a multiple of gorilla's.
 //
 // The in-process benchmarks are light enough for CI, which runs each once
 // (cd bench && go test -run '^$' -bench . -benchtime=1x ./...):
