@@ -26,6 +26,12 @@ import (
 // caller for the minutes a TCP connect can take.
 const DefaultDialTimeout = 30 * time.Second
 
+// DefaultMaxResponseHeaderBytes bounds the head of the server's answer when
+// DialOptions.MaxResponseHeaderBytes is zero: far more than a real 101 carries (a few hundred
+// bytes, a few KiB with cookies), little enough that a hostile server cannot make Dial buffer
+// much.
+const DefaultMaxResponseHeaderBytes = 64 << 10
+
 // maxErrorBody is how much of a non-101 answer's body a StatusError keeps.
 const maxErrorBody = 1024
 
@@ -69,6 +75,14 @@ type DialOptions struct {
 	// sent as basic Proxy-Authorization.
 	Proxy func(*http.Request) (*url.URL, error)
 
+	// MaxResponseHeaderBytes bounds the head of the server's answer, and of a proxy's answer
+	// to CONNECT: the status line and the header lines through the blank line that ends
+	// them, in bytes as sent. The bound holds for one endless line as well as for endless
+	// lines: Dial reads at most this many bytes before the head is complete, then fails with
+	// a *HeadTooLargeError without reading further. DefaultMaxResponseHeaderBytes when zero,
+	// no bound when negative.
+	MaxResponseHeaderBytes int
+
 	// NetDial replaces the TCP dialer (a net.Dialer by default); it receives the address of
 	// the proxy when there is one, and a ctx that carries the handshake's deadline.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -85,7 +99,8 @@ var aLongTimeAgo = time.Unix(1, 0)
 // Conn and the server's response; the response is also returned with a *StatusError when the
 // server answered with another status than 101, and with the errors of the answer's checks.
 // The errors are documented where they are declared; the connection is closed on every
-// failure.
+// failure. An answer whose head is longer than opts.MaxResponseHeaderBytes fails with a
+// *HeadTooLargeError once the bound is reached.
 //
 // ctx and opts.Timeout bound the handshake only; once Dial returns, the Conn has no deadline.
 // With opts.Compression set, Dial offers permessage-deflate (RFC 7692) and the Conn uses it
@@ -236,7 +251,7 @@ func connect(ctx context.Context, req *http.Request, opts *DialOptions) (net.Con
 func handshake(ctx context.Context, raw net.Conn, proxyURL *url.URL, req *http.Request, key string, opts *DialOptions) (net.Conn, *http.Response, transport.Setup, error) {
 	var setup transport.Setup
 	if proxyURL != nil {
-		if err := connectTunnel(ctx, raw, proxyURL, hostPort(req.URL)); err != nil {
+		if err := connectTunnel(ctx, raw, proxyURL, hostPort(req.URL), opts.MaxResponseHeaderBytes); err != nil {
 			return nil, nil, setup, err
 		}
 	}
@@ -251,11 +266,11 @@ func handshake(ctx context.Context, raw net.Conn, proxyURL *url.URL, req *http.R
 	if err := req.Write(nc); err != nil {
 		return nil, nil, setup, stepError(ctx, "writing the handshake request", err)
 	}
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, req)
+	resp, br, err := readResponse(nc, req, opts.MaxResponseHeaderBytes)
 	if err != nil {
 		var ne net.Error
-		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) {
+		var he *HeadTooLargeError
+		if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &ne) && !errors.As(err, &he) {
 			err = fmt.Errorf("%w: %w", ErrBadResponse, err)
 		}
 		return nil, nil, setup, stepError(ctx, "reading the handshake response", err)
@@ -275,8 +290,9 @@ func handshake(ctx context.Context, raw net.Conn, proxyURL *url.URL, req *http.R
 	return nc, resp, setup, nil
 }
 
-// connectTunnel asks the proxy on nc for a tunnel to addr.
-func connectTunnel(ctx context.Context, nc net.Conn, proxyURL *url.URL, addr string) error {
+// connectTunnel asks the proxy on nc for a tunnel to addr; maxHead bounds the head of the
+// proxy's answer as it does the server's.
+func connectTunnel(ctx context.Context, nc net.Conn, proxyURL *url.URL, addr string, maxHead int) error {
 	creq := &http.Request{
 		Method: http.MethodConnect,
 		URL:    &url.URL{Opaque: addr},
@@ -290,8 +306,7 @@ func connectTunnel(ctx context.Context, nc net.Conn, proxyURL *url.URL, addr str
 	if err := creq.Write(nc); err != nil {
 		return stepError(ctx, "writing the CONNECT request", err)
 	}
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, creq)
+	resp, br, err := readResponse(nc, creq, maxHead)
 	if err != nil {
 		return stepError(ctx, "reading the CONNECT response", err)
 	}
@@ -308,6 +323,58 @@ func connectTunnel(ctx context.Context, nc net.Conn, proxyURL *url.URL, addr str
 	}
 	return nil
 }
+
+// readResponse reads the answer to req from r, allowing at most maxHead bytes (the
+// DialOptions.MaxResponseHeaderBytes convention: zero for the default, negative for no bound)
+// before its head is complete. net/http's parser has no such bound, so it reads through a
+// headLimiter, as net/http's server does for request heads; the bound is lifted once the head
+// is parsed, for the body of a non-101 answer. The returned reader holds what was read past
+// the head.
+func readResponse(r io.Reader, req *http.Request, maxHead int) (*http.Response, *bufio.Reader, error) {
+	if maxHead == 0 {
+		maxHead = DefaultMaxResponseHeaderBytes
+	}
+	lr := &headLimiter{r: r, n: int64(maxHead)}
+	br := bufio.NewReader(lr)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		if lr.hit {
+			// The parser may pass the error on or replace it; either way the bound is why.
+			err = &HeadTooLargeError{Limit: maxHead}
+		}
+		return nil, br, err
+	}
+	lr.n = -1
+	return resp, br, nil
+}
+
+// headLimiter reads from r until n more bytes have been read, then fails without reading;
+// a negative n reads without bound. hit records that the bound stopped a read.
+type headLimiter struct {
+	r   io.Reader
+	n   int64
+	hit bool
+}
+
+func (l *headLimiter) Read(p []byte) (int, error) {
+	if l.n < 0 {
+		return l.r.Read(p)
+	}
+	if l.n == 0 {
+		l.hit = true
+		return 0, errHeadLimit
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// errHeadLimit is what a headLimiter's reads fail with at the bound, for the parser to pass
+// on; readResponse replaces it with a *HeadTooLargeError that names the bound.
+var errHeadLimit = errors.New("websocket: response head bound reached")
 
 // tlsConfig returns the TLS configuration for u, a clone of the user's.
 func tlsConfig(u *url.URL, opts *DialOptions) *tls.Config {

@@ -7,12 +7,14 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -493,5 +495,180 @@ func TestDialProxyData(t *testing.T) {
 	})
 	if !errors.Is(err, ErrProxyData) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// floodServer answers every handshake request with head followed by fill, over and over: an
+// answer whose head never ends. It stops when the client hangs up, after 16 MiB (so that a
+// client without a bound fails at once rather than swallowing memory until its timeout) or
+// after 20 s.
+func floodServer(t *testing.T, head string, fill []byte) string {
+	ln := listen(t, func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		if _, err := io.WriteString(c, head); err != nil {
+			return
+		}
+		for sent := 0; sent < 16<<20; sent += len(fill) {
+			if _, err := c.Write(fill); err != nil {
+				return
+			}
+		}
+	})
+	return "ws://" + ln.Addr().String()
+}
+
+// repeat returns n bytes of line over and over, with the %d in line, if any, counting up so
+// that header names differ.
+func repeat(line string, n int) []byte {
+	var b []byte
+	for i := 0; len(b) < n; i++ {
+		if strings.Contains(line, "%d") {
+			b = fmt.Appendf(b, line, i)
+		} else {
+			b = append(b, line...)
+		}
+	}
+	return b[:n]
+}
+
+// allocated returns the bytes allocated on the heap so far by the whole process. The live
+// heap cannot grow by more than this figure does, whatever the collector does meanwhile, so
+// its growth over a Dial bounds the Dial's heap growth from above (the flood server, in the
+// same process, writes from one buffer and adds little).
+func allocated() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.TotalAlloc
+}
+
+// TestDialHeadFlood checks that an answer whose head never ends (endless header lines, one
+// endless header line or an endless status line) fails Dial with a HeadTooLargeError that
+// names the bound, and that Dial's heap growth stays at most 1 MiB meanwhile.
+func TestDialHeadFlood(t *testing.T) {
+	const maxGrowth = 1 << 20
+	tests := []struct {
+		name      string
+		head      string
+		fill      []byte
+		maxHead   int
+		wantLimit int
+	}{
+		{name: "endless headers", head: "HTTP/1.1 101 Switching Protocols\r\n", fill: repeat("X-Flood-%d: a\r\n", 32<<10), wantLimit: DefaultMaxResponseHeaderBytes},
+		{name: "endless header line", head: "HTTP/1.1 101 Switching Protocols\r\nX-Flood: ", fill: repeat("a", 32<<10), wantLimit: DefaultMaxResponseHeaderBytes},
+		{name: "endless status line", head: "HTTP/1.1 101 ", fill: repeat("a", 32<<10), wantLimit: DefaultMaxResponseHeaderBytes},
+		{name: "endless headers, bound 4 KiB", head: "HTTP/1.1 101 Switching Protocols\r\n", fill: repeat("X-Flood-%d: a\r\n", 32<<10), maxHead: 4 << 10, wantLimit: 4 << 10},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			u := floodServer(t, tc.head, tc.fill)
+			opts := &DialOptions{MaxResponseHeaderBytes: tc.maxHead}
+			runtime.GC()
+			before := allocated()
+			c, resp, err := Dial(t.Context(), u, opts)
+			growth := allocated() - before
+			if c != nil {
+				c.CloseNow()
+			}
+			t.Logf("heap growth at most %d bytes (%.1f KiB): %v", growth, float64(growth)/1024, err)
+			var he *HeadTooLargeError
+			if !errors.As(err, &he) || he.Limit != tc.wantLimit || !errors.Is(err, ErrHeadTooLarge) || resp != nil {
+				t.Errorf("got %v, %v; want a HeadTooLargeError with Limit %d", resp, err, tc.wantLimit)
+			}
+			if growth > maxGrowth {
+				t.Errorf("heap grew by up to %d bytes, more than %d", growth, maxGrowth)
+			}
+		})
+	}
+}
+
+// TestDialHeadBound checks answers on either side of the bound: a large but legal head passes
+// the default bound with the frame behind it, a head exactly at the bound passes and one byte
+// more fails, a negative bound lets anything through, and the body of a non-101 answer is
+// still read once its head fitted.
+func TestDialHeadBound(t *testing.T) {
+	first := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpBinary}, []byte("first"))
+	// big returns whole header lines, about n bytes of them.
+	big := func(n int) string {
+		var b []byte
+		for i := 0; len(b) < n-64; i++ {
+			b = fmt.Appendf(b, "X-Big-%d: 0123456789abcdef0123456789abcdef\r\n", i)
+		}
+		return string(b)
+	}
+	// The accept value has the same length for every key, so any request gives the length.
+	headLen := func(extra string) int { return len(switching(newRequestForTest(), extra)) }
+	tests := []struct {
+		name      string
+		extra     string // header lines of the 101 answer
+		answer    string // a whole answer instead of a 101
+		maxHead   int
+		wantLimit int // 0 for success
+		wantBody  string
+	}{
+		{name: "40 KiB of headers, default bound", extra: big(40 << 10)},
+		{name: "100 KiB of headers, default bound", extra: big(100 << 10), wantLimit: DefaultMaxResponseHeaderBytes},
+		{name: "100 KiB of headers, no bound", extra: big(100 << 10), maxHead: -1},
+		{name: "100 KiB of headers, bound 128 KiB", extra: big(100 << 10), maxHead: 128 << 10},
+		{name: "head at the bound", extra: big(1000), maxHead: headLen(big(1000))},
+		{name: "head one byte over the bound", extra: big(1000), maxHead: headLen(big(1000)) - 1, wantLimit: headLen(big(1000)) - 1},
+		{name: "status line over the bound", answer: "HTTP/1.1 101 " + strings.Repeat("a", 200) + "\r\n\r\n", maxHead: 100, wantLimit: 100},
+		{name: "403 head at the bound, body behind it", answer: "HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", maxHead: len("HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n"), wantBody: "no"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			u := cannedServer(t, func(r *http.Request) string {
+				if tc.answer != "" {
+					return tc.answer
+				}
+				return switching(r, tc.extra) + string(first)
+			})
+			c, resp, err := Dial(t.Context(), u, &DialOptions{MaxResponseHeaderBytes: tc.maxHead})
+			if c != nil {
+				defer c.CloseNow()
+			}
+			switch {
+			case tc.wantLimit != 0:
+				var he *HeadTooLargeError
+				if !errors.As(err, &he) || he.Limit != tc.wantLimit || resp != nil {
+					t.Fatalf("got %v; want a HeadTooLargeError with Limit %d", err, tc.wantLimit)
+				}
+			case tc.wantBody != "":
+				var se *StatusError
+				if !errors.As(err, &se) || string(se.Body) != tc.wantBody {
+					t.Fatalf("got %v; want a StatusError with body %q", err, tc.wantBody)
+				}
+			default:
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, want := len(resp.Header), 3+strings.Count(tc.extra, "\r\n"); got != want {
+					t.Errorf("%d headers, want %d", got, want)
+				}
+				f, err := c.RecvFrame(5 * time.Second)
+				if err != nil || string(f.Payload) != "first" {
+					t.Fatalf("RecvFrame: %q, %v", f.Payload, err)
+				}
+			}
+		})
+	}
+}
+
+// TestDialProxyHeadFlood checks that the bound holds for the proxy's answer to CONNECT too.
+func TestDialProxyHeadFlood(t *testing.T) {
+	checkGoroutines(t)
+	u := floodServer(t, "HTTP/1.1 200 Connection established\r\n", repeat("X-Flood-%d: a\r\n", 32<<10))
+	_, _, err := Dial(t.Context(), "ws://example.com/", &DialOptions{
+		Proxy:                  func(*http.Request) (*url.URL, error) { return url.Parse("http" + strings.TrimPrefix(u, "ws")) },
+		MaxResponseHeaderBytes: 8 << 10,
+	})
+	var he *HeadTooLargeError
+	if !errors.As(err, &he) || he.Limit != 8<<10 {
+		t.Fatalf("got %v; want a HeadTooLargeError with Limit %d", err, 8<<10)
 	}
 }

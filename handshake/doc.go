@@ -10,8 +10,8 @@
 // taking the connection from net/http; the error says which check failed. By default it
 // refuses browser pages from other origins, which could otherwise use a visitor's cookies to
 // open connections (cross-site WebSocket hijacking); ServerOptions open that up. Dial checks
-// the server's answer just as strictly, and returns the answer with its error so the caller
-// can see why a server refused.
+// the server's answer just as strictly, reads no more than a bounded head of it (64 KiB by
+// default), and returns the answer with its error so the caller can see why a server refused.
 //
 // Bytes that arrive in the same packet as the handshake (a first frame right behind the
 // request or the 101 response) are handed to the Conn, never lost. Compression

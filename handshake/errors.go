@@ -90,18 +90,37 @@ func (e *ProxyError) Error() string {
 	return "websocket: proxy refused CONNECT: " + e.Response.Status
 }
 
+// HeadTooLargeError is the error Dial returns when the head of the server's answer (or of the
+// proxy's answer to CONNECT) is longer than Limit bytes, the DialOptions.MaxResponseHeaderBytes
+// in force: an endless status line, an endless header line or endless header lines. Dial has
+// read Limit bytes of it and no more. It matches ErrHeadTooLarge with errors.Is, and is
+// wrapped with the step that failed.
+type HeadTooLargeError struct {
+	// Limit is the bound in bytes that the head went past.
+	Limit int
+}
+
+// Error implements error.
+func (e *HeadTooLargeError) Error() string {
+	return "websocket: answer's head is longer than " + strconv.Itoa(e.Limit) + " bytes (DialOptions.MaxResponseHeaderBytes)"
+}
+
+// Is matches ErrHeadTooLarge, for callers that do not need the bound.
+func (e *HeadTooLargeError) Is(target error) bool { return target == ErrHeadTooLarge }
+
 // The reasons Dial fails, other than network errors, StatusError and ProxyError; most are
-// wrapped with details. ErrDialOptions covers options that cannot make a valid request: a
-// header in DialOptions.Header that the handshake writes itself, or a subprotocol that is not
-// a token. A network error is wrapped with the step that failed and, when ctx ended or Timeout
-// expired, with ctx's error too, so errors.Is matches context.Canceled or
-// context.DeadlineExceeded.
+// wrapped with details. ErrHeadTooLarge matches every *HeadTooLargeError. ErrDialOptions
+// covers options that cannot make a valid request: a header in DialOptions.Header that the
+// handshake writes itself, or a subprotocol that is not a token. A network error is wrapped
+// with the step that failed and, when ctx ended or Timeout expired, with ctx's error too, so
+// errors.Is matches context.Canceled or context.DeadlineExceeded.
 var (
 	ErrURL                = errors.New("websocket: URL must be ws:// or wss:// with a host")
 	ErrDialOptions        = errors.New("websocket: invalid DialOptions")
 	ErrProxyScheme        = errors.New("websocket: proxy URL scheme must be http")
 	ErrProxyData          = errors.New("websocket: proxy sent data after its CONNECT answer")
 	ErrBadResponse        = errors.New("websocket: server's answer is not a valid HTTP response")
+	ErrHeadTooLarge       = errors.New("websocket: answer's head is longer than DialOptions.MaxResponseHeaderBytes")
 	ErrResponseUpgrade    = errors.New("websocket: server's answer lacks Upgrade: websocket")
 	ErrResponseConnection = errors.New("websocket: server's answer lacks Connection: upgrade")
 	ErrAccept             = errors.New("websocket: server's Sec-WebSocket-Accept does not match the key")

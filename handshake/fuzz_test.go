@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ecows/ecows/transport"
@@ -53,10 +54,23 @@ func FuzzCheckRequest(f *testing.F) {
 	})
 }
 
-// FuzzCheckResponse feeds arbitrary answers through the client's checks: each is accepted
-// with an offered subprotocol or none, or refused with one of the documented errors.
+// fuzzMaxHead is the head bound FuzzCheckResponse reads answers with, small enough for the
+// fuzzer to cross often.
+const fuzzMaxHead = 256
+
+// FuzzCheckResponse feeds arbitrary answers through the client's reading and checks: the
+// bounded read agrees with net/http's unbounded one on every answer whose head fits, refuses
+// the others with a HeadTooLargeError without reading past the bound, and loses none of the
+// bytes behind the head; each answer read is accepted with an offered subprotocol or none,
+// or refused with one of the documented errors.
 func FuzzCheckResponse(f *testing.F) {
 	good := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+	pad := func(n int) string { return "X-Pad: " + strings.Repeat("a", n-len("X-Pad: \r\n\r\n")) + "\r\n\r\n" }
+	f.Add(good + pad(fuzzMaxHead-len(good)) + "\x81\x05hello")   // head at the bound, a frame behind it
+	f.Add(good + pad(fuzzMaxHead-len(good)+1) + "\x81\x05hello") // one byte over
+	f.Add("HTTP/1.1 101 " + strings.Repeat("a", 2*fuzzMaxHead) + "\r\n\r\n")
+	f.Add(good + "X-Long: " + strings.Repeat("a", 2*fuzzMaxHead) + "\r\n\r\n")
+	f.Add(good + strings.Repeat("X-Many: a\r\n", fuzzMaxHead/8) + "\r\n")
 	f.Add(good + "\r\n")
 	f.Add(good + "Sec-WebSocket-Protocol: chat\r\n\r\n")
 	f.Add(good + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
@@ -69,9 +83,40 @@ func FuzzCheckResponse(f *testing.F) {
 	opts.Compression = &transport.CompressionOptions{}
 	req := newRequestForTest()
 	f.Fuzz(func(t *testing.T, raw string) {
-		resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader([]byte(raw))), req)
-		if err != nil {
+		in := strings.NewReader(raw)
+		resp, br, err := readResponse(in, req, fuzzMaxHead)
+		uin := strings.NewReader(raw)
+		ubr := bufio.NewReader(uin)
+		uresp, uerr := http.ReadResponse(ubr, req)
+		// uhead is how much of raw net/http's parser, unbounded, took as the head.
+		uhead := len(raw) - uin.Len() - ubr.Buffered()
+		var he *HeadTooLargeError
+		switch {
+		case errors.As(err, &he):
+			if he.Limit != fuzzMaxHead || len(raw)-in.Len() > fuzzMaxHead {
+				t.Fatalf("%v after reading %d bytes", err, len(raw)-in.Len())
+			}
+			if uerr == nil && uhead <= fuzzMaxHead {
+				t.Fatalf("head of %d bytes refused: %v", uhead, err)
+			}
 			return
+		case err != nil:
+			if uerr == nil {
+				t.Fatalf("bounded read fails with %v, unbounded succeeds", err)
+			}
+			return
+		case uerr != nil:
+			t.Fatalf("bounded read succeeds, unbounded fails with %v", uerr)
+		}
+		head := len(raw) - in.Len() - br.Buffered()
+		if head > fuzzMaxHead || head != uhead || resp.StatusCode != uresp.StatusCode || len(resp.Header) != len(uresp.Header) {
+			t.Fatalf("head of %d bytes read as %d %v; unbounded %d bytes, %d %v", head, resp.StatusCode, resp.Header, uhead, uresp.StatusCode, uresp.Header)
+		}
+		if resp.StatusCode == 101 {
+			// What Dial hands the Conn, with what it left unread, is everything behind the head.
+			if rest, _ := br.Peek(br.Buffered()); string(rest)+raw[len(raw)-in.Len():] != raw[head:] {
+				t.Fatalf("bytes behind the head lost")
+			}
 		}
 		setup, err := checkResponse(resp, testKey, opts)
 		if err == nil {
