@@ -5,9 +5,9 @@
 //
 // The examples are the best way to understand how to use the package.
 //
-// Upgrade checks the request completely (method, version, Upgrade and Connection tokens, key,
-// Origin) and answers a refusal with the status that tells the client what to change, without
-// taking the connection from net/http; the error says which check failed. By default it
+// Upgrade checks the request completely (method, version, no body, Upgrade and Connection
+// tokens, key, Origin) and answers a refusal with the status that tells the client what to
+// change, without taking the connection from net/http; the error says which check failed. By default it
 // refuses browser pages from other origins, which could otherwise use a visitor's cookies to
 // open connections (cross-site WebSocket hijacking); ServerOptions open that up. Dial checks
 // the server's answer just as strictly, reads no more than a bounded head of it (64 KiB by

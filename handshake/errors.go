@@ -36,11 +36,14 @@ func (e *HandshakeError) Is(target error) bool {
 }
 
 // The reasons Upgrade refuses a request (RFC 6455 section 4.2.1 and this package's checks),
-// each with the status it answers. ErrVersion's answer also carries Sec-WebSocket-Version: 13
-// and ErrMethod's Allow: GET, so that the client can tell what would have worked.
+// each with the status it answers. ErrRequestBody refuses an HTTP/1.x request that announces
+// a body (Content-Length above zero or any Transfer-Encoding), whose bytes would otherwise be
+// read as WebSocket frames. ErrVersion's answer also carries Sec-WebSocket-Version: 13 and
+// ErrMethod's Allow: GET, so that the client can tell what would have worked.
 var (
 	ErrMethod           = &HandshakeError{Status: http.StatusMethodNotAllowed, Reason: "WebSocket upgrade requires method GET"}
 	ErrHTTPVersion      = &HandshakeError{Status: http.StatusBadRequest, Reason: "WebSocket upgrade requires HTTP/1.1 or later"}
+	ErrRequestBody      = &HandshakeError{Status: http.StatusBadRequest, Reason: "WebSocket upgrade request must not have a body (Content-Length or Transfer-Encoding)"}
 	ErrNoHost           = &HandshakeError{Status: http.StatusBadRequest, Reason: "missing Host header"}
 	ErrUpgradeHeader    = &HandshakeError{Status: http.StatusBadRequest, Reason: "Upgrade header does not include websocket"}
 	ErrConnectionHeader = &HandshakeError{Status: http.StatusBadRequest, Reason: "Connection header does not include upgrade"}

@@ -24,6 +24,9 @@ func FuzzCheckRequest(f *testing.F) {
 	f.Add(rawRequest("", "Origin: null", "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!=="))
 	f.Add(rawRequest("", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10, permessage-deflate; client_no_context_takeover"))
 	f.Add(rawRequest("", "Sec-WebSocket-Extensions: x-foo, permessage-deflate; server_no_context_takeover; server_no_context_takeover, permessage-deflate"))
+	f.Add(rawRequest("", "Content-Length: 5") + "hello")
+	f.Add(rawRequest("", "Transfer-Encoding: chunked") + "5\r\nhello\r\n0\r\n\r\n")
+	f.Add(rawRequest("", "Content-Length: 5", "Transfer-Encoding: chunked") + "5\r\nhello\r\n0\r\n\r\n")
 	opts := &ServerOptions{OriginPatterns: []string{"*.example.com"}, Subprotocols: []string{"superchat", "chat"}}
 	opts.Compression = &transport.CompressionOptions{}
 	f.Fuzz(func(t *testing.T, raw string) {

@@ -55,7 +55,7 @@ var defaultServerOptions ServerOptions
 
 // Upgrade completes the server's side of the WebSocket opening handshake, the seed's
 // websocket.upgrade, and returns the connection. It checks the request against RFC 6455
-// section 4.2.1 and the Origin rules of opts; a request that fails gets an error status with a
+// section 4.2.1 and the Origin rules of opts, and refuses one with a body; a request that fails gets an error status with a
 // one-line text/plain body, nothing is hijacked, and the returned error is a *HandshakeError
 // matching one of the Err variables. Otherwise Upgrade takes over the connection from net/http
 // (through http.ResponseController, so wrappers with an Unwrap method work), clears its
@@ -161,6 +161,12 @@ func checkRequest(r *http.Request, opts *ServerOptions) (key string, err *Handsh
 		return "", ErrMethod
 	case !r.ProtoAtLeast(1, 1):
 		return "", ErrHTTPVersion
+	case r.ProtoMajor == 1 && (r.ContentLength != 0 || len(r.TransferEncoding) > 0):
+		// Over HTTP/1.x the connection carries WebSocket frames right after the request, so
+		// body bytes would be read as frames, smuggled past whatever inspected the request.
+		// (An HTTP/2 extended CONNECT, RFC 8441, carries the frames in its body stream; it is
+		// not HTTP/1.x, so this check would not apply to it.)
+		return "", ErrRequestBody
 	case r.Host == "":
 		return "", ErrNoHost
 	case !hasToken(h["Upgrade"], "websocket"):

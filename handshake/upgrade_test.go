@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -197,11 +198,126 @@ func TestUpgradeRequests(t *testing.T) {
 	}
 }
 
+// TestUpgradeRequestBody sends upgrade requests with and without a body over TCP, each followed
+// by a text frame: in the body when there is one, right behind the request otherwise. A request
+// with a body must be refused with 400 and no hijack, so the frame hidden in its body is never
+// read as a frame (and echoed); one without must be upgraded and its frame echoed.
+func TestUpgradeRequestBody(t *testing.T) {
+	hidden := string(frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText, Masked: true, Key: [4]byte{1, 2, 3, 4}}, []byte("hidden")))
+	chunked := fmt.Sprintf("%x\r\n%s\r\n0\r\n\r\n", len(hidden), hidden)
+	cl := fmt.Sprintf("Content-Length: %d", len(hidden))
+	tests := []struct {
+		name    string
+		mods    []string
+		after   string // the bytes behind the request's head
+		refused bool
+	}{
+		{name: "Content-Length", mods: []string{cl}, after: hidden, refused: true},
+		{name: "chunked", mods: []string{"Transfer-Encoding: chunked"}, after: chunked, refused: true},
+		{name: "Content-Length and chunked", mods: []string{cl, "Transfer-Encoding: chunked"}, after: chunked, refused: true},
+		{name: "Content-Length: 0", mods: []string{"Content-Length: 0"}, after: hidden},
+		{name: "no body", after: hidden},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			checkGoroutines(t)
+			results := make(chan upgradeResult, 1)
+			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				spy := &spyWriter{ResponseWriter: w}
+				c, err := Upgrade(spy, r, nil)
+				if c != nil {
+					defer c.CloseNow()
+					// Echo the first frame, as a real application would act on it.
+					var f frame.Frame
+					if f, err = c.RecvFrame(5 * time.Second); err == nil {
+						_, err = c.SendText(f.Payload)
+					}
+				}
+				results <- upgradeResult{err: err, hijacked: spy.hijacked}
+			}), false)
+			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			nc.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(nc, rawRequest("", tc.mods...)+tc.after); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(nc)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.refused {
+				if resp.StatusCode != 101 {
+					t.Fatalf("status %d, want 101", resp.StatusCode)
+				}
+				f, err := frame.ReadFrame(br, 1<<10)
+				if err != nil || f.Opcode != frame.OpText || string(f.Payload) != "hidden" {
+					t.Fatalf("echo %v %q, %v", f.Opcode, f.Payload, err)
+				}
+				if res := <-results; res.err != nil || !res.hijacked {
+					t.Fatalf("Upgrade: %v (hijacked %v)", res.err, res.hijacked)
+				}
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 400 || string(body) != ErrRequestBody.Reason+"\n" {
+				t.Fatalf("status %d, body %q; want 400, %q", resp.StatusCode, body, ErrRequestBody.Reason+"\n")
+			}
+			res := <-results
+			if !errors.Is(res.err, ErrRequestBody) || res.hijacked {
+				t.Fatalf("Upgrade: %v (hijacked %v), want ErrRequestBody without hijack", res.err, res.hijacked)
+			}
+			// The handler has returned; whatever else the server sends until it sees our end
+			// of the stream must not be the echo.
+			nc.(*net.TCPConn).CloseWrite()
+			rest, err := io.ReadAll(br)
+			if err != nil || strings.Contains(string(rest), "hidden") {
+				t.Fatalf("after the refusal: %q, %v", rest, err)
+			}
+		})
+	}
+}
+
 func TestCheckRequestNoHost(t *testing.T) {
 	r := newRequestForTest()
 	r.Host = ""
 	if _, err := checkRequest(r, &defaultServerOptions); err != ErrNoHost {
 		t.Fatalf("got %v, want ErrNoHost", err)
+	}
+}
+
+// TestCheckRequestBody checks the body rule on requests net/http never hands a handler (an
+// unknown length without Transfer-Encoding) and that it is kept to HTTP/1.x.
+func TestCheckRequestBody(t *testing.T) {
+	tests := []struct {
+		name   string
+		major  int
+		length int64
+		te     []string
+		want   *HandshakeError
+	}{
+		{name: "no body", major: 1},
+		{name: "length 5", major: 1, length: 5, want: ErrRequestBody},
+		{name: "unknown length", major: 1, length: -1, want: ErrRequestBody},
+		{name: "chunked", major: 1, length: -1, te: []string{"chunked"}, want: ErrRequestBody},
+		{name: "Transfer-Encoding with length 0", major: 1, te: []string{"identity"}, want: ErrRequestBody},
+		{name: "HTTP/2 stream", major: 2, length: -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRequestForTest()
+			r.ProtoMajor, r.ProtoMinor = tc.major, 0
+			if tc.major == 1 {
+				r.ProtoMinor = 1
+			}
+			r.ContentLength, r.TransferEncoding = tc.length, tc.te
+			if _, err := checkRequest(r, &defaultServerOptions); err != tc.want {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
 
