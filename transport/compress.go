@@ -155,15 +155,18 @@ func (c *Conn) SetCompression(on bool) {
 
 // The receive side.
 //
-// A compressed message is inflated frame by frame as it arrives: each frame's payload is
-// first read whole into memory (resumably, like any payload), then inflated from memory, so a
-// read timeout can only strike while bytes are being read and never inside the decompressor,
-// whose state could not survive an error. What spans frames is the DEFLATE stream: a block
-// may start in one frame and end in the next, and compress/flate pulls its input and cannot
-// pause. When the stream has to wait for the next frame, the decompressor therefore runs in a
-// coroutine (iter.Pull) that is suspended while the frame is read: a single final frame under
-// no context takeover, the common case, needs none. With context takeover the stream goes on
-// from message to message, so its coroutine lives as long as the connection.
+// A compressed message is inflated as its bytes arrive, from the read buffer in place: the
+// decompressor is fed what the buffer holds of the current frame, and the buffer is refilled
+// from the stream only once it has consumed all of it. Memory therefore follows the bytes
+// received, never the length a header declares, which is only checked against the limits.
+// A read timeout can only strike while bytes are being read and never inside the
+// decompressor, whose state could not survive an error. But a DEFLATE block may span any
+// number of reads and frames, and compress/flate pulls its input and cannot pause: when the
+// stream has to wait for more bytes, the decompressor therefore runs in a coroutine
+// (iter.Pull) that is suspended while they are read. A message inflated on its own whose only
+// frame fits the read buffer, the common case, is read whole first and needs none. With
+// context takeover the stream goes on from message to message, so its coroutine lives as
+// long as the connection.
 
 // inflater inflates the compressed messages of one Conn; it is guarded by Conn.rmu. It holds
 // no reference to the Conn, so that an abandoned Conn can be collected and its coroutine
@@ -189,9 +192,14 @@ type inflater struct {
 	closed bool
 
 	// The Conn's account of the current compressed message.
-	msgLen  int64  // inflated bytes so far
-	msgWire int64  // compressed bytes so far
-	recvOut []byte // RecvFrame's inflated payloads, reused
+	msgLen  int64 // inflated bytes so far
+	msgWire int64 // compressed bytes so far
+
+	// RecvFrame's inflated payloads: a pooled buffer, reused for the frames of a message and
+	// given back at the first read call after it (zReadCall), and the length already inflated
+	// into it by a call that timed out inside the frame.
+	outp   *[]byte
+	outLen int
 }
 
 // inflateState is a decompressor with the buffer its coroutine inflates into.
@@ -225,9 +233,11 @@ func (z *inflater) release() {
 	z.in, z.tail, z.out, z.err, z.ended, z.starved = nil, nil, nil, nil, false, false
 }
 
-// begin starts a compressed message whose first frame has fin as given.
-func (z *inflater) begin(fin bool) {
-	z.in, z.tail, z.final, z.done = nil, nil, false, false
+// begin starts a compressed message. Without context takeover the decompressor is taken from
+// its pool when the first bytes come (zLoad), since only then is it known whether the message
+// can be inflated without a coroutine.
+func (z *inflater) begin() {
+	z.in, z.tail, z.final, z.done, z.outLen = nil, nil, false, false, 0
 	if !z.reset {
 		switch {
 		case z.next == nil:
@@ -236,11 +246,6 @@ func (z *inflater) begin(fin bool) {
 		case z.ended:
 			z.next() // the coroutine starts the new stream, then waits for its input
 		}
-		return
-	}
-	z.acquire()
-	if !fin {
-		z.start()
 	}
 }
 
@@ -277,7 +282,7 @@ func (z *inflater) run(yield func(struct{}) bool) {
 	}
 }
 
-// feed hands z the compressed payload of the message's next frame; final marks its last.
+// feed hands z the next compressed bytes of the message; final marks its last.
 // empty says that the whole message carried no compressed byte: it then inflates to nothing
 // without touching the decompressor (DEFLATE data is never empty, but zlib-based receivers
 // accept an empty payload as an empty message, and so do we).
@@ -409,11 +414,23 @@ func (z *inflater) endMessage() {
 	}
 }
 
-// close releases everything z holds; reads fail with ErrClosed from then on.
+// close releases everything z holds; reads fail with ErrClosed from then on. RecvFrame's last
+// payload may still be in use, so its buffer is left to the garbage collector, not pooled.
 func (z *inflater) close() {
 	if !z.closed {
 		z.closed = true
 		z.release()
+		z.outp, z.outLen = nil, 0
+	}
+}
+
+// zReadCall is called as each read call starts: the payload RecvFrame returned before is no
+// longer valid (see RecvFrame), so once its message has ended its buffer goes back to the
+// pool, and a Conn waiting for its next message holds none.
+func (c *Conn) zReadCall(r *reader) {
+	if z := c.inflater(); z != nil && z.outp != nil && !r.zMsg {
+		putBuf(z.outp)
+		z.outp = nil
 	}
 }
 
@@ -447,10 +464,7 @@ func (c *Conn) zBegin(h frame.Header) {
 		return
 	}
 	c.ext.z.msgLen, c.ext.z.msgWire = 0, 0
-	if cap(c.ext.z.recvOut) > 1<<16 {
-		c.ext.z.recvOut = nil // a large RecvFrame payload is not kept for the life of the connection
-	}
-	c.ext.z.begin(h.Fin)
+	c.ext.z.begin()
 }
 
 // wireLimit is the limit on the wire bytes of the current message. A compressed message's
@@ -464,36 +478,43 @@ func (c *Conn) wireLimit() int64 {
 	return c.cfg.maxMessage
 }
 
-// zLoad reads the rest of the current frame of a compressed message into memory and feeds it
-// to the inflater. A timeout leaves the frame where it was, to be resumed by the next call.
+// zLoad feeds the inflater, once it has consumed what it was fed, the next bytes of the
+// current frame of a compressed message: what the read buffer holds of it, read from the
+// stream first when it holds none. They are
+// inflated in place, and stay valid because nothing reads from the stream before the inflater
+// has consumed them (it asks for more input first). A timeout leaves the frame where it was,
+// to be resumed by the next call.
 func (c *Conn) zLoad() error {
-	r := c.rd
-	var payload []byte
-	if r.got == 0 && int64(r.end-r.pos) >= r.remaining {
-		// All buffered: inflate it in place. It stays valid because no read from the stream
-		// happens before the inflater has consumed it (it asks for more input first).
-		var err error
-		if payload, err = c.takeBuffered(int(r.remaining)); err != nil {
-			return err
-		}
-	} else {
-		sp := r.spill()
-		if int64(cap(sp.fbuf)) < r.hdr.Length {
-			sp.fbuf = make([]byte, r.hdr.Length)
-		}
-		payload = sp.fbuf[:r.hdr.Length]
-		for r.got < len(payload) {
-			n, err := c.readPayload(payload[r.got:])
-			r.got += n
-			if err != nil {
+	r, z := c.rd, c.ext.z
+	switch {
+	case z.st == nil:
+		// The first bytes of a message inflated on its own. When its only frame fits the read
+		// buffer, it is read whole and inflated without a coroutine.
+		direct := r.hdr.Fin && r.remaining <= int64(c.cfg.rsize)
+		if direct {
+			if err := c.fill(int(r.remaining)); err != nil {
 				return err
 			}
+		} else if err := c.fill(int(min(r.remaining, 1))); err != nil {
+			return err
 		}
-		r.got = 0
+		z.acquire()
+		if !direct {
+			z.start()
+		}
+	case r.remaining > 0:
+		if err := c.fill(1); err != nil {
+			return err
+		}
 	}
-	r.zPending = false
-	c.ext.z.msgWire += int64(len(payload))
-	c.ext.z.feed(payload, r.hdr.Fin, c.ext.z.msgWire == 0)
+	payload, err := c.takeBuffered(int(min(r.remaining, int64(r.end-r.pos))))
+	if err != nil {
+		return err
+	}
+	r.zPending = r.remaining > 0
+	z.msgWire += int64(len(payload))
+	final := r.hdr.Fin && !r.zPending
+	z.feed(payload, final, final && z.msgWire == 0)
 	return nil
 }
 
@@ -542,28 +563,33 @@ func (c *Conn) zRoom(p []byte) []byte {
 	return p
 }
 
-// zGrow makes room in b for more inflated bytes: doubling, from 4 KiB, by at most 1 MiB at a
-// time, and never further than MaxMessageLen allows.
+// zGrow makes room in b for more inflated bytes (zStep).
 func (c *Conn) zGrow(b []byte) []byte {
-	n := int64(min(max(len(b), 4096), 1<<20))
+	return append(b, make([]byte, c.zStep(len(b)))...)[:len(b)]
+}
+
+// zStep is how much room to add to a buffer of n inflated bytes: doubling, from 4 KiB, by at
+// most 1 MiB at a time, and never further than MaxMessageLen allows.
+func (c *Conn) zStep(n int) int {
+	step := int64(min(max(n, 4096), 1<<20))
 	if c.cfg.maxMessage >= 0 {
-		n = max(min(n, c.cfg.maxMessage-c.ext.z.msgLen+1), 1)
+		step = max(min(step, c.cfg.maxMessage-c.ext.z.msgLen+1), 1)
 	}
-	return append(b, make([]byte, n)...)[:len(b)]
+	return int(step)
 }
 
 // zRead reads inflated data of the current compressed message into p (len(p) > 0), reading
 // the message's next frames and handling control frames between them as needed, for
 // ReadMessage and NextReader. It returns io.EOF at the end of the message.
 func (c *Conn) zRead(p []byte) (int, error) {
-	r := c.rd
+	r, z := c.rd, c.ext.z
 	for {
-		if r.zPending {
+		if r.zPending && len(z.in) == 0 {
 			if err := c.zLoad(); err != nil {
 				return 0, err
 			}
 		}
-		n, err := c.ext.z.read(c.zRoom(p))
+		n, err := z.read(c.zRoom(p))
 		if n > 0 {
 			return n, c.zInflated(p[:n])
 		}
@@ -571,6 +597,9 @@ func (c *Conn) zRead(p []byte) (int, error) {
 		case io.EOF:
 			return 0, c.zEnd()
 		case errNeedInput:
+			if r.zPending {
+				continue // more of this frame
+			}
 			if err := c.zNextFrame(); err != nil {
 				return 0, err
 			}
@@ -622,22 +651,26 @@ func (c *Conn) zNextFrame() error {
 // recvInflated is RecvFrame for a frame of a compressed message: the frame comes with its
 // payload inflated, all that its bytes yield (the decompressor may hold some back until the
 // next frame; the final frame brings the rest of the message). Length is set to the inflated
-// length; Rsv1 is as on the wire, set on the first frame only.
+// length; Rsv1 is as on the wire, set on the first frame only. A timeout inside the frame keeps
+// what was inflated, for the next call to complete.
 func (c *Conn) recvInflated() (frame.Frame, error) {
-	r := c.rd
+	r, z := c.rd, c.ext.z
 	h := r.hdr
-	if r.zPending {
-		if err := c.zLoad(); err != nil {
-			return frame.Frame{}, err
-		}
+	var out []byte
+	if z.outp != nil {
+		out = (*z.outp)[:z.outLen]
 	}
-	out := c.ext.z.recvOut[:0]
 	for {
-		if len(out) == cap(out) {
-			out = c.zGrow(out)
-			c.ext.z.recvOut = out
+		if r.zPending && len(z.in) == 0 {
+			if err := c.zLoad(); err != nil {
+				z.outLen = len(out)
+				return frame.Frame{}, err
+			}
 		}
-		n, err := c.ext.z.read(c.zRoom(out[len(out):cap(out)]))
+		if len(out) == cap(out) {
+			out = c.zGrowOut(out)
+		}
+		n, err := z.read(c.zRoom(out[len(out):cap(out)]))
 		if n > 0 {
 			if err := c.zInflated(out[len(out) : len(out)+n]); err != nil {
 				return frame.Frame{}, err
@@ -645,19 +678,33 @@ func (c *Conn) recvInflated() (frame.Frame, error) {
 			out = out[:len(out)+n]
 			continue
 		}
-		if err == io.EOF {
+		switch {
+		case err == errNeedInput && r.zPending:
+			continue // more of this frame
+		case err == io.EOF:
 			err = c.zEnd()
 		}
 		if err == errNeedInput || err == io.EOF {
 			break
 		}
-		if err != nil {
-			return frame.Frame{}, c.zFailed(err)
-		}
+		return frame.Frame{}, c.zFailed(err)
 	}
-	c.ext.z.recvOut = out
+	z.outLen = 0
 	h.Length = int64(len(out))
 	return frame.Frame{Header: h, Payload: out}, nil
+}
+
+// zGrowOut moves out, RecvFrame's payload so far, to a larger pooled buffer (zStep), and gives
+// the old one back.
+func (c *Conn) zGrowOut(out []byte) []byte {
+	z := c.ext.z
+	b := getBuf(len(out) + c.zStep(len(out)))
+	copy(*b, out)
+	if z.outp != nil {
+		putBuf(z.outp)
+	}
+	z.outp = b
+	return (*b)[:len(out)]
 }
 
 // The send side.

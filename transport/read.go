@@ -98,10 +98,14 @@ func (r *reader) between() bool {
 	return r.pos == r.end && !r.inFrame && !r.inMsg && !r.zMsg && r.err == nil && (r.sp == nil || r.sp.pOp == 0)
 }
 
-// lockRead locks the read side and returns its state.
+// lockRead locks the read side for a read call and returns its state.
 func (c *Conn) lockRead() *reader {
 	c.rmu.Lock()
-	return c.holdReader()
+	r := c.holdReader()
+	if c.ext != nil {
+		c.zReadCall(r)
+	}
+	return r
 }
 
 // tryLockRead is lockRead unless another goroutine holds the read side.
