@@ -480,10 +480,9 @@ func (c *Conn) wireLimit() int64 {
 
 // zLoad feeds the inflater, once it has consumed what it was fed, the next bytes of the
 // current frame of a compressed message: what the read buffer holds of it, read from the
-// stream first when it holds none. They are
-// inflated in place, and stay valid because nothing reads from the stream before the inflater
-// has consumed them (it asks for more input first). A timeout leaves the frame where it was,
-// to be resumed by the next call.
+// stream first when it holds none. They are inflated in place, and stay valid because nothing
+// reads from the stream before the inflater has consumed them (it asks for more input first).
+// A timeout leaves the frame where it was, to be resumed by the next call.
 func (c *Conn) zLoad() error {
 	r, z := c.rd, c.ext.z
 	switch {
