@@ -1261,6 +1261,50 @@ func BenchmarkCompressedEcho(b *testing.B) {
 	}
 }
 
+// BenchmarkCompressedRead reads what BenchmarkCompressedEcho reads, without writing back:
+// the receive side alone, with ReadMessage into a reused buffer and with RecvFrame.
+func BenchmarkCompressedRead(b *testing.B) {
+	kinds := []struct {
+		name string
+		msgs [][]byte
+	}{{"1KiB-JSON", nil}, {"64KiB-text", nil}}
+	for i := range 64 {
+		kinds[0].msgs = append(kinds[0].msgs, jsonMessage(i))
+	}
+	for i := range 4 {
+		kinds[1].msgs = append(kinds[1].msgs, testData(0, 64<<10, uint64(i)))
+	}
+	for _, api := range []string{"ReadMessage", "RecvFrame"} {
+		for _, k := range kinds {
+			for _, m := range zModes[1:] {
+				b.Run(api+"/"+k.name+"/"+m.name, func(b *testing.B) {
+					p := &peer{masked: true}
+					z := newPeerDeflate(flate.BestSpeed, !m.d.PeerNoContextTakeover)
+					var wire []byte
+					for _, msg := range k.msgs {
+						wire = append(wire, p.zframes(frame.OpText, z.compress(msg), 0)...)
+					}
+					c := NewConn(&loopStream{data: wire}, Server, Setup{Deflate: m.d}, &Options{MaxPayloadLen: 1 << 17})
+					buf := make([]byte, 0, 64<<10)
+					b.SetBytes(int64(len(k.msgs[0])))
+					b.ReportAllocs()
+					for b.Loop() {
+						var err error
+						if api == "ReadMessage" {
+							_, _, err = c.ReadMessage(context.Background(), buf[:0])
+						} else {
+							_, err = c.RecvFrame(0)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
 // idleConnBytes opens n connection pairs over net.Pipe with the agreement d, sends one
 // message each way on each so that every compressor and decompressor has been used, and
 // returns the heap and goroutines each Conn holds once idle, and a func to close them all.
