@@ -2,7 +2,6 @@ package hub
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/transport"
@@ -11,10 +10,11 @@ import (
 // Broadcast sends payload as one message (op is frame.OpText or frame.OpBinary) to every
 // member of room, on this node and on the others. The frame is encoded once; every local
 // member's queue gets the same bytes, then the broker carries the message to the other
-// nodes. A full queue is handled by the hub's Policy. The error, if any, is about the other
-// nodes (ErrLinkDown while the broker's engine is unreachable): local members have the
-// message all the same. Broadcasts to one room from this node reach every member in the
-// order they were made. payload may be reused once Broadcast returns.
+// nodes. A full queue is handled by the hub's Policy, which never makes Broadcast wait. The
+// error, if any, is about the other nodes (ErrLinkDown while the broker's engine is
+// unreachable): local members have the message all the same. Broadcasts to one room from
+// this node reach every member in the order they were made. payload may be reused once
+// Broadcast returns.
 func (h *Hub) Broadcast(room string, op frame.Opcode, payload []byte) error {
 	return h.broadcast(room, nil, op, payload)
 }
@@ -69,8 +69,8 @@ func (h *Hub) Send(c *transport.Conn, op frame.Opcode, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if !m.offer(p) {
-		h.overflow(p, []*member{m})
+	if h.push(m, p) {
+		h.evict(m)
 	}
 	return nil
 }
@@ -84,59 +84,24 @@ func (h *Hub) prepare(op frame.Opcode, payload []byte) (*transport.Prepared, err
 	return p, err
 }
 
-// fanout queues p for every member of t but except (or the member with id exceptID). A
-// member's full queue is dealt with once the room is unlocked, after every other member has
-// the message.
+// fanout queues p for every member of t but except (or the member with id exceptID). No
+// member's queue makes it wait, whatever the Policy; the members to evict are evicted once
+// the room is unlocked.
 func (h *Hub) fanout(t *topic, p *transport.Prepared, except *member, exceptID string) {
 	var buf [8]*member
-	full := buf[:0]
+	evict := buf[:0]
 	t.mu.RLock()
 	for _, m := range t.members {
 		if m == except || m.evicted.Load() || (exceptID != "" && m.id == exceptID) {
 			continue
 		}
-		if !m.offer(p) {
-			full = append(full, m)
+		if h.push(m, p) {
+			evict = append(evict, m)
 		}
 	}
 	t.mu.RUnlock()
-	if len(full) > 0 {
-		h.overflow(p, full)
-	}
-}
-
-// overflow applies the hub's Policy to the members whose queue had no room for p.
-func (h *Hub) overflow(p *transport.Prepared, full []*member) {
-	switch h.policy {
-	case Drop:
-		h.stats.dropped.Add(uint64(len(full)))
-		return
-	case Close:
-		for _, m := range full {
-			h.evict(m)
-		}
-		return
-	}
-	// Block: one deadline for them all, so that k stuck members cost BlockTimeout, not k times.
-	timer := time.NewTimer(h.blockTimeout)
-	defer timer.Stop()
-	expired := false
-	for _, m := range full {
-		if expired {
-			if !m.offer(p) {
-				h.evict(m)
-			}
-			continue
-		}
-		select {
-		case m.q <- p:
-		case <-m.stop:
-		case <-timer.C:
-			expired = true
-			if !m.offer(p) {
-				h.evict(m)
-			}
-		}
+	for _, m := range evict {
+		h.evict(m)
 	}
 }
 

@@ -5,9 +5,10 @@
 // when it closes. Broadcast encodes the frame once and hands the same bytes to every member
 // of a room (BroadcastExcept skips the sender, Send reaches one connection). Each connection
 // has a bounded send queue drained by a writer goroutine of its own, so that one stuck client
-// never delays the others; what happens when a queue is full is the hub's Policy: Block (wait
-// up to a timeout, then close with 1008), Drop (count and go on) or Close (1008 at once).
-// Every write runs under the connection's write deadline (transport.Options.WriteTimeout).
+// never delays the others; what happens when a queue is full is the hub's Policy: Block (the
+// connection's messages wait for it, up to a timeout, then it is closed with 1008), Drop
+// (count and go on) or Close (1008 at once). No policy makes a broadcast wait. Every write
+// runs under the connection's write deadline (transport.Options.WriteTimeout).
 //
 // With a router, the Rooms middleware puts the connections of a route in rooms (URLParam
 // names them after a chi URL parameter) and Options.Router makes the router's Shutdown close

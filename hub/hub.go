@@ -33,7 +33,8 @@ type Options struct {
 	QueueLen int
 	// Policy is what a broadcast does for a connection whose queue is full (default Block).
 	Policy Policy
-	// BlockTimeout is how long Block waits for room in a queue (default 1 s).
+	// BlockTimeout is how long, under Block, a message may wait for room in its connection's
+	// full queue before the connection is closed (default 1 s).
 	BlockTimeout time.Duration
 	// UnsubscribeDelay is how long a topic stays subscribed after its last local member left
 	// (default 1 s), so that a member that comes straight back costs no round trip.
@@ -61,6 +62,7 @@ type Hub struct {
 	onGap         func(Gap)
 
 	ctx    context.Context // cancelled by Close
+	start  time.Time       // the origin of now
 	cancel context.CancelFunc
 
 	mu      sync.RWMutex // guards the maps, closed, and the membership of every topic
@@ -93,6 +95,7 @@ func New(opts *Options) (*Hub, error) {
 		unsubDelay:    cmp(opts.UnsubscribeDelay, DefaultUnsubscribeDelay),
 		brokerTimeout: cmp(opts.BrokerTimeout, DefaultBrokerTimeout),
 		onGap:         opts.OnGap,
+		start:         time.Now(),
 		topics:        make(map[string]*topic),
 		members:       make(map[*transport.Conn]*member),
 	}
@@ -128,6 +131,9 @@ func cmp[T int | time.Duration](v, def T) T {
 	}
 	return v
 }
+
+// now is the time since the hub started, on the monotonic clock.
+func (h *Hub) now() time.Duration { return time.Since(h.start) }
 
 // Node returns this node's id, as other nodes see it in Envelope.Origin.
 func (h *Hub) Node() string { return h.node }
@@ -165,7 +171,7 @@ func (h *Hub) close() {
 	clear(h.members)
 	h.mu.Unlock()
 	for _, m := range members {
-		m.halt()
+		m.halt(h)
 	}
 	var errs []error
 	for _, t := range topics {

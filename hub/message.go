@@ -7,36 +7,31 @@ import (
 // maxBatch bounds the messages a member's writer takes from its queue for one write.
 const maxBatch = 64
 
-// writeQueued writes p and whatever else m's queue holds (up to maxBatch messages) to m's
-// connection in one batch, so that a burst of broadcasts costs one write per member rather
-// than one per message, and returns how many were written.
-func writeQueued(m *member, p *transport.Prepared) int {
+// writeQueued writes what m's queue holds (up to maxBatch messages) to m's connection in one
+// batch, so that a burst of broadcasts costs one write per member rather than one per
+// message, and returns how many were written; ok is false when the queue was empty. The
+// batch lives in this call's frame, so that a writer waiting for more keeps no message
+// alive.
+func (h *Hub) writeQueued(m *member) (n int, ok bool) {
 	var arr [maxBatch]*transport.Prepared
-	batch := append(arr[:0], p)
-more:
-	for len(batch) < maxBatch {
-		select {
-		case q := <-m.q:
-			batch = append(batch, q)
-		default:
-			break more
-		}
+	batch := arr[:h.take(m, arr[:])]
+	if len(batch) == 0 {
+		return 0, false
 	}
 	if len(batch) > 1 {
 		if _, err := m.c.WritePrepared(batch...); err == nil {
-			return len(batch)
+			return len(batch), true
 		} else if err != transport.ErrPayloadTooLarge {
-			return 0
+			return 0, true
 		}
 		// Some message needs fragmenting: one at a time.
 	}
-	n := 0
 	for _, p := range batch {
 		if writeMessage(m.c, p) == nil {
 			n++
 		}
 	}
-	return n
+	return n, true
 }
 
 // writeMessage writes p to c: the bytes encoded once go out as they are, under c's write
