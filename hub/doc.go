@@ -8,7 +8,8 @@
 // never delays the others; what happens when a queue is full is the hub's Policy: Block (the
 // connection's messages wait for it, up to a timeout, then it is closed with 1008), Drop
 // (count and go on) or Close (1008 at once). No policy makes a broadcast wait. Every write
-// runs under the connection's write deadline (transport.Options.WriteTimeout).
+// runs under the connection's write deadline (transport.Options.WriteTimeout). An idle
+// connection's queue holds no message and no array grown by a burst.
 //
 // With a router, the Rooms middleware puts the connections of a route in rooms (URLParam
 // names them after a chi URL parameter) and Options.Router makes the router's Shutdown close

@@ -41,6 +41,10 @@ type queued struct {
 	at time.Duration
 }
 
+// keepQueue is the largest queue array an empty queue keeps for its next message; a larger
+// one, grown by a burst, is let go, so that an idle member holds nothing large.
+const keepQueue = 8
+
 // member returns c's member, registering c and starting its writer if need be; h.mu is held
 // for writing and the hub is open.
 func (h *Hub) member(c *transport.Conn) *member {
@@ -151,7 +155,12 @@ func (h *Hub) take(m *member, batch []*transport.Prepared) int {
 	}
 	m.head += n
 	if m.head == len(m.queue) {
-		m.queue, m.head = m.queue[:0], 0
+		m.head = 0
+		if cap(m.queue) > keepQueue {
+			m.queue = nil
+		} else {
+			m.queue = m.queue[:0]
+		}
 	}
 	if m.armed && len(m.queue)-m.head <= h.queueLen && m.timer.Stop() {
 		m.armed = false
