@@ -29,7 +29,8 @@ type Options struct {
 	NodeID string
 	// Broker links this node to the others. Default: a Bus of its own (a single node).
 	Broker Broker
-	// QueueLen bounds each connection's send queue, in messages (default 128).
+	// QueueLen is how many messages each connection's send queue holds before the Policy
+	// applies (default 128); under Block, the messages past it wait there for room.
 	QueueLen int
 	// Policy is what a broadcast does for a connection whose queue is full (default Block).
 	Policy Policy
