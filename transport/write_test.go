@@ -410,3 +410,24 @@ func TestMessageWriterReadFrom(t *testing.T) {
 		t.Fatalf("%.0f allocs per streamed message", allocs)
 	}
 }
+
+func BenchmarkWriteMessage(b *testing.B) {
+	for _, role := range []Role{Server, Client} {
+		for _, s := range append(sizes, struct {
+			name string
+			n    int
+		}{"256KiB", 256 << 10}) { // fragmented at MaxPayloadLen
+			b.Run(role.String()+"/"+s.name, func(b *testing.B) {
+				c := NewConn(&loopStream{data: []byte{0}}, role, Setup{}, nil)
+				p := make([]byte, s.n)
+				b.SetBytes(int64(s.n))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := c.WriteMessage(frame.OpBinary, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
