@@ -52,8 +52,11 @@ type Options struct {
 	// buffers are borrowed from pools while data moves, and given back when the Conn waits,
 	// so an idle connection holds none.
 	ReadBufferSize, WriteBufferSize int
-	// WriteTimeout bounds each write to the network (default 10 s). A write that times out
-	// leaves the stream broken, so the Conn closes.
+	// WriteTimeout bounds a stall of the writes to the network (default 10 s): a write fails
+	// once none of its bytes has gone out for WriteTimeout (it is noticed within twice
+	// WriteTimeout), however long the whole write takes while the peer keeps reading. A write
+	// that fails leaves the stream broken, so the Conn closes. Over a stream that cannot go on
+	// after a timeout, such as a crypto/tls.Conn, the first timeout ends the write.
 	WriteTimeout time.Duration
 	// CloseTimeout bounds the wait for the peer's side of the close handshake (default 5 s).
 	CloseTimeout time.Duration
@@ -184,9 +187,10 @@ type extras struct {
 // rare holds what few connections need, made on first use: a Done channel, and the error
 // that ended the write side.
 type rare struct {
-	done atomic.Pointer[chan struct{}]
-	werr error // guarded by Conn.wmu
-	rerr error // set before the readEnded bit, read after it
+	done  atomic.Pointer[chan struct{}]
+	werr  error // guarded by Conn.wmu
+	wrote int   // bytes the failed write had written (writeStream); Conn.wmu
+	rerr  error // set before the readEnded bit, read after it
 }
 
 // rare returns c's rare state, made if need be.

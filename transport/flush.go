@@ -113,7 +113,7 @@ func (c *Conn) flush() error {
 	}
 	var err error
 	if b.n > 0 {
-		_, err = c.rwc.Write((*b.bufp)[:b.n])
+		_, err = c.writeStream((*b.bufp)[:b.n])
 	}
 	c.pend, b.n = nil, 0
 	batches.Put(b)

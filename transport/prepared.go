@@ -79,13 +79,14 @@ func (c *Conn) writePrepared(p *Prepared) (int, error) {
 		if err := c.flush(); err != nil {
 			return 0, err
 		}
-		n, err := c.rwc.Write(p.wire)
+		n, err := c.writeStream(p.wire)
 		return c.wrote(true, p.op, n, err)
 	}
 	b, err := c.room(len(p.wire))
-	if err == nil {
-		copy(b, p.wire)
-		err = c.queued(p.op)
+	if err != nil {
+		return c.wrote(true, p.op, 0, err)
 	}
-	return c.wrote(true, p.op, len(p.wire), err)
+	copy(b, p.wire)
+	n, err := c.sendQueued(p.op, len(p.wire))
+	return c.wrote(true, p.op, n, err)
 }

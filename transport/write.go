@@ -1,8 +1,9 @@
 package transport
 
 import (
-	"io"
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -99,13 +100,14 @@ func (c *Conn) checkOrder(continuation bool) error {
 	return nil
 }
 
-// ended reports why nothing may be written any more: the write side failed, or this side's
-// close frame has gone out. c.wmu is held.
+// ended reports why nothing may be written any more: the write side failed, this side's
+// close frame has gone out, or the stream is closed (a write would fail having sent nothing).
+// c.wmu is held.
 func (c *Conn) ended() error {
 	if err := c.writeErr(); err != nil {
 		return err
 	}
-	if c.is(closeSent) {
+	if c.is(closeSent | closed) {
 		return ErrClosed
 	}
 	return nil
@@ -156,10 +158,11 @@ func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 	return n, nil
 }
 
-// writeWire writes the frame h with payload; c.wmu is held. A frame that fits the write buffer
-// is encoded into the pending batch (flush.go); a larger one from a server goes out in one
-// writev of the batch, its header and the caller's payload, and from a client, masked a
-// buffer at a time, since the caller's bytes must not be masked in place.
+// writeWire writes the frame h with payload and returns the bytes of it sent, as SendFrame
+// counts them; c.wmu is held. A frame that fits the write buffer is encoded into the pending batch
+// (flush.go); a larger one from a server goes out in one writev of the batch, its header and
+// the caller's payload, and from a client, masked a buffer at a time, since the caller's bytes
+// must not be masked in place.
 func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 	hl := h.Len()
 	if n := hl + len(payload); n <= c.cfg.wsize {
@@ -172,7 +175,7 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 		if h.Masked {
 			frame.Mask(h.Key, 0, b[hl:])
 		}
-		return n, c.queued(h.Opcode)
+		return c.sendQueued(h.Opcode, n)
 	}
 	if !h.Masked {
 		var pending []byte
@@ -184,7 +187,7 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 		if !ok {
 			v = &vecWriter{}
 		}
-		n, err := v.write(c.rwc, pending, h, payload)
+		n, err := v.write(c, pending, h, payload)
 		vecWriters.Put(v)
 		if ferr := c.flush(); err == nil {
 			err = ferr
@@ -204,7 +207,7 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 		b = append(b, payload[:k]...)
 		pos = frame.Mask(h.Key, pos, b[start:])
 		payload = payload[k:]
-		n, err := c.rwc.Write(b)
+		n, err := c.writeStream(b)
 		total += n
 		if err != nil {
 			return total, err
@@ -212,6 +215,65 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 		b = b[:0]
 	}
 	return total, nil
+}
+
+// sendQueued ends a frame of n bytes that has just been placed at the end of the pending batch
+// with room, and returns the count its send reports: n once the batch holds it or has sent it,
+// and the part of it the stream took if sending the batch failed. c.wmu is held.
+func (c *Conn) sendQueued(op frame.Opcode, n int) (int, error) {
+	at := c.pend.n - n // where the frame starts in the batch
+	if err := c.queued(op); err != nil {
+		return min(max(c.rare().wrote-at, 0), n), err
+	}
+	return n, nil
+}
+
+// Write timeouts. WriteTimeout bounds a stall, not a write: a frame of many megabytes to a slow
+// reader may take far longer than WriteTimeout, as long as bytes keep going out. The stream's
+// write deadline is moved forward lazily (refreshWriteDeadline), so that most writes make no
+// deadline call; when a write times out, resume looks at what it achieved: one that made
+// progress, or ran under a deadline set before it, goes on under a fresh WriteTimeout from
+// where it stopped, and one that made no progress under a fresh WriteTimeout fails. A write
+// therefore fails after at least WriteTimeout, and at most twice that, without progress.
+
+// writeStream writes p to the stream, going on after timeouts as resume allows, and returns
+// the bytes written; c.wmu is held. On a failure it records the count, for sendQueued.
+func (c *Conn) writeStream(p []byte) (int, error) {
+	n, err := c.rwc.Write(p)
+	if err != nil {
+		return c.writeRest(p, n, err)
+	}
+	return n, nil
+}
+
+// writeRest is writeStream after its first write failed having written n bytes.
+func (c *Conn) writeRest(p []byte, n int, err error) (int, error) {
+	total := n
+	for fresh := false; c.resume(err, n, fresh); fresh = true {
+		n, err = c.rwc.Write(p[total:])
+		total += n
+		if err == nil {
+			return total, nil
+		}
+	}
+	c.rare().wrote = total
+	return total, err
+}
+
+// resume reports whether a write that failed with err, having written n bytes in its latest
+// attempt, goes on, and gives it a fresh write deadline if so; fresh says whether that attempt
+// ran under a deadline resume set. Only a timeout is resumed: any other error leaves the
+// stream broken. c.wmu is held.
+func (c *Conn) resume(err error, n int, fresh bool) bool {
+	if c.cfg.writeTimeout <= 0 || (n == 0 && fresh) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	dl := c.deadlines()
+	if dl == nil {
+		return false
+	}
+	c.wdl = monotonic() + c.cfg.writeTimeout
+	return dl.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout)) == nil
 }
 
 // vecWriter writes a pending batch, a header and a payload with one writev, without copying
@@ -224,12 +286,19 @@ type vecWriter struct {
 	vec net.Buffers
 }
 
-func (v *vecWriter) write(w io.Writer, pending []byte, h frame.Header, payload []byte) (int, error) {
+// write writes the vector to c's stream, going on after timeouts as resume allows: WriteTo
+// consumes what it wrote, so each attempt starts where the last one stopped. c.wmu is held.
+func (v *vecWriter) write(c *Conn, pending []byte, h frame.Header, payload []byte) (int, error) {
 	v.arr = [3][]byte{pending, frame.AppendHeader(v.hdr[:0], h), payload}
 	v.vec = v.arr[:]
-	n, err := v.vec.WriteTo(w)
+	n, err := v.vec.WriteTo(c.rwc)
+	total := n
+	for fresh := false; err != nil && c.resume(err, int(n), fresh); fresh = true {
+		n, err = v.vec.WriteTo(c.rwc)
+		total += n
+	}
 	v.arr = [3][]byte{} // keep no reference to the caller's payload
-	return int(n), err
+	return int(total), err
 }
 
 // writeFailed ends the connection after a write failed, which leaves the stream broken
@@ -247,8 +316,8 @@ func (c *Conn) writeFailed(err error) error {
 }
 
 // refreshWriteDeadline moves the write deadline forward only when less than half of
-// WriteTimeout is left, so most writes make no deadline call at all. A write therefore fails
-// after between WriteTimeout/2 and WriteTimeout without progress.
+// WriteTimeout is left, so most writes make no deadline call at all; resume makes up for a
+// write that times out under a deadline set before it.
 func (c *Conn) refreshWriteDeadline() {
 	if c.cfg.writeTimeout <= 0 {
 		return

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +431,168 @@ func BenchmarkWriteMessage(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// shortStream takes budget bytes, then fails every write, having written what it could.
+type shortStream struct{ budget int }
+
+var errShort = errors.New("short stream")
+
+func (s *shortStream) Read([]byte) (int, error) { return 0, io.EOF }
+func (s *shortStream) Write(p []byte) (int, error) {
+	n := min(len(p), s.budget)
+	s.budget -= n
+	if n < len(p) {
+		return n, errShort
+	}
+	return n, nil
+}
+func (s *shortStream) Close() error { return nil }
+
+// A send that fails counts only the bytes of its frames that reached the stream: none after
+// CloseNow or a reset, the part the stream took of a write cut short.
+func TestFailedSendCounts(t *testing.T) {
+	sends := func(c *Conn) map[string]func() (int, error) {
+		prep, _ := NewPrepared(frame.OpText, []byte("prepared"))
+		return map[string]func() (int, error){
+			"SendText":      func() (int, error) { return c.SendText([]byte("hello")) },
+			"SendBinary":    func() (int, error) { return c.SendBinary([]byte("hello")) },
+			"SendPing":      func() (int, error) { return c.SendPing([]byte("hello")) },
+			"SendFrame":     func() (int, error) { return c.SendFrame(true, frame.OpText, []byte("hello")) },
+			"SendClose":     func() (int, error) { return c.SendClose(frame.CloseNormal, "hello") },
+			"WriteMessage":  func() (int, error) { return c.WriteMessage(frame.OpText, []byte("hello")) },
+			"WritePrepared": func() (int, error) { return c.WritePrepared(prep) },
+		}
+	}
+	t.Run("CloseNow", func(t *testing.T) {
+		for _, role := range []Role{Server, Client} {
+			c, _ := rawPair(t, role, nil)
+			c.CloseNow()
+			for name, send := range sends(c) {
+				if n, err := send(); n != 0 || err != ErrClosed {
+					t.Errorf("%v %s after CloseNow: %d, %v; want 0, ErrClosed", role, name, n, err)
+				}
+			}
+		}
+	})
+	t.Run("reset", func(t *testing.T) {
+		a, b := tcpPair(t)
+		c := NewConn(a, Server, Setup{}, nil)
+		b.(*net.TCPConn).SetLinger(0)
+		b.Close() // a reset
+		a.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := a.Read(make([]byte, 1)); isTimeout(err) {
+			t.Fatal("no reset seen")
+		}
+		if n, err := c.SendText([]byte("hello")); n != 0 || err == nil {
+			t.Fatalf("SendText after a reset: %d, %v; want 0 and an error", n, err)
+		}
+		for name, send := range sends(c) {
+			if n, err := send(); n != 0 || err == nil {
+				t.Errorf("%s after a reset: %d, %v; want 0 and an error", name, n, err)
+			}
+		}
+	})
+	t.Run("cut short", func(t *testing.T) {
+		for _, tt := range []struct {
+			name   string
+			role   Role
+			size   int
+			budget int
+		}{
+			{"batch", Server, 100, 50},
+			{"batch masked", Client, 100, 50},
+			{"writev", Server, 8000, 1000},
+			{"masked loop", Client, 8000, 5000},
+		} {
+			c := NewConn(&shortStream{budget: tt.budget}, tt.role, Setup{}, nil)
+			if n, err := c.SendBinary(make([]byte, tt.size)); n != tt.budget || err != errShort {
+				t.Errorf("%s: %d, %v; want %d, the stream's error", tt.name, n, err, tt.budget)
+			}
+			if n, err := c.SendBinary(make([]byte, tt.size)); n != 0 || err != errShort {
+				t.Errorf("%s, the next send: %d, %v; want 0, the first error", tt.name, n, err)
+			}
+		}
+	})
+}
+
+// slowPair returns a Conn in role over TCP with small socket buffers, and the raw far end,
+// so that a large write waits on the peer's reading rather than on the buffers.
+func slowPair(t *testing.T, role Role, opts *Options) (*Conn, net.Conn) {
+	a, b := tcpPair(t)
+	a.(*net.TCPConn).SetWriteBuffer(32 << 10)
+	b.(*net.TCPConn).SetReadBuffer(32 << 10)
+	return NewConn(a, role, Setup{}, opts), b
+}
+
+// readPaced reads n bytes from nc at rate bytes per second, then returns when they are read.
+func readPaced(nc net.Conn, n, rate int64) error {
+	buf := make([]byte, 16<<10)
+	start := time.Now()
+	for got := int64(0); got < n; {
+		time.Sleep(time.Duration(got*int64(time.Second)/rate) - time.Since(start))
+		nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+		k, err := nc.Read(buf[:min(int64(len(buf)), n-got)])
+		got += int64(k)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WriteTimeout bounds a stall, not a write: one frame far larger than the peer reads in
+// WriteTimeout goes through, however it is written, as long as the peer keeps reading.
+func TestWriteTimeoutBoundsStall(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		role Role
+		size int
+		wbuf int // write buffer size
+	}{
+		{"writev", Server, 16 << 20, 0},
+		{"masked", Client, 6 << 20, 0},
+		{"batch", Server, 6 << 20, 8 << 20},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c, nc := slowPair(t, tt.role, &Options{WriteTimeout: 2 * time.Second, MaxPayloadLen: -1, MaxMessageLen: -1, WriteBufferSize: tt.wbuf})
+			want := frame.Header{Length: int64(tt.size), Masked: tt.role == Client}.Len() + tt.size
+			read := make(chan error, 1)
+			go func() { read <- readPaced(nc, int64(want), 1<<20) }()
+			start := time.Now()
+			if n, err := c.SendBinary(make([]byte, tt.size)); n != want || err != nil {
+				t.Fatalf("%d of %d bytes, %v after %v", n, want, err, time.Since(start))
+			}
+			if err := <-read; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A peer that stops reading still gets the write cut, about WriteTimeout after it stopped.
+func TestWriteTimeoutCutsStall(t *testing.T) {
+	t.Parallel()
+	c, nc := slowPair(t, Server, &Options{WriteTimeout: 2 * time.Second, MaxPayloadLen: -1, MaxMessageLen: -1})
+	stopped := make(chan time.Time, 1)
+	go func() {
+		readPaced(nc, 3<<20, 1<<20) // 3 s of reading, longer than WriteTimeout
+		stopped <- time.Now()
+	}()
+	_, err := c.SendBinary(make([]byte, 16<<20))
+	cut := time.Now()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("write: %v, want a timeout", err)
+	}
+	var stop time.Time
+	select {
+	case stop = <-stopped:
+	default:
+		t.Fatal("the write was cut while the peer was still reading")
+	}
+	if d := cut.Sub(stop); d < time.Second || d > 10*time.Second {
+		t.Fatalf("the write was cut %v after the peer stopped reading; want about 2 s", d)
 	}
 }
