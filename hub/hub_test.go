@@ -113,7 +113,7 @@ func TestRooms(t *testing.T) {
 func TestBadMessages(t *testing.T) {
 	h := newHub(t, nil)
 	_, c := hubtest.Pipe(t, nil)
-	if err := h.Broadcast("r", frame.OpText, []byte{0xff}); err != frame.ErrInvalidUTF8 {
+	if err := h.Broadcast("r", frame.OpText, []byte{0xff}); err != transport.ErrInvalidUTF8 {
 		t.Fatalf("invalid UTF-8: %v", err)
 	}
 	if err := h.Broadcast("r", frame.OpPing, nil); err != transport.ErrOpcode {

@@ -214,9 +214,10 @@ func (c *Conn) isPeerClose(h frame.Header) bool {
 }
 
 // SendClose sends a close frame with code and reason, the seed's send_close, and returns the
-// bytes written. It does not wait for the peer's answer (Close does). CloseNoStatus (or 0)
-// with no reason sends an empty close frame. A code that may not be on the wire or a reason
-// over 123 bytes is refused. After it, data sends return ErrClosed.
+// bytes sent (see SendFrame). It does not wait for the peer's answer (Close does).
+// CloseNoStatus (or 0) with no reason sends an empty close frame. A code that may not be on
+// the wire (ErrCloseCode) or a reason over 123 bytes or not UTF-8 (ErrCloseReason) is refused
+// and nothing is sent. After it, data sends return ErrClosed.
 func (c *Conn) SendClose(code frame.CloseCode, reason string) (int, error) {
 	n, _, err := c.sendClose(code, reason)
 	return n, err
@@ -248,7 +249,7 @@ func (c *Conn) writeClose(code frame.CloseCode, reason string) (n int, refused b
 	var b [frame.MaxControlPayload]byte
 	payload, err := frame.AppendClose(b[:0], code, reason)
 	if err != nil {
-		return 0, true, err
+		return 0, true, closeUsage(err)
 	}
 	n, err = c.writeFrame(true, frame.OpClose, payload)
 	return n, false, err
@@ -260,9 +261,9 @@ func (c *Conn) writeClose(code frame.CloseCode, reason string) (n int, refused b
 // the reading to it (that read returns the peer's close) and waits for the stream to end;
 // otherwise Close reads the answer itself and later reads return ErrClosed. A reader that
 // must see the peer's close frame should call SendClose and keep reading instead. It returns
-// nil when the peer answered, a *CloseError with code 1006 when it did not, the error of
-// AppendClose (and sends nothing) for a code or reason that cannot be sent, and ErrClosed once
-// the stream has already ended.
+// nil when the peer answered, a *CloseError with code 1006 when it did not, ErrCloseCode or
+// ErrCloseReason (and sends nothing) for a code or reason that cannot be sent, as SendClose
+// does, and ErrClosed once the stream has already ended.
 func (c *Conn) Close(code frame.CloseCode, reason string) error {
 	if _, refused, err := c.sendClose(code, reason); refused {
 		return err

@@ -132,7 +132,7 @@ func TestCloseHandshake(t *testing.T) {
 	})
 	t.Run("refused code sends nothing", func(t *testing.T) {
 		c, p := rawPair(t, Server, nil)
-		if err := c.Close(frame.CloseAbnormal, ""); err != frame.ErrCloseCode {
+		if err := c.Close(frame.CloseAbnormal, ""); err != ErrCloseCode {
 			t.Fatalf("Close(1006): %v", err)
 		}
 		if _, err := c.SendText([]byte("still open")); err != nil {

@@ -41,12 +41,16 @@ const (
 // timeout means none. NewConn copies what it needs and never modifies Options.
 type Options struct {
 	// MaxPayloadLen caps the payload of one frame, received or sent (default 65535). A peer's
-	// frame over it is refused from its header, before any payload is read, with close 1009.
+	// frame over it is refused from its header, before any payload is read, with close 1009;
+	// a send over it is refused with ErrPayloadTooLarge (WriteMessage and NextWriter fragment
+	// at it instead).
 	MaxPayloadLen int64
-	// MaxMessageLen caps a message received (default 1 MiB, or MaxPayloadLen if that is
-	// larger), checked frame by frame as fragments arrive, at every read level: RecvFrame too
-	// closes with 1009 the fragment that takes a message past it (with the defaults, the 17th
-	// fragment of 65,535 bytes).
+	// MaxMessageLen caps a message, received or sent (default 1 MiB, or MaxPayloadLen if that
+	// is larger; uncompressed size). A peer's message is checked frame by frame as fragments
+	// arrive, at every read level, and refused with close 1009: RecvFrame too closes on the
+	// fragment that takes a message past it (with the defaults, the 17th fragment of 65,535
+	// bytes). A message sent over it is refused with ErrMessageTooLarge before anything of it
+	// is sent (NextWriter says what becomes of a message that outgrows it).
 	MaxMessageLen int64
 	// ReadBufferSize and WriteBufferSize size the Conn's buffers (default 4096 each). The
 	// buffers are borrowed from pools while data moves, and given back when the Conn waits,

@@ -12,9 +12,17 @@
 //
 // Contracts: a read timeout never breaks the connection, the next call resumes where the
 // byte stream stopped; any protocol violation by the peer sends the right close code and
-// returns a typed error (*frame.ProtocolError, or *CloseError when the peer closed); limits
-// are checked from the frame header before a payload is read; steady-state reads and writes
-// allocate nothing. Close runs the close handshake with a bounded wait; CloseNow does not.
+// returns a typed error (*frame.ProtocolError, or *CloseError when the peer closed), while a
+// send that the caller got wrong (text that is not UTF-8, a fragmented control frame, a close
+// code that may not be sent, a frame or message over a limit) is refused with a *UsageError,
+// which blames nobody on the wire: it carries no close code and nothing is sent; the limits
+// (MaxPayloadLen, MaxMessageLen) apply to what is sent as to what is received, and a peer's
+// frame is checked from its header before its payload is read; WriteTimeout bounds a stall,
+// not a write, so a large message to a slow reader goes through as long as bytes keep moving;
+// a send returns the bytes it handed to the stream (some may wait up to Options.FlushDelay to
+// go out with the frames after them), and 0 with its error when none reached the stream;
+// steady-state reads and writes allocate nothing. Close runs the close handshake with a
+// bounded wait; CloseNow does not.
 //
 // Memory and writes: a Conn borrows its read and write buffers from pools while data moves
 // and gives them back when it waits, so an idle connection holds no buffer (on Unix, over

@@ -306,18 +306,22 @@ func contextError(ctx context.Context, err error) error {
 	return err
 }
 
-// WriteMessage sends p as one data message (OpText or OpBinary), in fragments of at most
-// MaxPayloadLen bytes when it is larger, and returns the bytes written. Text must be valid
-// UTF-8. Other messages from other goroutines wait; control frames may go out between its
-// fragments. With permessage-deflate, p is compressed unless it is shorter than the
-// threshold or SetCompression turned compression off; the compressed bytes are fragmented at
-// MaxPayloadLen.
+// WriteMessage sends p as one data message (OpText or OpBinary, else ErrOpcode), in fragments
+// of at most MaxPayloadLen bytes when it is larger, and returns the bytes sent, headers
+// included, counted as SendFrame counts them. It sends nothing, and returns a *UsageError, for
+// text that is not valid UTF-8 (ErrInvalidUTF8) or a message over MaxMessageLen
+// (ErrMessageTooLarge), the limit the Conn applies to the messages it receives, so that an
+// ecows peer with the same options accepts what this one sends. Other messages from other
+// goroutines wait; control frames may go out between its fragments. With permessage-deflate,
+// p is compressed unless it is shorter than the threshold or SetCompression turned
+// compression off; the compressed bytes are fragmented at MaxPayloadLen, and MaxMessageLen
+// applies to p, as the receiver applies it to the inflated message.
 func (c *Conn) WriteMessage(op frame.Opcode, p []byte) (int, error) {
 	if op != frame.OpText && op != frame.OpBinary {
 		return 0, ErrOpcode
 	}
-	if op == frame.OpText && !frame.ValidUTF8(p) {
-		return 0, frame.ErrInvalidUTF8
+	if err := c.checkMessage(op, p); err != nil {
+		return 0, err
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
@@ -353,11 +357,22 @@ func (c *Conn) writeFragment(first, fin bool, op frame.Opcode, p []byte) (int, e
 	return c.writeFrame(fin, op, p)
 }
 
-// NextWriter starts a data message (OpText or OpBinary) and returns a writer for its payload,
-// sent in fragments as the writer's buffer fills; Close sends the final fragment and must be
-// called. Until then, other messages wait. Text is checked as UTF-8 as it is written. With
-// permessage-deflate the message is compressed unless it ends, within the first buffer,
-// shorter than the threshold.
+// NextWriter starts a data message (OpText or OpBinary, else ErrOpcode) and returns a writer
+// for its payload, sent in fragments as the writer's buffer fills; Close sends the final
+// fragment and must be called. Until then, other messages wait. With permessage-deflate the
+// message is compressed unless it ends, within the first buffer, shorter than the threshold.
+//
+// The writer checks what it is given as it goes. Text is checked as UTF-8: a Write with
+// invalid UTF-8 is refused whole with ErrInvalidUTF8 and the writer stays usable. The message
+// may not grow past MaxMessageLen (uncompressed, as the receiver counts it): the Write (or the
+// read of ReadFrom) that would take it past is refused whole with ErrMessageTooLarge, and so
+// is a Close that finds the text ending inside a UTF-8 sequence, with ErrInvalidUTF8. Either
+// refusal abandons the message, since sending its end would pass off the part written as the
+// whole: later Writes return the same error, and Close sends nothing and returns it too. If no
+// fragment has gone out yet the message is simply dropped and the connection goes on; if some
+// have, the peer cannot be told that the message will not end but by closing, so the Conn
+// sends a close frame with 1011 Internal Error (after which sends return ErrClosed, and the
+// connection ends as after SendClose).
 func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 	if op != frame.OpText && op != frame.OpBinary {
 		return nil, ErrOpcode
@@ -375,6 +390,7 @@ func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
 	}
 	w.bufp = getBuf(size)
 	w.op, w.first, w.open, w.buf, w.zerr = op, true, true, (*w.bufp)[:0:size], nil
+	w.n, w.failed = 0, nil
 	w.utf8.Reset()
 	return &messageHandle{w: w, gen: w.gen.Add(1)}, nil
 }
@@ -387,8 +403,10 @@ type messageHandle struct {
 	gen uint64
 }
 
-// Write buffers p and sends full buffers as fragments. Invalid UTF-8 in a text message is
-// refused (nothing of p is taken) and the writer stays usable.
+// Write buffers p and sends full buffers as fragments, and returns the bytes of p it took.
+// Invalid UTF-8 in a text message is refused (nothing of p is taken) and the writer stays
+// usable; a p that would take the message over MaxMessageLen is refused and abandons the
+// message (see NextWriter).
 func (h *messageHandle) Write(p []byte) (int, error) {
 	if h.w.gen.Load() != h.gen {
 		return 0, ErrClosed
@@ -406,8 +424,9 @@ func (h *messageHandle) ReadFrom(r io.Reader) (int64, error) {
 }
 
 // Close sends the final fragment and lets other messages go. A text message that ends inside
-// a UTF-8 sequence is completed but reported with frame.ErrInvalidUTF8. Closing again, or
-// after another message has started, returns ErrClosed.
+// a UTF-8 sequence is abandoned instead (see NextWriter) and Close returns ErrInvalidUTF8; a
+// message abandoned earlier gets the error that abandoned it. Closing again, or after another
+// message has started, returns ErrClosed.
 func (h *messageHandle) Close() error {
 	if h.w.gen.Load() != h.gen {
 		return ErrClosed
@@ -417,16 +436,18 @@ func (h *messageHandle) Close() error {
 
 // messageWriter is the state of the message being written, borrowed for one message.
 type messageWriter struct {
-	c     *Conn         // nil while pooled
-	gen   atomic.Uint64 // counts messages; a handle of an earlier one is stale
-	op    frame.Opcode
-	first bool
-	open  bool
-	bufp  *[]byte // borrowed for the message
-	buf   []byte
-	utf8  frame.UTF8
-	z     bool  // the message is compressed
-	zerr  error // a compressed message failed part way
+	c      *Conn         // nil while pooled
+	gen    atomic.Uint64 // counts messages; a handle of an earlier one is stale
+	op     frame.Opcode
+	first  bool
+	open   bool
+	bufp   *[]byte // borrowed for the message
+	buf    []byte
+	utf8   frame.UTF8
+	z      bool  // the message is compressed
+	zerr   error // a compressed message failed part way
+	n      int64 // payload bytes taken, against MaxMessageLen
+	failed error // the *UsageError that abandoned the message
 }
 
 var messageWriters sync.Pool
@@ -435,10 +456,16 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.open {
 		return 0, ErrClosed
 	}
+	if w.failed != nil {
+		return 0, w.failed
+	}
+	if limit := w.c.cfg.maxMessage; limit >= 0 && int64(len(p)) > limit-w.n {
+		return 0, w.abandon(ErrMessageTooLarge)
+	}
 	if w.op == frame.OpText {
 		v := w.utf8
 		if _, err := v.Write(p); err != nil {
-			return 0, frame.ErrInvalidUTF8
+			return 0, ErrInvalidUTF8
 		}
 		w.utf8 = v
 	}
@@ -453,6 +480,7 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		w.buf = w.buf[:len(w.buf)+n]
 		p = p[n:]
 		written += n
+		w.n += int64(n)
 	}
 	return written, nil
 }
@@ -460,6 +488,9 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 func (w *messageWriter) readFrom(r io.Reader) (int64, error) {
 	if !w.open {
 		return 0, ErrClosed
+	}
+	if w.failed != nil {
+		return 0, w.failed
 	}
 	var total int64
 	for {
@@ -469,18 +500,29 @@ func (w *messageWriter) readFrom(r io.Reader) (int64, error) {
 			}
 		}
 		start := len(w.buf)
-		n, err := r.Read(w.buf[start:cap(w.buf)])
+		end := cap(w.buf)
+		if limit := w.c.cfg.maxMessage; limit >= 0 {
+			// One byte past the limit is enough to tell that the message would pass it.
+			end = start + int(min(int64(end-start), limit-w.n+1))
+		}
+		n, err := r.Read(w.buf[start:end])
+		if w.c.cfg.maxMessage >= 0 && int64(n) > w.c.cfg.maxMessage-w.n {
+			w.buf = w.buf[:start]
+			return total, w.abandon(ErrMessageTooLarge)
+		}
 		if n > 0 && w.op == frame.OpText {
 			v := w.utf8
 			if k, verr := v.Write(w.buf[start : start+n]); verr != nil {
 				// Take the text before the bad byte, and nothing from it on.
 				w.utf8.Write(w.buf[start : start+k])
 				w.buf = w.buf[:start+k]
-				return total + int64(k), frame.ErrInvalidUTF8
+				w.n += int64(k)
+				return total + int64(k), ErrInvalidUTF8
 			}
 			w.utf8 = v
 		}
 		w.buf = w.buf[:start+n]
+		w.n += int64(n)
 		total += int64(n)
 		if err == io.EOF {
 			return total, nil
@@ -495,9 +537,12 @@ func (w *messageWriter) Close() error {
 	if !w.open {
 		return ErrClosed
 	}
-	err := w.flush(true)
-	if err == nil && w.op == frame.OpText {
-		err = w.utf8.Finish()
+	err := w.failed
+	if err == nil && w.op == frame.OpText && w.utf8.Finish() != nil {
+		err = w.abandon(ErrInvalidUTF8)
+	}
+	if err == nil {
+		err = w.flush(true)
 	}
 	// The handle of this message goes stale before w goes back to the pool.
 	c := w.c
@@ -507,6 +552,28 @@ func (w *messageWriter) Close() error {
 	w.gen.Add(1)
 	messageWriters.Put(w)
 	c.msgMu.Unlock()
+	return err
+}
+
+// abandon gives up the message for err, a *UsageError, without a final fragment that would
+// pass off what was written as the whole message, and returns err, which later calls return
+// too. A message none of which has gone out is dropped; one that has gone out in part can only
+// be cut short by closing, with 1011, the peer's fault being none.
+func (w *messageWriter) abandon(err error) error {
+	c := w.c
+	w.failed, w.buf = err, w.buf[:0]
+	if w.z && !w.first && w.zerr == nil {
+		// The compressor has started: release it, sending nothing more (compress.go).
+		c.zFinishWrite(err)
+		w.zerr = err
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	// A first fragment has gone out (even compressed) once wOpen is set after this message
+	// took its first buffer; before, wOpen could only be a fragmented SendFrame's.
+	if !w.first && c.wOpen && c.ended() == nil {
+		c.writeClose(frame.CloseInternalError, "message abandoned")
+	}
 	return err
 }
 

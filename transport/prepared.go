@@ -12,13 +12,13 @@ type Prepared struct {
 }
 
 // NewPrepared encodes a copy of payload as one final frame with opcode op (frame.OpText or
-// frame.OpBinary). Text must be valid UTF-8.
+// frame.OpBinary, else ErrOpcode). Text must be valid UTF-8, else ErrInvalidUTF8.
 func NewPrepared(op frame.Opcode, payload []byte) (*Prepared, error) {
 	if op != frame.OpText && op != frame.OpBinary {
 		return nil, ErrOpcode
 	}
 	if op == frame.OpText && !frame.ValidUTF8(payload) {
-		return nil, frame.ErrInvalidUTF8
+		return nil, ErrInvalidUTF8
 	}
 	wire := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: op}, payload)
 	return &Prepared{op: op, wire: wire, payload: wire[len(wire)-len(payload):]}, nil
@@ -31,16 +31,21 @@ func (p *Prepared) Opcode() frame.Opcode { return p.op }
 func (p *Prepared) Payload() []byte { return p.payload }
 
 // WritePrepared sends each of ps, in order, as one whole message, like SendText or
-// SendBinary, and returns the bytes written. A server writes each one's encoded bytes as they
-// are; a client, which must mask with a fresh key, encodes each frame anew. The messages go
-// out together, in as few writes as the write buffer allows, and no other message comes
-// between them. Everything else is as for any send: it waits for a message another goroutine
-// is writing, honours WriteTimeout, and returns ErrClosed once a close frame has been sent.
-// If any payload is over MaxPayloadLen it sends nothing and returns ErrPayloadTooLarge.
+// SendBinary, and returns the bytes sent, counted as theirs are (see SendFrame). A server
+// writes each one's encoded bytes as they are; a client, which must mask with a fresh key,
+// encodes each frame anew. The messages go out together, in as few writes as the write buffer
+// allows, and no other message comes between them. Everything else is as for any send: it
+// waits for a message another goroutine is writing, honours WriteTimeout, and returns
+// ErrClosed once a close frame has been sent. If any payload is over MaxPayloadLen it sends
+// nothing and returns ErrPayloadTooLarge (WriteMessage would fragment it); if any is over
+// MaxMessageLen, ErrMessageTooLarge.
 func (c *Conn) WritePrepared(ps ...*Prepared) (int, error) {
 	for _, p := range ps {
 		if c.cfg.maxPayload >= 0 && int64(len(p.payload)) > c.cfg.maxPayload {
 			return 0, ErrPayloadTooLarge
+		}
+		if c.cfg.maxMessage >= 0 && int64(len(p.payload)) > c.cfg.maxMessage {
+			return 0, ErrMessageTooLarge
 		}
 	}
 	c.msgMu.Lock()

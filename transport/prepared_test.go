@@ -13,7 +13,7 @@ func TestPrepared(t *testing.T) {
 	if _, err := NewPrepared(frame.OpPing, nil); err != ErrOpcode {
 		t.Fatalf("ping: %v", err)
 	}
-	if _, err := NewPrepared(frame.OpText, []byte{0xff}); err != frame.ErrInvalidUTF8 {
+	if _, err := NewPrepared(frame.OpText, []byte{0xff}); err != ErrInvalidUTF8 {
 		t.Fatalf("bad text: %v", err)
 	}
 	src := []byte("to everyone")

@@ -10,26 +10,36 @@ import (
 	"github.com/ecows/ecows/frame"
 )
 
-// SendFrame sends one frame, the seed's send_frame, and returns the bytes written to the
-// stream (header and payload). It checks the frame against the protocol first and writes
-// nothing when it would break it: a control frame that is fragmented or over 125 bytes, a
-// close payload that ParseClose refuses, a data payload over MaxPayloadLen, an undefined
-// opcode, or a data frame out of order (OpContinuation without a fragmented message in
-// progress, or text or binary inside one). Fragmenting by hand is for one goroutine at a time;
-// WriteMessage and NextWriter fragment safely under concurrency. SendFrame never compresses:
-// with permessage-deflate its messages go out uncompressed, as RFC 7692 allows any message to.
+// SendFrame sends one frame, the seed's send_frame, and returns the bytes of it, header and
+// payload, handed to the stream: all of them when it returns nil, though a frame that fits the
+// write buffer may wait there for up to Options.FlushDelay, to go out with the frames after
+// it; when the write fails, only those the stream took before it failed, 0 if none; 0 when
+// the send is refused before anything is written (a *UsageError, ErrClosed). Every send
+// counts so.
+//
+// SendFrame checks the frame against the protocol first and sends nothing when it would break
+// it, with the matching *UsageError: a control frame that is fragmented
+// (ErrControlFragmented) or over 125 bytes (ErrControlPayload), a close payload that could not
+// be parsed (ErrClosePayload, ErrCloseCode, ErrCloseReason), a data payload over
+// MaxPayloadLen (ErrPayloadTooLarge), an undefined opcode (ErrOpcode), or a data frame out of
+// order (ErrFragmentOrder: OpContinuation without a fragmented message in progress, or text or
+// binary inside one). It checks frames one at a time: neither MaxMessageLen nor UTF-8 across a
+// message is checked when fragmenting by hand. Fragmenting by hand is for one goroutine at a
+// time; WriteMessage and NextWriter fragment safely under concurrency. SendFrame never
+// compresses: with permessage-deflate its messages go out uncompressed, as RFC 7692 allows
+// any message to.
 func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error) {
 	switch {
 	case op.IsControl():
 		if !fin {
-			return 0, frame.ErrControlFragmented
+			return 0, ErrControlFragmented
 		}
 		if len(payload) > frame.MaxControlPayload {
 			return 0, ErrControlPayload
 		}
 		if op == frame.OpClose {
 			if _, _, err := frame.ParseClose(payload); err != nil {
-				return 0, err
+				return 0, closeUsage(err)
 			}
 		}
 	case op.IsData():
@@ -49,20 +59,24 @@ func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error)
 	return c.writeFrame(fin, op, payload)
 }
 
-// SendText sends p as one text frame, the seed's send_text. p must be valid UTF-8 and fit
-// MaxPayloadLen; WriteMessage fragments larger messages. With permessage-deflate, p is
-// compressed as WriteMessage would; in the rare case where that makes it longer than
-// MaxPayloadLen, the message goes out in two frames.
+// SendText sends p as one text frame, the seed's send_text, and returns the bytes sent,
+// counted as SendFrame counts them. p must be valid UTF-8 (else ErrInvalidUTF8), fit MaxPayloadLen (else
+// ErrPayloadTooLarge; WriteMessage fragments larger messages) and MaxMessageLen (else
+// ErrMessageTooLarge); nothing is sent otherwise. With permessage-deflate, p is compressed as
+// WriteMessage would; in the rare case where that makes it longer than MaxPayloadLen, the
+// message goes out in two frames.
 func (c *Conn) SendText(p []byte) (int, error) { return c.sendMessageFrame(frame.OpText, p) }
 
-// SendBinary sends p as one binary frame, the seed's send_binary.
+// SendBinary sends p as one binary frame, the seed's send_binary, as SendText does.
 func (c *Conn) SendBinary(p []byte) (int, error) { return c.sendMessageFrame(frame.OpBinary, p) }
 
-// SendPing sends a ping with payload p (at most 125 bytes), the seed's send_ping.
+// SendPing sends a ping with payload p (at most 125 bytes), the seed's send_ping, and returns
+// the bytes sent, counted as SendFrame counts them.
 func (c *Conn) SendPing(p []byte) (int, error) { return c.SendFrame(true, frame.OpPing, p) }
 
-// SendPong sends a pong with payload p (at most 125 bytes), the seed's send_pong. A pong that
-// answers a ping must carry the ping's payload (RFC 6455 section 5.5.3).
+// SendPong sends a pong with payload p (at most 125 bytes), the seed's send_pong, and returns
+// the bytes sent. A pong that answers a ping must carry the ping's payload (RFC 6455 section
+// 5.5.3).
 func (c *Conn) SendPong(p []byte) (int, error) { return c.SendFrame(true, frame.OpPong, p) }
 
 // sendMessageFrame sends a whole message in a single frame, waiting for any message another
@@ -71,8 +85,8 @@ func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
 	if c.cfg.maxPayload >= 0 && int64(len(p)) > c.cfg.maxPayload {
 		return 0, ErrPayloadTooLarge
 	}
-	if op == frame.OpText && !frame.ValidUTF8(p) {
-		return 0, frame.ErrInvalidUTF8
+	if err := c.checkMessage(op, p); err != nil {
+		return 0, err
 	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
@@ -85,6 +99,18 @@ func (c *Conn) sendMessageFrame(op frame.Opcode, p []byte) (int, error) {
 		return 0, err
 	}
 	return c.writeFrame(true, op, p)
+}
+
+// checkMessage reports why p may not be sent as a whole message with opcode op, before any of
+// it is: the limits a receiving Conn with the same options would apply, in both directions.
+func (c *Conn) checkMessage(op frame.Opcode, p []byte) error {
+	if c.cfg.maxMessage >= 0 && int64(len(p)) > c.cfg.maxMessage {
+		return ErrMessageTooLarge
+	}
+	if op == frame.OpText && !frame.ValidUTF8(p) {
+		return ErrInvalidUTF8
+	}
+	return nil
 }
 
 // checkOrder reports why a data frame that continues a message (or starts one) may not be

@@ -137,20 +137,31 @@ func TestSendRefusals(t *testing.T) {
 	}{
 		{"binary over limit", func() (int, error) { return c.SendBinary(make([]byte, 11)) }, ErrPayloadTooLarge},
 		{"frame over limit", func() (int, error) { return c.SendFrame(false, frame.OpBinary, make([]byte, 11)) }, ErrPayloadTooLarge},
-		{"invalid text", func() (int, error) { return c.SendText([]byte{0xff}) }, frame.ErrInvalidUTF8},
-		{"invalid text message", func() (int, error) { return c.WriteMessage(frame.OpText, []byte{0xed, 0xa0, 0x80}) }, frame.ErrInvalidUTF8},
+		{"invalid text", func() (int, error) { return c.SendText([]byte{0xff}) }, ErrInvalidUTF8},
+		{"invalid text message", func() (int, error) { return c.WriteMessage(frame.OpText, []byte{0xed, 0xa0, 0x80}) }, ErrInvalidUTF8},
 		{"ping of 126", func() (int, error) { return c.SendPing(make([]byte, 126)) }, ErrControlPayload},
-		{"fragmented pong", func() (int, error) { return c.SendFrame(false, frame.OpPong, nil) }, frame.ErrControlFragmented},
-		{"close 1005 raw", func() (int, error) { return c.SendFrame(true, frame.OpClose, []byte{0x03, 0xed}) }, frame.ErrCloseCode},
-		{"close 1006", func() (int, error) { return c.SendClose(frame.CloseAbnormal, "") }, frame.ErrCloseCode},
-		{"close reason 124 bytes", func() (int, error) { return c.SendClose(frame.CloseNormal, strings.Repeat("r", 124)) }, frame.ErrReasonTooLong},
+		{"fragmented pong", func() (int, error) { return c.SendFrame(false, frame.OpPong, nil) }, ErrControlFragmented},
+		{"close 1005 raw", func() (int, error) { return c.SendFrame(true, frame.OpClose, []byte{0x03, 0xed}) }, ErrCloseCode},
+		{"close payload of 1 byte", func() (int, error) { return c.SendFrame(true, frame.OpClose, []byte{0x03}) }, ErrClosePayload},
+		{"close reason not UTF-8 raw", func() (int, error) { return c.SendFrame(true, frame.OpClose, []byte{0x03, 0xe8, 0xff}) }, ErrCloseReason},
+		{"close 1006", func() (int, error) { return c.SendClose(frame.CloseAbnormal, "") }, ErrCloseCode},
+		{"close 999", func() (int, error) { return c.SendClose(999, "") }, ErrCloseCode},
+		{"close reason 124 bytes", func() (int, error) { return c.SendClose(frame.CloseNormal, strings.Repeat("r", 124)) }, ErrCloseReason},
+		{"close reason not UTF-8", func() (int, error) { return c.SendClose(frame.CloseNormal, "\xff") }, ErrCloseReason},
 		{"reserved opcode", func() (int, error) { return c.SendFrame(true, 3, nil) }, ErrOpcode},
 		{"continuation first", func() (int, error) { return c.SendFrame(true, frame.OpContinuation, nil) }, ErrFragmentOrder},
 		{"message opcode", func() (int, error) { return c.WriteMessage(frame.OpPing, nil) }, ErrOpcode},
 	}
 	for _, tt := range tests {
-		if n, err := tt.send(); n != 0 || !errors.Is(err, tt.err) {
+		n, err := tt.send()
+		if n != 0 || !errors.Is(err, tt.err) {
 			t.Errorf("%s: %d, %v; want 0, %v", tt.name, n, err, tt.err)
+		}
+		// The caller's mistake, not the peer's: no close code to send, no ProtocolError.
+		var ue *UsageError
+		var pe *frame.ProtocolError
+		if CloseStatus(err) != 0 || !errors.As(err, &ue) || errors.As(err, &pe) {
+			t.Errorf("%s: %#v carries close code %d; want a *UsageError and none", tt.name, err, CloseStatus(err))
 		}
 	}
 	if _, err := c.NextWriter(frame.OpClose); err != ErrOpcode {
@@ -240,7 +251,7 @@ func TestNextWriterFragments(t *testing.T) {
 		if _, err := w.Write([]byte{0xc3}); err != nil { // half a character: fine until Close
 			t.Error(err)
 		}
-		if _, err := w.Write([]byte{0x28}); err != frame.ErrInvalidUTF8 {
+		if _, err := w.Write([]byte{0x28}); err != ErrInvalidUTF8 {
 			t.Errorf("invalid continuation byte: %v", err)
 		}
 		w.Write([]byte{0xa9})
@@ -384,7 +395,7 @@ func TestMessageWriterReadFrom(t *testing.T) {
 		}
 		w.Close()
 		w, _ = client.NextWriter(frame.OpText)
-		if n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader([]byte("ok\xffno")), N: 5}); n != 2 || err != frame.ErrInvalidUTF8 {
+		if n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader([]byte("ok\xffno")), N: 5}); n != 2 || err != ErrInvalidUTF8 {
 			t.Errorf("invalid text: %d, %v", n, err)
 		}
 		w.Close() // sends the text before the bad byte

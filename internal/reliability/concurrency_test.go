@@ -151,7 +151,7 @@ func TestNextWriterCloseReportsItsOwnMessage(t *testing.T) {
 			next <- err
 		}()
 		time.Sleep(100 * time.Microsecond) // let it wait on the message lock
-		if err := w.Close(); !errors.Is(err, frame.ErrInvalidUTF8) {
+		if err := w.Close(); !errors.Is(err, transport.ErrInvalidUTF8) {
 			t.Fatalf("round %d: Close of a text message ending inside a UTF-8 sequence: %v, want ErrInvalidUTF8", i, err)
 		}
 		if err := <-next; err != nil {
