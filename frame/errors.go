@@ -5,9 +5,12 @@ import (
 	"strconv"
 )
 
-// ProtocolError is a violation of RFC 6455 by the peer. Code is the close code the peer should
-// be sent before the connection is dropped; Reason says what was wrong and is short enough to be
-// the close reason.
+// ProtocolError is a violation of RFC 6455: in bytes received from the peer, as DecodeHeader,
+// ParseClose and the UTF-8 validator find them, or in the arguments of AppendClose. Code is
+// the close code the peer should be sent before the connection is dropped when the violation
+// is the peer's; Reason says what was wrong and is short enough to be the close reason.
+// Package transport returns one only for the peer's violations: a send of its caller's that
+// would break the protocol is a *transport.UsageError, which blames nobody on the wire.
 type ProtocolError struct {
 	Code   CloseCode
 	Reason string

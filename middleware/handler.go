@@ -8,7 +8,8 @@ import (
 
 // Handler serves one inbound unit (a frame or a decoded message) on a connection. A non-nil
 // error ends the connection: with the close code it carries (a *transport.CloseError or
-// *frame.ProtocolError), or 1011 otherwise.
+// *frame.ProtocolError), or 1011 otherwise, as for the *transport.UsageError of a send the
+// handler got wrong.
 type Handler[T any] interface {
 	Serve(ctx context.Context, c *transport.Conn, in T) error
 }

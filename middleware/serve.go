@@ -185,7 +185,8 @@ func closeFor(ctx context.Context, c *transport.Conn, err error, end *closeStatu
 }
 
 // sentStatus returns the close code and reason for err: those of a *transport.CloseError or
-// *frame.ProtocolError in it, 1007 for a DecodeError without one, and 1011 otherwise.
+// *frame.ProtocolError in it, 1007 for a DecodeError without one, and 1011 otherwise, as for a
+// *transport.UsageError: a send the handler got wrong is no fault of the peer's.
 func sentStatus(err error) (frame.CloseCode, string) {
 	st, _ := carried(err)
 	code, reason := st.code, st.reason

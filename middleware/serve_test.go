@@ -42,6 +42,38 @@ func TestHandlerErrorCloses1011(t *testing.T) {
 	}
 }
 
+// A handler that returns the error of its own bad send ends the connection with 1011: the
+// peer, which sent only valid text, is not told that it sent invalid UTF-8 (1007) or broke
+// the protocol (1002).
+func TestHandlerSendMistakeCloses1011(t *testing.T) {
+	for name, send := range map[string]func(c *transport.Conn) error{
+		"invalid text": func(c *transport.Conn) error { return Send(c, Text{}, "caf\xc3") },
+		"fragmented ping": func(c *transport.Conn) error {
+			_, err := c.SendFrame(false, frame.OpPing, nil)
+			return err
+		},
+		"close 999": func(c *transport.Conn) error {
+			_, err := c.SendClose(999, "")
+			return err
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			checkGoroutines(t)
+			s := run(t, Messages[string](Text{}, HandlerFunc[string](func(_ context.Context, c *transport.Conn, _ string) error {
+				return send(c)
+			})))
+			s.send(true, frame.OpText, "valid")
+			if code, reason := s.expectClose(); code != frame.CloseInternalError || reason != "internal error" {
+				t.Fatalf("client got close %d %q", code, reason)
+			}
+			var ue *transport.UsageError
+			if err := s.result(); !errors.As(err, &ue) {
+				t.Fatalf("ServeConn: %v, want the handler's *transport.UsageError", err)
+			}
+		})
+	}
+}
+
 func TestHandlerCloseError(t *testing.T) {
 	checkGoroutines(t)
 	s := run(t, Frames(HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error {
