@@ -21,10 +21,11 @@ func (h *Hub) writeQueued(m *member) (n int, ok bool) {
 	if len(batch) > 1 {
 		if _, err := m.c.WritePrepared(batch...); err == nil {
 			return len(batch), true
-		} else if err != transport.ErrPayloadTooLarge {
+		} else if err != transport.ErrPayloadTooLarge && err != transport.ErrMessageTooLarge {
 			return 0, true
 		}
-		// Some message needs fragmenting: one at a time.
+		// Some message needs fragmenting, or is over this member's limit: one at a time,
+		// so that the others still go out.
 	}
 	for _, p := range batch {
 		if writeMessage(m.c, p) == nil {

@@ -16,7 +16,8 @@ var ErrClosed = errors.New("websocket: connection closed")
 var ErrDeadlineUnsupported = errors.New("websocket: underlying stream has no deadlines")
 
 // UsageError reports a call refused for the caller's own mistake: a send that would break RFC
-// 6455 or one of the Conn's limits. It is never the peer's fault, so it carries no close code
+// 6455 or one of the Conn's limits, or a read that would drop part of a message another read
+// level is in the middle of (ErrReadMixed). It is never the peer's fault, so it carries no close code
 // (CloseStatus returns 0) and, unlike a *frame.ProtocolError, it is not the reason to send the
 // peer 1002 or 1007: package middleware ends a connection whose handler returns one with 1011
 // Internal Error. Each rule has one of the sentinels below, which errors.Is tells apart.
@@ -116,4 +117,4 @@ func CloseStatus(err error) frame.CloseCode {
 // out holds part of a message (only ReadMessage continues it), and ReadMessage or NextReader
 // once RecvFrame has returned part of a message or stopped inside one (RecvFrame reads the
 // rest). Nothing is read or dropped, and the Conn stays usable.
-var ErrReadMixed = errors.New("websocket: message in progress at another read level")
+var ErrReadMixed = &UsageError{Reason: "message in progress at another read level"}
