@@ -2,7 +2,7 @@
 // byte stream, in the client or the server role, once a handshake (package handshake) has
 // produced the stream.
 //
-// It offers three levels, which can be mixed on one connection with care:
+// It offers three levels, which can be mixed on one connection, message by message:
 //
 //   - Frames, as the seed eco.websocket has them: RecvFrame(timeout) and SendFrame, SendText,
 //     SendBinary, SendPing, SendPong, SendClose. Fragments and control frames reach the caller.
@@ -10,9 +10,17 @@
 //     frames on the way; WriteMessage fragments at MaxPayloadLen.
 //   - Streams: NextReader and NextWriter for messages too large to hold.
 //
+// A message is read to its end by the level that began it: a read call that would take over
+// a message another level is in the middle of (RecvFrame returned its first fragment, or a
+// ReadMessage timed out inside it) returns ErrReadMixed and reads nothing, so no byte is
+// dropped. A message left unread by the reader NextReader returned is skipped by the next
+// ReadMessage or NextReader, as that reader's doc says.
+//
 // Contracts: a read timeout never breaks the connection, the next call resumes where the
 // byte stream stopped; any protocol violation by the peer sends the right close code and
-// returns a typed error (*frame.ProtocolError, or *CloseError when the peer closed), while a
+// returns a typed error (*frame.ProtocolError, or *CloseError when the peer closed), and a
+// read call's timeout bounds it even when it ends the connection (the close handshake
+// finishes without the caller, within CloseTimeout), while a
 // send that the caller got wrong (text that is not UTF-8, a fragmented control frame, a close
 // code that may not be sent, a frame or message over a limit) is refused with a *UsageError,
 // which blames nobody on the wire: it carries no close code and nothing is sent; the limits
