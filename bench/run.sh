@@ -27,6 +27,17 @@
 # LAT_SCENARIOS ("" skips the latency rounds), LAT_LIBS (space-separated libraries), RAW_DIR (keep raw results there; default
 # a new temporary directory, printed at the end), OUT (default RESULTS.md), NOTE (a sentence
 # for the report's header, e.g. about other load on the machine).
+#
+# BASE=<git rev> also measures a baseline ecows in the same run: run.sh checks that commit out
+# into a temporary git worktree (removed at exit), builds that tree's bench/cmd/echoserver
+# (its own bench module, so against the baseline's ecows) and runs its ecows servers, labelled
+# ecows@base/SHAPE, in the echo rounds beside every other server (each right after the current
+# ecows server of its shape, rotated like the others), and in the idle and latency rounds when
+# the baseline's echoserver serves what they need (a one-run probe; otherwise the part is
+# skipped for the baseline with a note in the report). The report keeps "ecows vs best rival"
+# as without BASE and adds a section with the baseline's ratio to the same rival and the
+# change, the new ratio as a percentage of the baseline's:
+#   BASE=HEAD~1 bench/run.sh quick
 # None of this runs under `go test`: the package's benchmarks stay light for CI.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -79,6 +90,44 @@ else
 	mapfile -t servers < <("$bin/echoserver" -list | tr ' ' /)
 fi
 
+# The baseline (BASE): its echoserver in $raw/base, built from a temporary worktree.
+base_lib=ecows@base
+base_rev= base_tree= base_notes=() base_shapes=()
+remove_base_tree() {
+	if [ -n "$base_tree" ]; then
+		git -C . worktree remove --force "$base_tree/src" 2>/dev/null || true
+		rm -rf "$base_tree"
+		git -C . worktree prune 2>/dev/null || true
+		base_tree=
+	fi
+}
+base_note() {
+	echo "BASE: $*" >&2
+	base_notes+=("$*")
+}
+if [ -n "${BASE:-}" ]; then
+	echo "== build baseline $BASE"
+	if ! base_rev=$(git -C . rev-parse --short --verify --end-of-options "$BASE^{commit}" 2>/dev/null); then
+		base_note "$BASE is not a commit of this repository; no baseline measured."
+		base_rev=
+	else
+		base_tree=$(mktemp -d "${TMPDIR:-/tmp}/ecows-base.XXXXXX")
+		trap 'remove_base_tree' EXIT
+		mkdir -p "$raw/base"
+		if ! git -C . worktree add --detach -q "$base_tree/src" "$base_rev" >"$raw/logs/base-build.log" 2>&1; then
+			base_note "git worktree add $base_rev failed (see $raw/logs/base-build.log); no baseline measured."
+		elif [ ! -d "$base_tree/src/bench/cmd/echoserver" ]; then
+			base_note "$base_rev has no bench/cmd/echoserver; no baseline measured."
+		elif ! (cd "$base_tree/src/bench" && go build -o "$raw/base/" ./cmd/echoserver) >>"$raw/logs/base-build.log" 2>&1; then
+			base_note "$base_rev's bench/cmd/echoserver does not build (see $raw/logs/base-build.log); no baseline measured."
+		else
+			mapfile -t base_shapes < <("$raw/base/echoserver" -list 2>/dev/null | awk '$1 == "ecows" { print $2 }')
+			[ ${#base_shapes[@]} -gt 0 ] || base_note "$base_rev's echoserver -list names no ecows server; no baseline measured."
+		fi
+		# Only the binary is needed from here on.
+		remove_base_tree
+	fi
+fi
 server_pid=
 addr=
 port=$((20000 + RANDOM % 20000))
@@ -99,16 +148,20 @@ stop_lat_servers() {
 		unset "lat_pid[$l]"
 	done
 }
-trap 'stop_server; stop_lat_servers' EXIT
+trap 'stop_server; stop_lat_servers; remove_base_tree' EXIT
 
-# start_server LIB SHAPE: starts cmd/echoserver on a fresh port and waits until it listens.
+# start_server LIB SHAPE: starts cmd/echoserver on a fresh port and waits until it listens
+# (LIB ecows@base: the baseline's echoserver, its ecows server).
 start_server() {
-	local log tries
+	local log tries exe=$bin/echoserver lib=$1
+	if [ "$lib" = "$base_lib" ]; then
+		exe=$raw/base/echoserver lib=ecows
+	fi
 	for tries in 1 2 3; do
 		port=$((port + 1))
 		addr=127.0.0.1:$port
 		log=$raw/logs/$1-$2-$port.log
-		"$bin/echoserver" -lib "$1" -shape "$2" -addr "$addr" >"$log" 2>&1 &
+		"$exe" -lib "$lib" -shape "$2" -addr "$addr" >"$log" 2>&1 &
 		server_pid=$!
 		for _ in $(seq 100); do
 			grep -q '^listening' "$log" 2>/dev/null && return 0
@@ -128,6 +181,61 @@ rotated() {
 		echo "${servers[$(((i + $1 - 1) % n))]}"
 	done
 }
+
+# The baseline's echoserver may predate what the idle and latency rounds need (/stats, the
+# latency endpoints): one short probe run of each decides whether the baseline takes part.
+# A baseline server that does not start at all is left out of every round.
+base_idle= base_latency=
+if [ ${#base_shapes[@]} -gt 0 ]; then
+	started=()
+	for shape in "${base_shapes[@]}"; do
+		if start_server "$base_lib" "$shape" 2>>"$raw/logs/base-probe.log"; then
+			started+=("$shape")
+			stop_server
+		else
+			base_note "$base_rev's echoserver would not start $base_lib/$shape (see $raw/logs/base-probe.log); left out."
+		fi
+	done
+	base_shapes=("${started[@]}")
+fi
+if [ ${#base_shapes[@]} -gt 0 ]; then
+	read -r -a lat_probe <<<"$LAT_SCENARIOS"
+	if [ "$IDLE_ROUNDS" -gt 0 ]; then
+		start_server "$base_lib" "${base_shapes[0]}"
+		if "$bin/loadgen" -addr "$addr" -idle 1 -settle 10ms >/dev/null 2>>"$raw/logs/base-probe.log"; then
+			base_idle=1
+		else
+			base_note "$base_rev's echoserver fails the idle-connection probe ($(tail -n1 "$raw/logs/base-probe.log")); the idle rounds leave the baseline out."
+		fi
+		stop_server
+	fi
+	if [ ${#lat_probe[@]} -gt 0 ] && [[ " $LAT_LIBS " == *" ecows "* ]]; then
+		if [[ " ${base_shapes[*]} " != *" message "* ]]; then
+			base_note "$base_rev's echoserver has no ecows/message server; the latency rounds leave the baseline out."
+		else
+			start_server "$base_lib" message
+			if "$bin/loadgen" -addr "$addr" -latency "${lat_probe[0]}" -warmup 20ms -duration 100ms \
+				>/dev/null 2>>"$raw/logs/base-probe.log"; then
+				base_latency=1
+			else
+				base_note "$base_rev's echoserver fails the latency probe ($(tail -n1 "$raw/logs/base-probe.log")); the latency rounds leave the baseline out."
+			fi
+			stop_server
+		fi
+	fi
+fi
+
+# Each baseline server goes right after the current ecows server of its shape.
+if [ ${#base_shapes[@]} -gt 0 ]; then
+	with_base=()
+	for s in "${servers[@]}"; do
+		with_base+=("$s")
+		if [ "${s%/*}" = ecows ] && [[ " ${base_shapes[*]} " == *" ${s#*/} "* ]]; then
+			with_base+=("$base_lib/${s#*/}")
+		fi
+	done
+	servers=("${with_base[@]}")
+fi
 
 loadavg() { cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?"; }
 la_start=$(loadavg)
@@ -153,6 +261,14 @@ done
 if [ -n "$LAT_SCENARIOS" ]; then
 	lat_start=$(date +%s)
 	read -r -a lat_libs <<<"$LAT_LIBS"
+	if [ -n "$base_latency" ]; then # the baseline right after ecows
+		with_base=()
+		for lib in "${lat_libs[@]}"; do
+			with_base+=("$lib")
+			[ "$lib" != ecows ] || with_base+=("$base_lib")
+		done
+		lat_libs=("${with_base[@]}")
+	fi
 	for lib in "${lat_libs[@]}"; do
 		start_server "$lib" message
 		lat_pid[$lib]=$server_pid lat_addr[$lib]=$addr server_pid=
@@ -178,6 +294,7 @@ for ((round = 1; round <= IDLE_ROUNDS; round++)); do
 	echo "== idle connections: $IDLE_CONNS per server (round $round/$IDLE_ROUNDS)"
 	for s in $(rotated "$round"); do
 		lib=${s%/*} shape=${s#*/}
+		[ "$lib" != "$base_lib" ] || [ -n "$base_idle" ] || continue
 		start_server "$lib" "$shape"
 		"$bin/loadgen" -addr "$addr" -idle "$IDLE_CONNS" -settle 500ms \
 			-lib "$lib" -shape "$shape" -round "$round" >>"$raw/idle.jsonl" || true
@@ -218,6 +335,12 @@ fi
 		rev="$rev+changes"
 	fi
 	echo "ecows=$rev"
+	if [ -n "${BASE:-}" ]; then
+		echo "base=$BASE"
+		echo "base_rev=$base_rev"
+		echo "base_measured=${base_shapes[*]/#/$base_lib/}"
+		echo "base_notes=${base_notes[*]}"
+	fi
 } >"$raw/meta.txt"
 
 "$bin/report" -dir "$raw" -mode "$mode" -out "$OUT"
