@@ -289,7 +289,12 @@ func (r *report) render(mode string) string {
 	if r.meta["noisy"] != "" {
 		fmt.Fprintf(&b, "**%s**", r.meta["noisy"])
 	}
-	b.WriteString("\n\n")
+	b.WriteString("\n")
+	if base := r.meta["base"]; base != "" {
+		fmt.Fprintf(&b, "- Baseline: ecows at %s (`BASE=%s`), run in the same rounds as `%s` and left out of the table below; see [Against the baseline](#against-the-baseline).\n",
+			or(r.meta["base_rev"], "?"), base, baseLib)
+	}
+	b.WriteString("\n")
 	b.WriteString("Client and server are separate processes on the same cores; the client is `cmd/loadgen` (raw TCP, prebuilt masked frames) for every server. ")
 	b.WriteString("msg/s and MB/s count echoed messages and their payload (one direction, 10^6 B); latency is the round trip per message, send to echo, with the window's queueing included. ")
 	b.WriteString("The last column is ecows's best shape against the best rival in that row: above 1 ecows is better, below 1 it is behind by that factor.\n\n")
@@ -341,6 +346,7 @@ func (r *report) render(mode string) string {
 	for _, s := range cols {
 		fmt.Fprintf(&b, "- `%s`: %s\n", s.Name(), s.Doc)
 	}
+	r.renderBase(&b)
 	r.renderLatency(&b)
 	r.renderCompression(&b)
 	if len(r.fails) > 0 {
@@ -522,19 +528,28 @@ func better(v, than float64, higher bool) bool {
 	return v < than
 }
 
-// ratioText is ecows's advantage: above 1 ecows is better.
-func ratioText(ecows, rival float64, higher bool) string {
+// advantage is ecows's advantage over rival: above 1 ecows is better.
+func advantage(ecows, rival float64, higher bool) float64 {
 	num, den := ecows, rival
 	if !higher {
 		num, den = rival, ecows
 	}
 	switch {
 	case num == 0 && den == 0:
-		return "1.00×"
+		return 1
 	case den == 0:
+		return math.Inf(1)
+	}
+	return num / den
+}
+
+// ratioText is ecows's advantage as text: above 1 ecows is better.
+func ratioText(ecows, rival float64, higher bool) string {
+	a := advantage(ecows, rival, higher)
+	if math.IsInf(a, 1) {
 		return "∞"
 	}
-	return strconv.FormatFloat(num/den, 'f', 2, 64) + "×"
+	return strconv.FormatFloat(a, 'f', 2, 64) + "×"
 }
 
 // group writes n with thousands separators.
