@@ -378,6 +378,15 @@ func (r *report) renderLatency(b *bytes.Buffer) {
 	if len(libs) == 0 {
 		return
 	}
+	// The baseline (BASE) gets a column after ecows's, and two of its own at the end.
+	withBase := false
+	for _, sc := range load.LatencyScenarios {
+		if len(r.samples["lat/"+sc.Name+"/p50"][baseLib]) > 0 && slices.Contains(libs, "ecows") {
+			withBase = true
+			libs = slices.Insert(libs, slices.Index(libs, "ecows")+1, baseLib)
+			break
+		}
+	}
 	f0 := func(v float64) string { return group(int64(math.Round(v))) }
 	b.WriteString("\n## Latency\n\n")
 	fmt.Fprintf(b, "One connection at a time (`cmd/loadgen -latency`), each library's latency handlers (`LatencyServers`, `servers_*.go`, default options: ecows with its write coalescing, FlushDelay 100 µs) in a server process of its own, one per library for all the rounds; %s rounds, each runs every scenario against every library, the libraries' order rotated each round; each run %s warm-up + %s measured; every cell is the median over rounds of that run's p50 or p99, in µs.",
@@ -391,15 +400,27 @@ func (r *report) renderLatency(b *bytes.Buffer) {
 	b.WriteString("Latency is the reply's receipt minus the later of the request's send and the moment the handler was ready for it (stamped in the reply): the first request of a burst counts its whole round trip, the others their time from the end of the work before them, so a reply a library holds back while the handler computes shows in full and the queueing behind that work, the same for everyone, does not.\n")
 	b.WriteString("- rr: request/response with no work, the next request written as the reply arrives.\n\n")
 	b.WriteString("The ecows ÷ gorilla column is ecows's latency as a multiple of gorilla's (below 1 ecows is faster); on the p50 rows ✓ marks a scenario within the target of ")
-	fmt.Fprintf(b, "%.2f×.\n\n| scenario |", latencyTarget)
+	fmt.Fprintf(b, "%.2f×.", latencyTarget)
+	if withBase {
+		fmt.Fprintf(b, " `%s` is the baseline ecows (see [Against the baseline](#against-the-baseline)), in the same rounds; its ÷ gorilla column is the same ratio for it, and ecows ÷ %s is the change (below 1 the current ecows is faster).", baseLib, baseLib)
+	}
+	b.WriteString("\n\n| scenario |")
 	for _, l := range libs {
 		fmt.Fprintf(b, " %s |", l)
 	}
-	b.WriteString(" ecows ÷ gorilla |\n|---|")
+	b.WriteString(" ecows ÷ gorilla |")
+	if withBase {
+		fmt.Fprintf(b, " %s ÷ gorilla | ecows ÷ %s |", baseLib, baseLib)
+	}
+	b.WriteString("\n|---|")
 	for range libs {
 		b.WriteString("---:|")
 	}
-	b.WriteString("---|\n")
+	b.WriteString("---|")
+	if withBase {
+		b.WriteString("---|---|")
+	}
+	b.WriteString("\n")
 	for _, sc := range load.LatencyScenarios {
 		for _, q := range []string{"p50", "p99"} {
 			m := r.samples["lat/"+sc.Name+"/"+q]
@@ -417,14 +438,25 @@ func (r *report) renderLatency(b *bytes.Buffer) {
 			e, g := median(m["ecows"]), median(m["gorilla"])
 			switch {
 			case math.IsNaN(e) || math.IsNaN(g) || g == 0:
-				b.WriteString(" – |\n")
+				b.WriteString(" – |")
 			case q == "p50" && e/g <= latencyTarget:
-				fmt.Fprintf(b, " %.2f× ✓ |\n", e/g)
+				fmt.Fprintf(b, " %.2f× ✓ |", e/g)
 			case q == "p50":
-				fmt.Fprintf(b, " %.2f× ✗ |\n", e/g)
+				fmt.Fprintf(b, " %.2f× ✗ |", e/g)
 			default:
-				fmt.Fprintf(b, " %.2f× |\n", e/g)
+				fmt.Fprintf(b, " %.2f× |", e/g)
 			}
+			if withBase {
+				eb := median(m[baseLib])
+				for _, p := range [][2]float64{{eb, g}, {e, eb}} {
+					if math.IsNaN(p[0]) || math.IsNaN(p[1]) || p[1] == 0 {
+						b.WriteString(" – |")
+					} else {
+						fmt.Fprintf(b, " %.2f× |", p[0]/p[1])
+					}
+				}
+			}
+			b.WriteString("\n")
 		}
 	}
 	if m := r.samples["lat/work4/samples"]; m != nil {
