@@ -25,6 +25,17 @@
 //     scenario against every library, rotated each round) and the 10,000-connection idle
 //     runs, and writes RESULTS.md with the medians, ecows's ratio to the best rival and, for
 //     latency, ecows's p50 and p99 as a multiple of gorilla's.
+//   - BASE=<git rev> bench/run.sh quick measures a baseline ecows in the same run, to judge a
+//     change against the commit before it on the same machine at the same time: run.sh checks
+//     the commit out into a temporary git worktree (removed at exit), builds that tree's
+//     cmd/echoserver (the baseline's own bench module, so the baseline's ecows) and runs its
+//     ecows servers, labelled ecows@base/SHAPE, in every echo round beside the others, rotated
+//     with them, and in the idle and latency rounds when a one-run probe shows the baseline's
+//     echoserver serves what they need (an older one without the latency endpoints is left
+//     out of those rounds, with a note). The main table is as without BASE; a section "Against
+//     the baseline" gives, row by row, the baseline's ratio to the same best rival and the
+//     change (ecows's ratio as a percentage of the baseline's, ✓ at 95% or more), and per
+//     shape new vs base.
 //
 // The in-process benchmarks are light enough for CI, which runs each once
 // (cd bench && go test -run '^$' -bench . -benchtime=1x ./...):

@@ -28,15 +28,16 @@
 # a new temporary directory, printed at the end), OUT (default RESULTS.md), NOTE (a sentence
 # for the report's header, e.g. about other load on the machine).
 #
-# BASE=<git rev> also measures a baseline ecows in the same run: run.sh checks that commit out
-# into a temporary git worktree (removed at exit), builds that tree's bench/cmd/echoserver
-# (its own bench module, so against the baseline's ecows) and runs its ecows servers, labelled
-# ecows@base/SHAPE, in the echo rounds beside every other server (each right after the current
-# ecows server of its shape, rotated like the others), and in the idle and latency rounds when
-# the baseline's echoserver serves what they need (a one-run probe; otherwise the part is
-# skipped for the baseline with a note in the report). The report keeps "ecows vs best rival"
-# as without BASE and adds a section with the baseline's ratio to the same rival and the
-# change, the new ratio as a percentage of the baseline's:
+# BASE=<git rev> also measures a baseline ecows in the same run: run.sh checks that commit
+# out into a temporary git worktree (removed once built, and by the EXIT trap), builds that
+# tree's bench/cmd/echoserver (its own bench module, so against the baseline's ecows) and runs
+# its ecows servers, labelled ecows@base/SHAPE, in the echo rounds beside every other server
+# (each right after the current ecows server of its shape, rotated like the others), and in
+# the idle and latency rounds when the baseline's echoserver serves what they need (a one-run
+# probe; otherwise that part is skipped for the baseline, with a note in the report). The
+# report keeps "ecows vs best rival" as without BASE and adds a section with the baseline's
+# ratio to the same rival and the change, the new ratio as a percentage of the baseline's
+# (judge a change by "at most 5% lower", ✓ in that column):
 #   BASE=HEAD~1 bench/run.sh quick
 # None of this runs under `go test`: the package's benchmarks stay light for CI.
 set -euo pipefail

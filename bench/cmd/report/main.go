@@ -2,7 +2,9 @@
 // table with every library's median in each row and ecows's ratio to the best rival, then one
 // for the latency scenarios (p50 and p99 per library, ecows ÷ gorilla) when latency.jsonl has
 // them, and one for the compressed benchmarks (BenchmarkCompressedEcho,
-// BenchmarkCompressedIdleConn) when inproc.txt has them.
+// BenchmarkCompressedIdleConn) when inproc.txt has them. When run.sh measured a baseline
+// (BASE=<rev>; meta.txt base=, runs labelled ecows@base), the baseline stays out of the main
+// table and its ratios, and a section of its own (base.go) sets it against the same best rival.
 //
 //	report -dir RAW -mode quick -out RESULTS.md
 //
