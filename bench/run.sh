@@ -203,7 +203,7 @@ if [ ${#base_shapes[@]} -gt 0 ]; then
 	read -r -a lat_probe <<<"$LAT_SCENARIOS"
 	if [ "$IDLE_ROUNDS" -gt 0 ]; then
 		start_server "$base_lib" "${base_shapes[0]}"
-		if "$bin/loadgen" -addr "$addr" -idle 1 -settle 10ms >/dev/null 2>>"$raw/logs/base-probe.log"; then
+		if "$bin/loadgen" -addr "$addr" -idle 1 -settle 10ms -lib "$base_lib" -shape "${base_shapes[0]}" >/dev/null 2>>"$raw/logs/base-probe.log"; then
 			base_idle=1
 		else
 			base_note "$base_rev's echoserver fails the idle-connection probe ($(tail -n1 "$raw/logs/base-probe.log")); the idle rounds leave the baseline out."
@@ -215,7 +215,7 @@ if [ ${#base_shapes[@]} -gt 0 ]; then
 			base_note "$base_rev's echoserver has no ecows/message server; the latency rounds leave the baseline out."
 		else
 			start_server "$base_lib" message
-			if "$bin/loadgen" -addr "$addr" -latency "${lat_probe[0]}" -warmup 20ms -duration 100ms \
+			if "$bin/loadgen" -addr "$addr" -latency "${lat_probe[0]}" -warmup 20ms -duration 100ms -lib "$base_lib" -shape message \
 				>/dev/null 2>>"$raw/logs/base-probe.log"; then
 				base_latency=1
 			else
