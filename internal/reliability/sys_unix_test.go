@@ -3,6 +3,7 @@
 package reliability
 
 import (
+	"fmt"
 	"syscall"
 	"testing"
 )
@@ -11,18 +12,28 @@ import (
 // process may (root, or CAP_SYS_RESOURCE), and fails the test with the numbers otherwise.
 func raiseNofile(t testing.TB, need uint64) {
 	t.Helper()
+	if msg, err := setNofile(need); err != nil {
+		t.Fatalf("%v; raise the hard limit (ulimit -Hn) or lower the connection count", err)
+	} else if msg != "" {
+		t.Log(msg)
+	}
+}
+
+// setNofile is raiseNofile for the client processes, which have no testing.T: it returns
+// what it changed, if anything, or why it could not.
+func setNofile(need uint64) (string, error) {
 	var rl syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		t.Fatalf("getrlimit: %v", err)
+		return "", fmt.Errorf("getrlimit: %w", err)
 	}
 	if rl.Cur >= need {
-		return
+		return "", nil
 	}
 	want := syscall.Rlimit{Cur: need, Max: max(rl.Max, need)}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		t.Fatalf("RLIMIT_NOFILE is %d (hard %d) and %d descriptors are needed: %v; raise the hard limit (ulimit -Hn) or lower ECOWS_LOAD_CONNS", rl.Cur, rl.Max, need, err)
+		return "", fmt.Errorf("RLIMIT_NOFILE is %d (hard %d) and %d descriptors are needed: %w", rl.Cur, rl.Max, need, err)
 	}
-	t.Logf("RLIMIT_NOFILE raised from %d (hard %d) to %d (hard %d)", rl.Cur, rl.Max, want.Cur, want.Max)
+	return fmt.Sprintf("RLIMIT_NOFILE raised from %d (hard %d) to %d (hard %d)", rl.Cur, rl.Max, want.Cur, want.Max), nil
 }
 
 // smallRcvbuf returns a net.Dialer Control function that sets SO_RCVBUF before connecting,
