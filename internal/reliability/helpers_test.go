@@ -31,6 +31,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(memClientEnv); spec != "" {
+		os.Exit(memClientMain(spec)) // a memory test's client process, not a test run
+	}
 	code := m.Run()
 	stopEcowsServe()
 	os.Exit(code)
