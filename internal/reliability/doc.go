@@ -15,6 +15,11 @@
 //   - Hostile input: oversized request headers, hundreds of subprotocol and extension tokens,
 //     a frame declaring 2^63-1 bytes, a ping flood from a peer that never reads, a message in
 //     1-byte fragments, and cross-origin upgrades.
+//   - Memory per connection: a frame header declaring 64 KiB, 1 MiB or 16 MiB with the payload
+//     never sent (plain and compressed, RecvFrame and ReadMessage), and what an idle
+//     connection keeps after a compressed message, after a 1 MB message on router.Text and
+//     router.JSON, and with 13.5 KiB of upgrade headers; live heap and RSS per connection,
+//     held to 64 KiB beyond the bytes received and to 16 KiB over a plain idle connection.
 //   - Fuzzing: the server handshake and the client handshake over real TCP connections.
 //
 // The load test runs at the CI size by default (1,000 connections for 10 s) and is skipped
@@ -27,6 +32,12 @@
 // RLIMIT_NOFILE itself and fails with the numbers when the hard limit forbids it. Run the full
 // size without -race: the race detector's overhead, not ecows, is then the limit.
 // ECOWS_LOAD_HEAPPROFILE=file writes the server's heap profile with every connection open.
+//
+// The memory tests (TestMemoryDeclaredFrame, TestMemoryIdle) also run their 1,000 clients in a
+// child process; each case logs one "memory per connection:" line and each test a Markdown
+// table. memory_test.go explains the measurement, its safety ceiling and what -race changes:
+//
+//	go test -run 'TestMemory(DeclaredFrame|Idle)$' -v -timeout 30m ./internal/reliability
 //
 // The tests of the header timeout, the header size limit and the default origin check run
 // against the real "ecows serve" command, which they build once into a temporary directory, so

@@ -50,23 +50,27 @@ import (
 // Safety: a server that commits a declared 16 MiB per connection would need 16 GiB for 1,000
 // connections. The action is therefore applied in batches sized from what the previous ones
 // cost (each at most a quarter of the ceiling), and a case stops adding connections once the
-// server's live heap passes ECOWS_MEM_CEILING_MIB (default 2,048; 512 under -race) or once it
-// has spent ECOWS_MEM_BUDGET acting (default 3m), reporting the figure measured so far as a
-// failure. Run the whole set with -timeout 30m when the fixes are not in: each case can then
+// server's live heap passes ECOWS_MEM_CEILING_MIB (default 2,048; 256 under -race) or once it
+// has spent ECOWS_MEM_BUDGET acting (default 3m; 1m under -race), reporting the figure measured
+// so far as a failure. Run the whole set with -timeout 30m when the fixes are not in: each case can then
 // take minutes.
 //
 // Under -race the heap figures are the same as without it (measured: 68.3 KiB against 68.3, 112.6
 // against 112.6), so the heap bound holds unchanged. RSS does not: the race detector's shadow
 // memory, about three bytes for each heap byte touched, stays resident after the heap pages it
-// shadows are freed, so RSS depends on what earlier cases touched. Under -race RSS is reported
-// but not checked, and the 1 MB message cases run with raceHeavyConns connections (see heavy).
+// shadows are freed, so RSS depends on what earlier cases touched; and its larger stack frames
+// grow goroutine stacks that stay at 8 KiB without it. Under -race RSS and stacks are reported
+// but not checked (the heap alone is held to the bound), and the cases whose action costs CPU (compression, 1 MB messages) run with
+// raceHeavyConns connections (see heavy): CI, which runs only -race, still runs every case, and
+// the figures at 1,000 connections for every case come from a run without -race.
 
 const (
 	memDeclaredBound = 64 << 10 // per connection, beyond the bytes received
 	memIdleBound     = 16 << 10 // per connection, over a plain idle connection
 )
 
-// checkRSS says whether RSS is held to the bound: not under -race (see above).
+// checkRSS says whether RSS and goroutine stacks are held to the bound: not under -race (see
+// above).
 const checkRSS = !raceEnabled
 
 // memCase is one measurement.
@@ -82,14 +86,16 @@ type memCase struct {
 	bound uint64
 	// wantRsv1: the handler counts compressed messages, one per connection acted on.
 	wantRsv1 bool
-	// heavy: each connection costs the server CPU time that the race detector multiplies by
-	// ten (decoding 1 MB of JSON takes 24 ms, 240 ms under -race), so under -race the case
-	// runs with raceHeavyConns connections, enough for a figure per connection.
+	// heavy: each connection costs CPU time that the race detector multiplies by ten
+	// (decoding 1 MB of JSON takes 24 ms, 240 ms under -race; a compressed echo 2 ms, 50 ms),
+	// so under -race the case runs with raceHeavyConns connections, enough for a figure per
+	// connection: the bound allows 3.2 MiB in all, and the heap's noise under -race is up to
+	// 1 MiB.
 	heavy bool
 }
 
 // raceHeavyConns is the connection count of heavy cases under -race.
-const raceHeavyConns = 100
+const raceHeavyConns = 200
 
 // memResult is what a case measured, per connection, in bytes.
 type memResult struct {
@@ -112,7 +118,7 @@ func (r memResult) line() string {
 		status += ", stopped: " + r.stopped
 	}
 	if !checkRSS {
-		status += ", RSS not checked under -race"
+		status += ", RSS and stacks not checked under -race"
 	}
 	return fmt.Sprintf("memory per connection: %-32s conns %4d  heap %+9.1f KiB  stacks %+5.1f KiB  RSS %+9.1f KiB  (before GC %+9.1f KiB)  bound %.1f KiB  idle conn: heap %.1f KiB, RSS %.1f KiB  [%s]",
 		r.name, r.conns, r.heap/1024, r.stack/1024, r.rss/1024, r.foundRSS/1024, float64(r.bound)/1024,
@@ -127,7 +133,7 @@ func memTable(title string, results []memResult) string {
 		mode = "go test -race"
 	}
 	fmt.Fprintf(&b, "\n%s (%s, %s, %d CPUs)\n\n", title, mode, runtime.Version(), runtime.NumCPU())
-	b.WriteString("| case | conns | heap + stacks per conn | RSS per conn | RSS before forced GC (info) | bound | result |\n|---|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("| case | conns | heap per conn | stacks per conn | RSS per conn | RSS before forced GC (info) | bound | result |\n|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range results {
 		status := "ok"
 		if !r.pass {
@@ -136,7 +142,7 @@ func memTable(title string, results []memResult) string {
 		if r.stopped != "" {
 			status += " (stopped: " + r.stopped + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", r.name, r.conns, kib(r.heap+r.stack), kib(r.rss), kib(r.foundRSS), kib(float64(r.bound)), status)
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s | %s |\n", r.name, r.conns, kib(r.heap), kib(r.stack), kib(r.rss), kib(r.foundRSS), kib(float64(r.bound)), status)
 	}
 	return b.String()
 }
@@ -194,9 +200,9 @@ func TestMemoryDeclaredFrame(t *testing.T) {
 func TestMemoryIdle(t *testing.T) {
 	deflate := transport.Options{Compression: &transport.CompressionOptions{}}
 	cases := []memCase{
-		{name: "RecvFrame,deflate,1KB-message", handler: memFrames, opts: deflate, wantRsv1: true,
+		{name: "RecvFrame,deflate,1KB-message", handler: memFrames, opts: deflate, wantRsv1: true, heavy: true,
 			spec: memClientSpec{Compress: true, Message: 1000}},
-		{name: "ReadMessage,deflate,1KB-message", handler: memMessages, opts: deflate,
+		{name: "ReadMessage,deflate,1KB-message", handler: memMessages, opts: deflate, heavy: true,
 			spec: memClientSpec{Compress: true, Message: 1000}},
 		{name: "router.Text,1MB-message", handler: memText, heavy: true,
 			spec: memClientSpec{Message: 1_000_000}},
@@ -215,12 +221,12 @@ func TestMemoryIdle(t *testing.T) {
 // table of their figures at the end, whatever failed.
 func runMemCases(t *testing.T, title string, cases []memCase) {
 	conns := envInt(t, "ECOWS_MEM_CONNS", 1000)
-	ceiling := uint64(2048)
+	ceiling, budget := uint64(2048), 3*time.Minute
 	if raceEnabled {
-		ceiling = 512
+		ceiling, budget = 256, time.Minute
 	}
 	ceiling = uint64(envInt(t, "ECOWS_MEM_CEILING_MIB", int(ceiling))) << 20
-	budget := envDuration(t, "ECOWS_MEM_BUDGET", 3*time.Minute)
+	budget = envDuration(t, "ECOWS_MEM_BUDGET", budget)
 	raiseNofile(t, uint64(conns+1024))
 	// The collector works harder as the heap nears the ceiling instead of letting garbage
 	// double it; the batches, not this limit, are what stop a case.
@@ -236,7 +242,7 @@ func runMemCases(t *testing.T, title string, cases []memCase) {
 			n := conns
 			if tc.heavy && raceEnabled {
 				n = min(n, raceHeavyConns)
-				t.Logf("under -race: %d connections, not %d: the race detector makes each 1 MB message cost ten times the CPU", n, conns)
+				t.Logf("under -race: %d connections, not %d: the race detector makes this action cost ten times the CPU", n, conns)
 			}
 			r, ok := runMemCase(t, tc, n, ceiling, budget)
 			if !ok {
@@ -328,7 +334,11 @@ func runMemCase(t *testing.T, tc memCase, conns int, ceiling uint64, budget time
 	if got := compressed.Load(); tc.wantRsv1 && got != int64(r.conns) {
 		t.Errorf("the server saw %d compressed messages, want %d", got, r.conns)
 	}
-	r.pass = r.heap+r.stack <= float64(tc.bound) && (!checkRSS || r.rss <= float64(tc.bound))
+	if checkRSS {
+		r.pass = r.heap+r.stack <= float64(tc.bound) && r.rss <= float64(tc.bound)
+	} else {
+		r.pass = r.heap <= float64(tc.bound)
+	}
 	return r, true
 }
 
