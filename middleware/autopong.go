@@ -11,9 +11,10 @@ import (
 // AutoPongOptions configure AutoPong. The zero value (or nil) answers pings and sends none.
 type AutoPongOptions struct {
 	// Interval, when positive, turns on Keepalive: a ping every Interval, and the connection
-	// ends when nothing has arrived for Timeout.
+	// ends at most Timeout after the last frame from the peer.
 	Interval time.Duration
-	// Timeout is Keepalive's dead-peer timeout (default 2*Interval).
+	// Timeout is Keepalive's dead-peer timeout (default 2*Interval); a peer that answers each
+	// ping within Timeout-Interval is never cut.
 	Timeout time.Duration
 }
 

@@ -12,14 +12,24 @@ import (
 // Keepalive pings the peer every interval from a goroutine of its own, one per connection,
 // and ends the connection when nothing at all (a pong or any other frame) has arrived from
 // the peer for timeout; timeout 0 (or less) means 2*interval, and interval 0 (or less) turns
-// keepalive off. The check runs at each ping, so a silent peer is caught between timeout and
-// timeout+interval after its last frame.
+// keepalive off. When timeout/2 is shorter than interval it pings every timeout/2 instead.
+//
+// The goroutine reads the count of the peer's frames at each ping, which tells it that
+// frames came since the last read but not when. It makes two promises all the same:
+//   - a silent peer is cut at most timeout after its last frame (after Open, for a peer that
+//     sent none), plus whatever delays the goroutine on a busy machine;
+//   - a peer is cut only once a ping has gone unanswered for timeout minus the ping interval,
+//     so one that answers every ping within that (an interval, with the default timeout) is
+//     never cut, however late the goroutine runs.
+//
+// For the first, silence is counted from the read before the one that saw the last frame, so
+// a silent peer may be cut after as little as timeout minus the ping interval.
 //
 // A peer that went silent is most likely gone and will not answer a close handshake, so
 // Keepalive does not wait for one: it sends a close frame with 1011 and reason "keepalive
 // timeout" (the code other libraries such as Python's websockets use) for a peer that is only
-// stuck, and closes the stream at once. The read loop then ends and ServeConn returns
-// transport.ErrClosed.
+// stuck, gives it a quarter of a second to go out, and closes the stream. The read loop then ends and
+// ServeConn returns transport.ErrClosed.
 //
 // It works at both layers: every frame the Conn reads counts in transport.Stats, whoever
 // consumes it, so the peer's pongs count whether they reach the handlers (the frame layer
@@ -65,7 +75,9 @@ type keepalive struct {
 
 func (k *keepalive) Open(_ context.Context, c *transport.Conn) error {
 	k.stop, k.done = make(chan struct{}), make(chan struct{})
-	go k.run(c, k.stop, k.done)
+	// The clock and the count start here rather than when the goroutine first runs, which may
+	// be much later on a busy machine: a late start must not lengthen the bound.
+	go k.run(c, time.Now(), c.Stats().FramesIn, k.stop, k.done)
 	return nil
 }
 
@@ -78,35 +90,70 @@ func (k *keepalive) Closed(context.Context, *transport.Conn, error) {
 	k.stop, k.done = nil, nil
 }
 
-func (k *keepalive) run(c *transport.Conn, stop <-chan struct{}, done chan<- struct{}) {
+// expireWrite bounds the write of the close frame that tells a peer why it is cut. A peer
+// whose receive window has room takes the frame at once; one whose window is full, or a
+// writer blocked on it, must not delay the cut past the documented bound.
+const expireWrite = 250 * time.Millisecond
+
+// run pings every period and reads the peer's frame count at each ping. The cut comes quiet
+// after the first ping sent since the count last changed (asked): the frames that changed it
+// came after the read before, at most a period earlier, so the cut is at most timeout after
+// the last of them, and a peer that answers within quiet changes the count before it comes.
+func (k *keepalive) run(c *transport.Conn, start time.Time, seen uint64, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(k.interval)
+	period := min(k.interval, k.timeout/2)
+	quiet := k.timeout - period
+	var asked time.Time // zero until a ping goes out after the count changed
+	ping := start.Add(period)
+	t := time.NewTimer(time.Until(ping))
 	defer t.Stop()
-	seen, last := c.Stats().FramesIn, time.Now()
 	for {
 		select {
 		case <-stop:
 			return
 		case <-c.Done():
 			return
-		case now := <-t.C:
-			if n := c.Stats().FramesIn; n != seen || k.busy.Load() > 0 {
-				seen, last = n, now
-			} else if now.Sub(last) >= k.timeout {
-				k.expire(c)
-				return
-			}
+		case <-t.C:
+		}
+		now := time.Now()
+		n := c.Stats().FramesIn
+		// A handler holding the read loop counts as life: the peer's frames wait unread.
+		changed := n != seen || k.busy.Load() > 0
+		seen = n
+		switch {
+		case changed:
+			asked = time.Time{}
+		case !asked.IsZero() && !now.Before(asked.Add(quiet)):
+			k.expire(c)
+			return
+		}
+		// A change seen between pings (at a cut that did not come) is answered by a ping at
+		// once: waiting for the next would let the cut come up to a period late.
+		if changed || !now.Before(ping) {
 			if _, err := c.SendPing(nil); err != nil {
 				return // closing or broken: the read loop ends it
 			}
+			if asked.IsZero() {
+				asked = time.Now()
+			}
+			// Pings keep their schedule unless one came off it or late; none follow in a burst.
+			if now.Before(ping) {
+				ping = now.Add(period)
+			} else if ping = ping.Add(period); !ping.After(now) {
+				ping = now.Add(period)
+			}
 		}
+		next := ping
+		if cut := asked.Add(quiet); !asked.IsZero() && cut.Before(next) {
+			next = cut
+		}
+		t.Reset(time.Until(next))
 	}
 }
 
-// expire ends a connection whose peer went silent. The close frame is sent under a bound of
-// its own, since a dead peer's full receive window would hold the write for WriteTimeout.
+// expire ends a connection whose peer went silent.
 func (k *keepalive) expire(c *transport.Conn) {
-	bound := time.AfterFunc(k.timeout, func() { c.CloseNow() })
+	bound := time.AfterFunc(expireWrite, func() { c.CloseNow() })
 	c.SendClose(frame.CloseInternalError, "keepalive timeout")
 	bound.Stop()
 	c.CloseNow()
