@@ -24,6 +24,12 @@ var testOptions = &transport.Options{CloseTimeout: time.Second}
 // pair returns a client and a server Conn joined over TCP on 127.0.0.1; setup is the server's.
 func pair(t testing.TB, setup transport.Setup) (client, server *transport.Conn) {
 	t.Helper()
+	return pairWith(t, setup, testOptions)
+}
+
+// pairWith is pair with opts on both ends.
+func pairWith(t testing.TB, setup transport.Setup, opts *transport.Options) (client, server *transport.Conn) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -46,8 +52,8 @@ func pair(t testing.TB, setup transport.Setup) (client, server *transport.Conn) 
 		t.FailNow()
 	}
 	t.Cleanup(func() { a.Close(); b.Close() })
-	return transport.NewConn(a, transport.Client, transport.Setup{}, testOptions),
-		transport.NewConn(b, transport.Server, setup, testOptions)
+	return transport.NewConn(a, transport.Client, transport.Setup{}, opts),
+		transport.NewConn(b, transport.Server, setup, opts)
 }
 
 // served is a ConnHandler running on the server end of a pair.

@@ -49,11 +49,22 @@ type messagesHandler[M any] struct {
 	mw    []Middleware[M]
 }
 
+// maxKeptBuffer is the largest read buffer a Messages loop keeps from one message to the
+// next: the transport's default read buffer size, so that messages that fit it are read with
+// no allocation, while an idle connection holds at most that much. A larger message gets a
+// buffer of its own, dropped once handled: allocating it costs little next to reading and
+// decoding that many bytes, and keeping it would make the connection's largest message its
+// cost for life.
+const maxKeptBuffer = transport.DefaultReadBufferSize
+
 func (mh messagesHandler[M]) ServeConn(ctx context.Context, c *transport.Conn) error {
 	var buf []byte
 	return serve(ctx, c, Chain(mh.h, mh.mw...), func() (M, error) {
 		op, msg, err := c.ReadMessage(context.Background(), buf[:0])
-		buf = msg
+		// The handler may still use msg (Bytes shares it); the next ReadMessage will not.
+		if buf = msg; cap(buf) > maxKeptBuffer {
+			buf = nil
+		}
 		if err != nil {
 			var zero M
 			return zero, err
