@@ -12,7 +12,7 @@ import (
 )
 
 // RoomsFunc names the rooms a connection joins when it opens, from its context (chi's URL
-// parameters, the request through router.Request, values set by HTTP middleware).
+// parameters, values set by HTTP middleware or kept with router.Keep).
 type RoomsFunc func(ctx context.Context, c *transport.Conn) []string
 
 // URLParam returns a RoomsFunc that puts a connection in the room named by the chi URL

@@ -41,6 +41,11 @@ func (rt *Router) Mount(r chi.Router, pattern string, h middleware.ConnHandler, 
 // request that arrives after Shutdown has begun gets 503 Service Unavailable. Each connection
 // is served on a goroutine of its own and the HTTP handler returns at once, so that net/http
 // can free what it keeps per request while the connection lives on.
+//
+// The connection's context keeps the values HTTP middleware put in the request's context, and
+// with them whatever they hold: a middleware that stores the request there keeps its headers
+// alive as long as the connection (chi's middleware.Logger does, in its log entry), so leave
+// such middleware out of WebSocket routes.
 func (rt *Router) Handler(h middleware.ConnHandler, opts *handshake.ServerOptions) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !rt.enter() {
@@ -67,20 +72,36 @@ func (rt *Router) Handler(h middleware.ConnHandler, opts *handshake.ServerOption
 }
 
 // connContext returns the context a connection is served with. The connection outlives the
-// request: it keeps the request's values (URL params, request id, loggers) but not its
-// cancellation, which http.TimeoutHandler or chi's Timeout middleware would fire while the
-// connection is in use, and it holds a copy of chi's routing context, which chi puts back in
-// a pool for other requests once the HTTP handler returns.
+// request: it keeps the request's context values (what HTTP middleware put there, such as a
+// user or a logger) but not its cancellation, which http.TimeoutHandler or chi's Timeout
+// middleware would fire while the connection is in use, and it holds a copy of chi's routing
+// context, which chi puts back in a pool for other requests once the HTTP handler returns.
+// It does not keep the request itself, whose headers alone may weigh tens of KiB for the
+// connection's whole life: Keep is how a handler gets what it needs of it.
 func connContext(r *http.Request) context.Context {
 	ctx := context.WithoutCancel(r.Context())
 	if rc := chi.RouteContext(ctx); rc != nil {
 		ctx = context.WithValue(ctx, chi.RouteCtxKey, rc.Clone())
 	}
-	ctx = middleware.WithConnInfo(ctx, middleware.ConnInfo{
+	return middleware.WithConnInfo(ctx, middleware.ConnInfo{
 		Route:     routePattern(r),
 		RequestID: chimw.GetReqID(ctx),
 	})
-	return context.WithValue(ctx, requestKey{}, r.WithContext(ctx))
+}
+
+// Keep returns HTTP middleware that puts fn(r) in each request's context under key, where a
+// WebSocket handler mounted after it finds it with ctx.Value(key) for the life of the
+// connection. The router keeps the upgrade request's context but not the request, so this is
+// how a handler gets what it needs of the request itself (a header, a query parameter, the
+// remote address); fn should return only that, since the value lives as long as the
+// connection. Use it with r.With for one endpoint or r.Use for all. key follows the rules of
+// context.WithValue.
+func Keep[V any](key any, fn func(r *http.Request) V) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), key, fn(r))))
+		})
+	}
 }
 
 // enter counts a request in unless Shutdown has begun.
@@ -160,16 +181,6 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 // ShuttingDown returns a channel closed when Shutdown begins, for handlers that wait on
 // something other than their connection.
 func (rt *Router) ShuttingDown() <-chan struct{} { return rt.shutdown }
-
-type requestKey struct{}
-
-// Request returns the upgrade request of the connection whose handler ctx belongs to, or nil.
-// Its context is ctx, so chi.URLParam(Request(ctx), name) and chi.URLParamFromCtx(ctx, name)
-// both read the connection's own copy of the URL parameters.
-func Request(ctx context.Context) *http.Request {
-	r, _ := ctx.Value(requestKey{}).(*http.Request)
-	return r
-}
 
 // routePattern returns the chi route pattern that matched r, or its path outside chi.
 func routePattern(r *http.Request) string {

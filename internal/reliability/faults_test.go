@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"sort"
 	"strings"
@@ -20,7 +21,6 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/middleware"
-	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -254,7 +254,7 @@ func TestStoppedReaderTimesOut(t *testing.T) {
 	rec := record(push)
 	echo := echoFrames(0, 0)
 	mux := connFunc(func(ctx context.Context, c *transport.Conn) error {
-		if router.Request(ctx).URL.Query().Get("push") != "" {
+		if q, _ := ctx.Value(queryKey{}).(url.Values); q.Get("push") != "" {
 			return rec.ServeConn(ctx, c)
 		}
 		return echo.ServeConn(ctx, c)

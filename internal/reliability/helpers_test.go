@@ -51,6 +51,9 @@ type testServer struct {
 	once   sync.Once
 }
 
+// queryKey is where a connection served by startServer finds its upgrade request's query.
+type queryKey struct{}
+
 // startServer serves h at /ws with opts; it is shut down at the end of the test, or by Close.
 func startServer(t testing.TB, h middleware.ConnHandler, opts *handshake.ServerOptions) *testServer {
 	t.Helper()
@@ -61,7 +64,7 @@ func startServer(t testing.TB, h middleware.ConnHandler, opts *handshake.ServerO
 	s := &testServer{Addr: ln.Addr().String(), WS: router.New(), served: make(chan struct{})}
 	s.URL = "ws://" + s.Addr + "/ws"
 	mux := chi.NewRouter()
-	s.WS.Mount(mux, "/ws", h, opts)
+	s.WS.Mount(mux.With(router.Keep(queryKey{}, func(r *http.Request) url.Values { return r.URL.Query() })), "/ws", h, opts)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

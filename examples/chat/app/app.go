@@ -70,7 +70,8 @@ func New(broker hub.Broker, node string) (*App, error) {
 		w.Write(page)
 	})
 	a.mux.Get("/api/rooms/{room}", a.members)
-	a.ws.Mount(a.mux, "/rooms/{room}", router.JSON(a.chat,
+	// The connection keeps the user's name, not the whole upgrade request.
+	a.ws.Mount(a.mux.With(router.Keep(userKey{}, userName)), "/rooms/{room}", router.JSON(a.chat,
 		hub.Rooms[In](h, hub.URLParam("room")), // join the room in the URL
 		a.presence,                             // then tell the room
 		middleware.RateLimit[In](middleware.RateLimitOptions{Rate: 5, Burst: 10}), // no floods
@@ -127,18 +128,26 @@ func (a *App) members(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(map[string]any{"room": room, "node": a.hub.Node(), "members": a.hub.Count(room)})
 }
 
-// user is the name the browser gave in the URL, or "anonymous".
-func user(ctx context.Context) string {
+type userKey struct{}
+
+// userName is the name the browser gave in the URL, or "anonymous".
+func userName(r *http.Request) string {
 	name := "anonymous"
-	if r := router.Request(ctx); r != nil {
-		if n := strings.TrimSpace(r.URL.Query().Get("name")); n != "" {
-			name = n
-		}
+	if n := strings.TrimSpace(r.URL.Query().Get("name")); n != "" {
+		name = n
 	}
 	if r := []rune(name); len(r) > 32 {
 		name = string(r[:32])
 	}
 	return name
+}
+
+// user is the name userName gave the connection of ctx when it was upgraded.
+func user(ctx context.Context) string {
+	if name, _ := ctx.Value(userKey{}).(string); name != "" {
+		return name
+	}
+	return "anonymous"
 }
 
 // presence is a middleware for its Open and Closed hooks only: it announces arrivals and
