@@ -37,6 +37,7 @@ type reader struct {
 	bounded bool          // the current call has a deadline (endLater)
 	tail    func()        // the end of the read side, left to finish after the call (endLater)
 	turnAt  time.Duration // when the last call returned, while turns are timed (flush.go)
+	seen    uint8         // read calls that found a batch waiting (flush.go)
 
 	// permessage-deflate (compress.go)
 	zMsg     bool // the current message is compressed: RSV1 on its first frame
