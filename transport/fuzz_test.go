@@ -193,10 +193,10 @@ func fuzzRun(role Role, data, sched []byte, opts *Options) (*fuzzResult, error) 
 		res.frames = append(res.frames, fr)
 	}
 	// A call with a timeout leaves the end of the read side to a goroutine (endCall), which
-	// holds the read side until the stream is closed.
+	// holds the read side until the stream is closed: read the stream once it lets go.
 	c.rmu.Lock()
-	c.rmu.Unlock()
 	res.out, res.closed = s.out.Bytes(), s.closed
+	c.rmu.Unlock()
 	return res, nil
 }
 
