@@ -1213,35 +1213,50 @@ func jsonMessage(i int) []byte {
 	return append(b, `"}`+"\n"...)
 }
 
-// BenchmarkCompressedEcho reads a message as a server (masked, compressed by a compress/flate
-// peer at level 1 as the agreement allows) and writes it back compressed: 1 KiB JSON messages
-// and 64 KiB of text, without compression, without context takeover (pooled compressors) and
-// with it.
-func BenchmarkCompressedEcho(b *testing.B) {
-	kinds := []struct {
-		name string
-		msgs [][]byte
-	}{{"1KiB-JSON", nil}, {"64KiB-text", nil}}
+// benchKind is a set of messages the compression benchmarks read over and over.
+type benchKind struct {
+	name string
+	msgs [][]byte
+}
+
+// benchKinds returns 1 KiB JSON messages and 64 KiB of text.
+func benchKinds() []benchKind {
+	kinds := []benchKind{{"1KiB-JSON", nil}, {"64KiB-text", nil}}
 	for i := range 64 {
 		kinds[0].msgs = append(kinds[0].msgs, jsonMessage(i))
 	}
 	for i := range 4 {
 		kinds[1].msgs = append(kinds[1].msgs, testData(0, 64<<10, uint64(i)))
 	}
+	return kinds
+}
+
+// benchServer returns a server Conn with the agreement d that reads msgs, sent by a masking
+// peer (compressed by compress/flate at level 1 when d is enabled), again and again.
+func benchServer(msgs [][]byte, d DeflateParams) *Conn {
+	p := &peer{masked: true}
+	z := newPeerDeflate(flate.BestSpeed, !d.PeerNoContextTakeover)
+	var wire []byte
+	for _, msg := range msgs {
+		if d.Enabled {
+			wire = append(wire, p.zframes(frame.OpText, z.compress(msg), 0)...)
+		} else {
+			wire = append(wire, p.frame(true, frame.OpText, msg)...)
+		}
+	}
+	return NewConn(&loopStream{data: wire}, Server, Setup{Deflate: d}, &Options{MaxPayloadLen: 1 << 17})
+}
+
+// BenchmarkCompressedEcho reads a message as a server (masked, compressed by a compress/flate
+// peer at level 1 as the agreement allows) and writes it back compressed: 1 KiB JSON messages
+// and 64 KiB of text, without compression, without context takeover (pooled compressors) and
+// with it.
+func BenchmarkCompressedEcho(b *testing.B) {
+	kinds := benchKinds()
 	for _, k := range kinds {
 		for _, m := range zModes {
 			b.Run(k.name+"/"+m.name, func(b *testing.B) {
-				p := &peer{masked: true}
-				z := newPeerDeflate(flate.BestSpeed, !m.d.PeerNoContextTakeover)
-				var wire []byte
-				for _, msg := range k.msgs {
-					if m.d.Enabled {
-						wire = append(wire, p.zframes(frame.OpText, z.compress(msg), 0)...)
-					} else {
-						wire = append(wire, p.frame(true, frame.OpText, msg)...)
-					}
-				}
-				c := NewConn(&loopStream{data: wire}, Server, Setup{Deflate: m.d}, &Options{MaxPayloadLen: 1 << 17})
+				c := benchServer(k.msgs, m.d)
 				buf := make([]byte, 0, 64<<10)
 				b.SetBytes(int64(len(k.msgs[0])))
 				b.ReportAllocs()
@@ -1264,27 +1279,12 @@ func BenchmarkCompressedEcho(b *testing.B) {
 // BenchmarkCompressedRead reads what BenchmarkCompressedEcho reads, without writing back:
 // the receive side alone, with ReadMessage into a reused buffer and with RecvFrame.
 func BenchmarkCompressedRead(b *testing.B) {
-	kinds := []struct {
-		name string
-		msgs [][]byte
-	}{{"1KiB-JSON", nil}, {"64KiB-text", nil}}
-	for i := range 64 {
-		kinds[0].msgs = append(kinds[0].msgs, jsonMessage(i))
-	}
-	for i := range 4 {
-		kinds[1].msgs = append(kinds[1].msgs, testData(0, 64<<10, uint64(i)))
-	}
+	kinds := benchKinds()
 	for _, api := range []string{"ReadMessage", "RecvFrame"} {
 		for _, k := range kinds {
 			for _, m := range zModes[1:] {
 				b.Run(api+"/"+k.name+"/"+m.name, func(b *testing.B) {
-					p := &peer{masked: true}
-					z := newPeerDeflate(flate.BestSpeed, !m.d.PeerNoContextTakeover)
-					var wire []byte
-					for _, msg := range k.msgs {
-						wire = append(wire, p.zframes(frame.OpText, z.compress(msg), 0)...)
-					}
-					c := NewConn(&loopStream{data: wire}, Server, Setup{Deflate: m.d}, &Options{MaxPayloadLen: 1 << 17})
+					c := benchServer(k.msgs, m.d)
 					buf := make([]byte, 0, 64<<10)
 					b.SetBytes(int64(len(k.msgs[0])))
 					b.ReportAllocs()
