@@ -60,9 +60,7 @@ func stallRun(t *testing.T, members int, stall []time.Duration, run, blockTimeou
 
 	const interval = 40 * time.Millisecond
 	n := int(run / interval)
-	base := time.Now()
 	readers := make([]*stallReader, members)
-	var wg sync.WaitGroup
 	for i := range readers {
 		client, server := tcpPair(t, ln, i < len(stall))
 		r := &stallReader{c: client, stallAt: -1, resume: make(chan struct{}), all: make(chan struct{}), ended: make(chan struct{})}
@@ -73,12 +71,18 @@ func stallRun(t *testing.T, members int, stall []time.Duration, run, blockTimeou
 		if err := h.Join(server, "room"); err != nil {
 			t.Fatal(err)
 		}
+		defer server.CloseNow()
+	}
+	// The schedule starts once every member has joined: setting up 100 connections takes
+	// longer than a broadcast interval, and would show as the first message's latency.
+	base := time.Now()
+	var wg sync.WaitGroup
+	for _, r := range readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r.read(base, n)
 		}()
-		defer server.CloseNow()
 	}
 	stopped := false
 	stopAll := func() { // ends the readers, the hub and the connections, once
