@@ -48,6 +48,11 @@
 //     client and server over loopback TCP, one round trip of a 1 KiB JSON document or 64 KiB
 //     of English-like text, with and without context takeover; it reports wireB/msg, the bytes
 //     on the wire per message, and fails if a library did not compress.
+//   - BenchmarkFlateDeflate and BenchmarkFlateInflate (flate_test.go): compress/flate against
+//     github.com/klauspost/compress/flate on the same messages, per message on its own,
+//     primed with the 32 KiB sent before (context takeover kept as a window only) and with a
+//     1 KiB window; they report the compressed size as a fraction ("ratio").
+//     TestFlateWriterSize logs the heap of one compressor and decompressor of each.
 //   - BenchmarkLatency (latency_test.go): reply latency, p50/p90/p99 in µs, in the four
 //     latency scenarios of internal/load (server push every 1 ms; reply then 2 ms of busy work,
 //     1 or 4 requests per burst; request/response with no work), each library's latency
