@@ -2,14 +2,23 @@ package transport
 
 import (
 	"errors"
+	"net"
 	"strconv"
 
 	"github.com/ecows/ecows/frame"
 )
 
 // ErrClosed is returned by calls made after this side has closed the connection or sent its
-// close frame.
-var ErrClosed = errors.New("websocket: connection closed")
+// close frame. It also matches net.ErrClosed (errors.Is), so code written for net.Conn, or
+// for other WebSocket packages, that tests for net.ErrClosed recognises it.
+var ErrClosed error = closedError{}
+
+// closedError is the type of ErrClosed: a plain sentinel that unwraps to net.ErrClosed.
+type closedError struct{}
+
+func (closedError) Error() string { return "websocket: connection closed" }
+
+func (closedError) Unwrap() error { return net.ErrClosed }
 
 // ErrDeadlineUnsupported is returned by calls with a timeout on a connection whose underlying
 // stream cannot set deadlines.
