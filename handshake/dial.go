@@ -102,6 +102,10 @@ var aLongTimeAgo = time.Unix(1, 0)
 // failure. An answer whose head is longer than opts.MaxResponseHeaderBytes fails with a
 // *HeadTooLargeError once the bound is reached.
 //
+// For wss:// the response's TLS field holds the connection's tls.ConnectionState, as net/http
+// sets it: the peer's certificates, the version, and NegotiatedProtocol when TLSConfig offered
+// ALPN protocols ("h2" is never offered: the handshake needs HTTP/1.1).
+//
 // ctx and opts.Timeout bound the handshake only; once Dial returns, the Conn has no deadline.
 // With opts.Compression set, Dial offers permessage-deflate (RFC 7692) and the Conn uses it
 // if the server accepts; an answer that names an extension not offered, or accepts the offer
@@ -267,6 +271,10 @@ func handshake(ctx context.Context, raw net.Conn, proxyURL *url.URL, req *http.R
 		return nil, nil, setup, stepError(ctx, "writing the handshake request", err)
 	}
 	resp, br, err := readResponse(nc, req, opts.MaxResponseHeaderBytes)
+	if tc, ok := nc.(*tls.Conn); ok && err == nil {
+		st := tc.ConnectionState()
+		resp.TLS = &st
+	}
 	if err != nil {
 		var ne net.Error
 		var he *HeadTooLargeError

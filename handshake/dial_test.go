@@ -119,6 +119,49 @@ func TestDialTLS(t *testing.T) {
 	})
 }
 
+func TestDialTLSState(t *testing.T) {
+	checkGoroutines(t)
+	tlsSrv, tlsErrs := echoServer(t, nil, true)
+	plainSrv, plainErrs := echoServer(t, nil, false)
+	pool := x509.NewCertPool()
+	pool.AddCert(tlsSrv.Certificate())
+	tests := []struct {
+		name     string
+		srv      *httptest.Server
+		errs     <-chan error
+		protos   []string // the client's ALPN offer
+		tls      bool     // resp.TLS is set
+		protocol string   // resp.TLS.NegotiatedProtocol
+	}{
+		{"ws", plainSrv, plainErrs, nil, false, ""},
+		{"wss without ALPN", tlsSrv, tlsErrs, nil, true, ""},
+		{"wss with http/1.1", tlsSrv, tlsErrs, []string{"http/1.1"}, true, "http/1.1"},
+		{"wss with h2 first", tlsSrv, tlsErrs, []string{"h2", "http/1.1"}, true, "http/1.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := &tls.Config{RootCAs: pool, NextProtos: tt.protos}
+			c, resp, err := Dial(t.Context(), wsURL(tt.srv), &DialOptions{TLSConfig: cfg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			if (resp.TLS != nil) != tt.tls {
+				t.Fatalf("resp.TLS = %v, want set: %v", resp.TLS, tt.tls)
+			}
+			if resp.TLS != nil {
+				st := resp.TLS
+				if !st.HandshakeComplete || st.NegotiatedProtocol != tt.protocol ||
+					len(st.PeerCertificates) == 0 || !st.PeerCertificates[0].Equal(tt.srv.Certificate()) {
+					t.Fatalf("TLS state: complete %v, protocol %q (want %q), %d certificates",
+						st.HandshakeComplete, st.NegotiatedProtocol, tt.protocol, len(st.PeerCertificates))
+				}
+			}
+			roundTrip(t, c, tt.errs, " echo: hello")
+		})
+	}
+}
+
 func TestDialResponses(t *testing.T) {
 	tests := []struct {
 		name   string

@@ -2,6 +2,8 @@ package handshake_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log"
 	"net/http"
@@ -70,4 +72,29 @@ func ExampleDial() {
 	// 101 Switching Protocols echo
 	// hello <nil>
 	// 1000 websocket: closed with 1000 (normal closure): bye
+}
+
+// After a wss:// Dial, the response carries the TLS state, with the ALPN protocol agreed on.
+func ExampleDial_tlsState() {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := handshake.Upgrade(w, r, nil); err == nil {
+			c.Close(frame.CloseNormal, "")
+		}
+	}))
+	defer srv.Close()
+
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	url := "wss" + strings.TrimPrefix(srv.URL, "https")
+	c, resp, err := handshake.Dial(context.Background(), url, &handshake.DialOptions{
+		TLSConfig: &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer c.CloseNow()
+	fmt.Println(resp.TLS.HandshakeComplete, resp.TLS.NegotiatedProtocol)
+	// Output:
+	// true http/1.1
 }
