@@ -472,10 +472,11 @@ func (c *Conn) zBegin(h frame.Header) {
 // that a little (deflate adds 5 bytes per stored block and per flush), but not without bound:
 // otherwise a peer could stream empty blocks forever.
 func (c *Conn) wireLimit() int64 {
+	limit := c.rd.limit
 	if c.rd.zMsg {
-		return c.cfg.maxMessage + c.cfg.maxMessage>>3 + 1024
+		return limit + limit>>3 + 1024
 	}
-	return c.cfg.maxMessage
+	return limit
 }
 
 // zLoad feeds the inflater, once it has consumed what it was fed, the next bytes of the
@@ -522,7 +523,7 @@ func (c *Conn) zLoad() error {
 func (c *Conn) zInflated(b []byte) error {
 	r := c.rd
 	c.ext.z.msgLen += int64(len(b))
-	if c.cfg.maxMessage >= 0 && c.ext.z.msgLen > c.cfg.maxMessage {
+	if limit := c.rd.limit; limit >= 0 && c.ext.z.msgLen > limit {
 		return c.fail(errMessageTooBig)
 	}
 	if r.msgOp == frame.OpText {
@@ -554,8 +555,8 @@ func (c *Conn) zFailed(err error) error {
 
 // zRoom trims p so that inflating into it can pass MaxMessageLen by one byte at most.
 func (c *Conn) zRoom(p []byte) []byte {
-	if c.cfg.maxMessage >= 0 {
-		if room := c.cfg.maxMessage - c.ext.z.msgLen + 1; int64(len(p)) > room {
+	if limit := c.rd.limit; limit >= 0 {
+		if room := limit - c.ext.z.msgLen + 1; int64(len(p)) > room {
 			p = p[:room]
 		}
 	}
@@ -571,8 +572,8 @@ func (c *Conn) zGrow(b []byte) []byte {
 // most 1 MiB at a time, and never further than MaxMessageLen allows.
 func (c *Conn) zStep(n int) int {
 	step := int64(min(max(n, 4096), 1<<20))
-	if c.cfg.maxMessage >= 0 {
-		step = max(min(step, c.cfg.maxMessage-c.ext.z.msgLen+1), 1)
+	if limit := c.rd.limit; limit >= 0 {
+		step = max(min(step, limit-c.ext.z.msgLen+1), 1)
 	}
 	return int(step)
 }

@@ -50,7 +50,8 @@ type Options struct {
 	// arrive, at every read level, and refused with close 1009: RecvFrame too closes on the
 	// fragment that takes a message past it (with the defaults, the 17th fragment of 65,535
 	// bytes). A message sent over it is refused with ErrMessageTooLarge before anything of it
-	// is sent (NextWriter says what becomes of a message that outgrows it).
+	// is sent (NextWriter says what becomes of a message that outgrows it). SetReadLimit
+	// changes the receiving half during the connection.
 	MaxMessageLen int64
 	// ReadBufferSize and WriteBufferSize size the Conn's buffers (default 4096 and 16384).
 	// The buffers are borrowed from pools while data moves, and given back when the Conn
@@ -192,13 +193,14 @@ type extras struct {
 	zw                      *deflater // and its send side
 }
 
-// rare holds what few connections need, made on first use: a Done channel, and the error
-// that ended the write side.
+// rare holds what few connections need, made on first use: a Done channel, the error that
+// ended the write side, and a read limit set after the handshake.
 type rare struct {
 	done  atomic.Pointer[chan struct{}]
-	werr  error // guarded by Conn.wmu
-	wrote int   // bytes the failed write had written (writeStream); Conn.wmu
-	rerr  error // set before the readEnded bit, read after it
+	werr  error        // guarded by Conn.wmu
+	wrote int          // bytes the failed write had written (writeStream); Conn.wmu
+	rerr  error        // set before the readEnded bit, read after it
+	limit atomic.Int64 // SetReadLimit's message limit: 0 when unset, -1 for none
 }
 
 // rare returns c's rare state, made if need be.
@@ -271,6 +273,32 @@ func (c *Conn) Extensions() string {
 
 // MaxPayloadLen returns the frame payload limit in force, or -1 for none.
 func (c *Conn) MaxPayloadLen() int64 { return c.cfg.maxPayload }
+
+// SetReadLimit sets the limit on the messages c receives, the receiving half of
+// Options.MaxMessageLen, from the next message on; the message being read keeps the limit it
+// began with. n counts as MaxMessageLen does (uncompressed bytes; a message over it is refused
+// with close 1009), a negative n means none, and 0 goes back to the limit of the Options. What
+// c sends stays under Options.MaxMessageLen. It may be called from any goroutine, during a
+// read too.
+func (c *Conn) SetReadLimit(n int64) {
+	if n < 0 {
+		n = -1
+	}
+	if x := c.aux.Load(); x == nil && n == 0 {
+		return // nothing to undo
+	}
+	c.rare().limit.Store(n)
+}
+
+// readLimit returns the limit on the message that begins now.
+func (c *Conn) readLimit() int64 {
+	if x := c.aux.Load(); x != nil {
+		if n := x.limit.Load(); n != 0 {
+			return n
+		}
+	}
+	return c.cfg.maxMessage
+}
 
 // LocalAddr returns the local network address when the stream is a net.Conn, else nil.
 func (c *Conn) LocalAddr() net.Addr {

@@ -31,6 +31,7 @@ type reader struct {
 	frames bool         // RecvFrame has returned part of it, or stopped inside it
 	msgOp  frame.Opcode // its opcode
 	msgLen int64
+	limit  int64 // its size limit (Conn.readLimit), -1 for none
 	utf8   frame.UTF8
 
 	err     error         // sticky: the connection cannot be read any more
@@ -395,7 +396,7 @@ func (c *Conn) checkHeader(h frame.Header) error {
 		return c.fail(errInterleaved)
 	}
 	if h.Opcode != frame.OpContinuation {
-		r.inMsg, r.msgOp, r.msgLen, r.frames = true, h.Opcode, 0, false
+		r.inMsg, r.msgOp, r.msgLen, r.frames, r.limit = true, h.Opcode, 0, false, c.readLimit()
 		r.utf8.Reset()
 		if c.inflater() != nil {
 			c.zBegin(h)
@@ -403,7 +404,7 @@ func (c *Conn) checkHeader(h frame.Header) error {
 	}
 	r.zPending = r.zMsg
 	r.msgLen += h.Length
-	if c.cfg.maxMessage >= 0 && r.msgLen > c.wireLimit() {
+	if r.limit >= 0 && r.msgLen > c.wireLimit() {
 		return c.fail(errMessageTooBig)
 	}
 	if r.remaining == 0 {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -586,4 +587,75 @@ func TestBuffersFollowBytes(t *testing.T) {
 			t.Fatalf("a %d-byte frame buffer kept after a 5-byte frame", cap(sp.fbuf))
 		}
 	})
+}
+
+func TestSetReadLimit(t *testing.T) {
+	tests := []struct {
+		name     string
+		opts     int64 // Options.MaxMessageLen
+		set      int64 // SetReadLimit's argument, after the first message
+		first    int   // a message read before the change
+		second   int   // and one after it
+		refused  bool  // the second is refused with 1009
+		compress bool
+	}{
+		{name: "lowered", opts: 1000, set: 100, first: 500, second: 500, refused: true},
+		{name: "raised", opts: 100, set: 1000, first: 50, second: 500},
+		{name: "back to the Options", opts: 100, set: 0, first: 50, second: 500, refused: true},
+		{name: "none", opts: 100, set: -1, first: 50, second: 20000},
+		{name: "lowered, compressed", opts: 1000, set: 100, first: 500, second: 500, refused: true, compress: true},
+		{name: "raised, compressed", opts: 100, set: 1000, first: 50, second: 500, compress: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkGoroutines(t)
+			opts := &Options{MaxMessageLen: tt.opts, CloseTimeout: time.Second}
+			var c *Conn
+			var p *peer
+			var d *peerDeflate
+			if tt.compress {
+				opts.Compression = &CompressionOptions{}
+				c, p = zPair(t, Server, DeflateParams{NoContextTakeover: true, PeerNoContextTakeover: true}, opts)
+				d = newPeerDeflate(flate.BestCompression, false)
+			} else {
+				c, p = rawPair(t, Server, opts)
+			}
+			defer c.CloseNow()
+			send := func(n int) []byte {
+				msg := bytes.Repeat([]byte("a"), n)
+				if d != nil {
+					p.write(p.zframes(frame.OpBinary, d.compress(msg), 0))
+				} else {
+					p.send(true, frame.OpBinary, msg)
+				}
+				return msg
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			want := send(tt.first)
+			if _, got, err := c.ReadMessage(ctx, nil); err != nil {
+				t.Fatalf("first message: %v", err)
+			} else {
+				mustEqual(t, got, want)
+			}
+			c.SetReadLimit(tt.set)
+			want = send(tt.second)
+			_, got, err := c.ReadMessage(ctx, nil)
+			if !tt.refused {
+				if err != nil {
+					t.Fatalf("second message: %v", err)
+				}
+				mustEqual(t, got, want)
+				return
+			}
+			if CloseStatus(err) != frame.CloseMessageTooBig {
+				t.Fatalf("second message: %v, want 1009", err)
+			}
+			if code := p.expectClose(); code != frame.CloseMessageTooBig {
+				t.Fatalf("peer got close %d, want 1009", code)
+			}
+			p.send(true, frame.OpClose, []byte{0x03, 0xf1}) // the peer's half of the handshake
+			p.expectEOF()
+		})
+	}
 }
