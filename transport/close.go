@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"os"
 	"time"
 
@@ -313,4 +314,25 @@ func (c *Conn) CloseNow() error {
 	err := c.closeStream()
 	c.releaseInflater()
 	return err
+}
+
+// CloseRead is for a Conn that only writes, as coder/websocket's CloseRead: it reads in a
+// goroutine of its own, so that the peer's pings are answered (by Options.PingHandler, by
+// default with a pong) and its close frame completes the close handshake, and returns a
+// context, derived from ctx, that is cancelled when that reading ends, which it does when the
+// Conn ends. A data message from the peer is a policy violation: the Conn closes with 1008
+// Policy Violation. Once ctx is done, the reading stops and the Conn is closed at once
+// (CloseNow); Close, from any goroutine, closes it with a handshake. Call it once, and make
+// no other read call after it. Its goroutine ends with the Conn.
+func (c *Conn) CloseRead(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		defer cancel()
+		// NextReader answers control frames and returns at the first data message.
+		if _, _, err := c.NextReader(ctx); err == nil {
+			c.Close(frame.ClosePolicyViolation, "unexpected data message")
+		}
+		c.CloseNow()
+	}()
+	return ctx
 }

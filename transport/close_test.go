@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"net"
 	"sync"
@@ -238,5 +239,79 @@ func TestDone(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("Done asked while the stream closed is never closed")
 		}
+	}
+}
+
+func TestCloseRead(t *testing.T) {
+	closeFrame := func(code frame.CloseCode) []byte { return []byte{byte(code >> 8), byte(code)} }
+	tests := []struct {
+		name string
+		// end ends the connection, from the peer p or the write-only server c, and checks
+		// what the peer saw.
+		end func(t *testing.T, c *Conn, p *peer, cancel context.CancelFunc)
+	}{
+		{"peer pings then closes", func(t *testing.T, c *Conn, p *peer, _ context.CancelFunc) {
+			p.send(true, frame.OpPing, []byte("are you there"))
+			f, err := p.read()
+			if err != nil || f.Opcode != frame.OpPong || string(f.Payload) != "are you there" {
+				t.Fatalf("peer got %v %q, %v; want the pong", f.Opcode, f.Payload, err)
+			}
+			p.send(true, frame.OpClose, closeFrame(frame.CloseNormal))
+			if code := p.expectClose(); code != frame.CloseNormal {
+				t.Fatalf("peer got close %d, want 1000 echoed", code)
+			}
+		}},
+		{"peer sends a data message", func(t *testing.T, c *Conn, p *peer, _ context.CancelFunc) {
+			p.send(true, frame.OpText, []byte("hello?"))
+			if code := p.expectClose(); code != frame.ClosePolicyViolation {
+				t.Fatalf("peer got close %d, want 1008", code)
+			}
+			p.send(true, frame.OpClose, closeFrame(frame.ClosePolicyViolation))
+		}},
+		{"server closes", func(t *testing.T, c *Conn, p *peer, _ context.CancelFunc) {
+			done := make(chan error, 1)
+			go func() { done <- c.Close(frame.CloseGoingAway, "") }()
+			if code := p.expectClose(); code != frame.CloseGoingAway {
+				t.Fatalf("peer got close %d, want 1001", code)
+			}
+			p.send(true, frame.OpClose, closeFrame(frame.CloseGoingAway))
+			if err := <-done; err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+		}},
+		{"ctx cancelled", func(t *testing.T, c *Conn, p *peer, cancel context.CancelFunc) {
+			cancel()
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkGoroutines(t)
+			c, p := rawPair(t, Server, &Options{CloseTimeout: 5 * time.Second})
+			parent, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			ctx := c.CloseRead(parent)
+			// The server writes while its reader runs.
+			if _, err := c.SendText([]byte("news")); err != nil {
+				t.Fatal(err)
+			}
+			if f, err := p.read(); err != nil || string(f.Payload) != "news" {
+				t.Fatalf("peer got %q, %v", f.Payload, err)
+			}
+			if ctx.Err() != nil {
+				t.Fatal("context done before the Conn ended")
+			}
+			tt.end(t, c, p, cancel)
+			p.expectEOF()
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("context not done 5 s after the Conn ended")
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("stream not closed")
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"time"
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/transport"
@@ -50,4 +51,31 @@ func ExampleConn_SetReadLimit() {
 	// Output:
 	// login: ann, with a long token
 	// 1009
+}
+
+// A server that only writes still answers pings and the close handshake, and learns from the
+// context that the client has gone.
+func ExampleConn_CloseRead() {
+	client, server := pair(nil)
+	defer client.CloseNow()
+	defer server.CloseNow()
+	go func() {
+		for range 3 {
+			_, msg, _ := client.ReadMessage(context.Background(), nil)
+			fmt.Printf("client got %s\n", msg)
+		}
+		client.Close(frame.CloseNormal, "enough")
+	}()
+
+	ctx := server.CloseRead(context.Background())
+	for i := 1; ctx.Err() == nil; i++ {
+		server.SendText(fmt.Appendf(nil, "tick %d", i))
+		time.Sleep(time.Millisecond)
+	}
+	fmt.Println("server: client gone")
+	// Output:
+	// client got tick 1
+	// client got tick 2
+	// client got tick 3
+	// server: client gone
 }
