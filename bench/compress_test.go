@@ -121,7 +121,7 @@ func ecowsCompressed(takeover bool) func() http.Handler {
 				if err != nil {
 					return
 				}
-				if _, err := c.WriteMessage(op, msg); err != nil {
+				if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 					return
 				}
 				buf = msg
@@ -150,7 +150,7 @@ func ecowsDial(takeover bool) func(string) (compressClient, error) {
 }
 
 func (e *ecowsClient) echo(msg []byte) ([]byte, error) {
-	if _, err := e.c.WriteMessage(frame.OpText, msg); err != nil {
+	if _, err := e.c.WriteMessage(context.Background(), frame.OpText, msg); err != nil {
 		return nil, err
 	}
 	_, got, err := e.c.ReadMessage(context.Background(), e.buf[:0])

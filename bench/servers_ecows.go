@@ -38,7 +38,7 @@ func ecowsWork() http.Handler {
 			defer c.CloseNow()
 			st := newWorkState()
 			write := func(p []byte) error {
-				_, err := c.WriteMessage(frame.OpBinary, p)
+				_, err := c.WriteMessage(context.Background(), frame.OpBinary, p)
 				return err
 			}
 			var buf []byte
@@ -74,7 +74,7 @@ func ecowsPush() http.Handler {
 		go func() {
 			defer c.CloseNow()
 			pushLoop(done, func(p []byte) error {
-				_, err := c.WriteMessage(frame.OpBinary, p)
+				_, err := c.WriteMessage(context.Background(), frame.OpBinary, p)
 				return err
 			})
 		}()
@@ -99,7 +99,7 @@ func echoMessages(c *transport.Conn) {
 		if err != nil {
 			return
 		}
-		if _, err := c.WriteMessage(op, msg); err != nil {
+		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 			return
 		}
 		buf = msg
@@ -124,7 +124,7 @@ func echoStreams(c *transport.Conn) {
 		if err != nil {
 			return
 		}
-		mw, err := c.NextWriter(op)
+		mw, err := c.NextWriter(context.Background(), op)
 		if err != nil {
 			return
 		}

@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -188,7 +189,7 @@ func TestDeflateHandshake(t *testing.T) {
 				if err == nil && !bytes.Equal(f.Payload, msg) {
 					t.Error("server got a different message")
 				}
-				c.WriteMessage(f.Opcode, f.Payload)
+				c.WriteMessage(context.Background(), f.Opcode, f.Payload)
 				c.ReadMessage(r.Context(), nil) // until the client's close
 			}), false)
 			do := &DialOptions{}
@@ -200,7 +201,7 @@ func TestDeflateHandshake(t *testing.T) {
 			if c.Extensions() != tt.want || resp.Header.Get("Sec-WebSocket-Extensions") != tt.want {
 				t.Errorf("client reports %q, answer %q; want %q", c.Extensions(), resp.Header.Get("Sec-WebSocket-Extensions"), tt.want)
 			}
-			if _, err := c.WriteMessage(frame.OpText, msg); err != nil {
+			if _, err := c.WriteMessage(context.Background(), frame.OpText, msg); err != nil {
 				t.Fatal(err)
 			}
 			s := <-got

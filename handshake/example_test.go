@@ -34,7 +34,7 @@ func ExampleUpgrade() {
 		if err != nil {
 			return
 		}
-		c.WriteMessage(op, msg)
+		c.WriteMessage(context.Background(), op, msg)
 		c.Close(frame.CloseNormal, "")
 	})
 	log.Fatal(http.ListenAndServe("localhost:8080", nil))
@@ -48,7 +48,7 @@ func ExampleDial() {
 		}
 		defer c.CloseNow()
 		if op, msg, err := c.ReadMessage(context.Background(), nil); err == nil {
-			c.WriteMessage(op, msg)
+			c.WriteMessage(context.Background(), op, msg)
 		}
 		c.Close(frame.CloseNormal, "bye")
 	}))

@@ -2,6 +2,7 @@ package interop
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -81,10 +82,10 @@ func compressDial(copts *transport.CompressionOptions, maxMessage int64) *handsh
 // sendCompressMsg sends m with WriteMessage, or with NextWriter in compressPiece writes.
 func sendCompressMsg(c *transport.Conn, m compressMsg, pieces bool) error {
 	if !pieces {
-		_, err := c.WriteMessage(m.op, m.p)
+		_, err := c.WriteMessage(context.Background(), m.op, m.p)
 		return err
 	}
-	w, err := c.NextWriter(m.op)
+	w, err := c.NextWriter(context.Background(), m.op)
 	if err != nil {
 		return err
 	}

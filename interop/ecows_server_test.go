@@ -148,7 +148,7 @@ func (s *ecowsServer) serve(w http.ResponseWriter, r *http.Request) {
 			if string(p) == pingFromEcows {
 				verdict = "pong-ok "
 			}
-			_, err := c.WriteMessage(frame.OpText, []byte(verdict+string(p)))
+			_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(verdict+string(p)))
 			return err
 		}
 		return nil
@@ -219,7 +219,7 @@ func (s *ecowsServer) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case "/subprotocol":
-		if _, err := c.WriteMessage(frame.OpText, []byte("proto:"+c.Subprotocol())); err != nil {
+		if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte("proto:"+c.Subprotocol())); err != nil {
 			res.problem("WriteMessage: %v", err)
 		}
 		res.err = readToEnd(ctx, c)
@@ -230,7 +230,7 @@ func (s *ecowsServer) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		res.err = readToEnd(ctx, c)
 	case "/too-big-for-peer":
-		if _, err := c.WriteMessage(frame.OpBinary, pattern(oversize)); err != nil {
+		if _, err := c.WriteMessage(context.Background(), frame.OpBinary, pattern(oversize)); err != nil {
 			res.problem("WriteMessage: %v", err)
 		}
 		res.err = readToEnd(ctx, c)
@@ -258,7 +258,7 @@ func echoMessages(ctx context.Context, c *transport.Conn) error {
 			return err
 		}
 		buf = msg
-		if _, err := c.WriteMessage(op, msg); err != nil {
+		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 			return err
 		}
 	}
@@ -325,7 +325,7 @@ func echoFrames(ctx context.Context, c *transport.Conn, pongs *[]string) ([]recv
 		cur.frames++
 		cur.data = append(cur.data, f.Payload...)
 		if f.Fin {
-			if _, err := c.WriteMessage(cur.op, cur.data); err != nil {
+			if _, err := c.WriteMessage(context.Background(), cur.op, cur.data); err != nil {
 				return msgs, err
 			}
 			cur = nil

@@ -140,7 +140,7 @@ func read(c *transport.Conn) (frame.Opcode, []byte, error) {
 // roundTrip sends a message and checks that the same comes back.
 func roundTrip(t *testing.T, c *transport.Conn, op frame.Opcode, p []byte) {
 	t.Helper()
-	if _, err := c.WriteMessage(op, p); err != nil {
+	if _, err := c.WriteMessage(context.Background(), op, p); err != nil {
 		t.Fatalf("WriteMessage(%v, %d bytes): %v", op, len(p), err)
 	}
 	gop, got, err := read(c)
@@ -184,7 +184,7 @@ func resumeAfterTimeouts(t *testing.T, c *transport.Conn) {
 	t.Helper()
 	deadline := time.Now().Add(scenarioTimeout)
 	want := pattern(1 << 20)
-	if _, err := c.WriteMessage(frame.OpBinary, want); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpBinary, want); err != nil {
 		t.Fatal(err)
 	}
 	timeouts := 0
@@ -204,7 +204,7 @@ func resumeAfterTimeouts(t *testing.T, c *transport.Conn) {
 		break
 	}
 	want = pattern(65536)
-	if _, err := c.WriteMessage(frame.OpBinary, want); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpBinary, want); err != nil {
 		t.Fatal(err)
 	}
 	frameTimeouts := 0
@@ -308,7 +308,7 @@ func clientFragments(t *testing.T, s *peerServer, exp expectations) {
 	// A long text through NextWriter, which sends a fragment each time its buffer fills.
 	long := strings.Repeat(fragText, 300)
 	before = c.Stats().FramesOut
-	w, err := c.NextWriter(frame.OpText)
+	w, err := c.NextWriter(context.Background(), frame.OpText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func clientPing(t *testing.T, s *peerServer, exp expectations) {
 		t.Errorf("unexpected %v frame while waiting for the pong", f.Opcode)
 	}
 	// "go" asks the peer for its ping, which ReadMessage answers; the peer reports the pong.
-	if _, err := c.WriteMessage(frame.OpText, []byte("go")); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte("go")); err != nil {
 		t.Fatal(err)
 	}
 	op, msg, err := read(c)
@@ -491,7 +491,7 @@ func clientTooBigForEcows(t *testing.T, s *peerServer, exp expectations) {
 
 func clientTooBigForPeer(t *testing.T, s *peerServer, exp expectations) {
 	c := dial(t, s.url+"/small/too-big", largeDial())
-	if _, err := c.WriteMessage(frame.OpBinary, pattern(oversize)); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpBinary, pattern(oversize)); err != nil {
 		t.Fatal(err)
 	}
 	_, _, err := read(c)
@@ -560,10 +560,10 @@ func clientConcurrentWriters(t *testing.T, s *peerServer, exp expectations) {
 				}
 				switch kind {
 				case 0:
-					_, err = c.WriteMessage(frame.OpText, []byte(msg))
+					_, err = c.WriteMessage(context.Background(), frame.OpText, []byte(msg))
 				case 1:
 					var wr io.WriteCloser
-					if wr, err = c.NextWriter(frame.OpText); err == nil {
+					if wr, err = c.NextWriter(context.Background(), frame.OpText); err == nil {
 						for _, part := range thirds([]byte(msg)) {
 							if _, err = wr.Write(part); err != nil {
 								break
@@ -575,7 +575,7 @@ func clientConcurrentWriters(t *testing.T, s *peerServer, exp expectations) {
 					}
 				case 2:
 					if _, err = c.SendPing([]byte(fmt.Sprint(w, i))); err == nil {
-						_, err = c.WriteMessage(frame.OpText, []byte(msg))
+						_, err = c.WriteMessage(context.Background(), frame.OpText, []byte(msg))
 					}
 				}
 				if err != nil {

@@ -68,7 +68,7 @@ func TestRegressionNextWriterCloseRace(t *testing.T) {
 	for range writers {
 		go func() {
 			for range each {
-				w, err := c.NextWriter(frame.OpText)
+				w, err := c.NextWriter(context.Background(), frame.OpText)
 				if err == nil {
 					_, err = w.Write([]byte("ok ✓"))
 				}
@@ -105,7 +105,7 @@ func TestRegressionNextWriterCloseRace(t *testing.T) {
 func TestRegressionStaleMessageWriterClosesAnotherMessage(t *testing.T) {
 	es := startEcowsServer(t, nil)
 	c := dial(t, es.url+"/echo", largeDial())
-	first, err := c.NextWriter(frame.OpText)
+	first, err := c.NextWriter(context.Background(), frame.OpText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestRegressionStaleMessageWriterClosesAnotherMessage(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	second, err := c.NextWriter(frame.OpText) // another goroutine's message, say
+	second, err := c.NextWriter(context.Background(), frame.OpText) // another goroutine's message, say
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func TestIdleConnHeap(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if _, err := c.WriteMessage(op, p); err != nil {
+			if _, err := c.WriteMessage(context.Background(), op, p); err != nil {
 				return
 			}
 			buf = p

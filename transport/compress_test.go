@@ -299,7 +299,7 @@ func zReadWith(c *Conn, api int) (frame.Opcode, []byte, error) {
 func zWriteWith(c *Conn, api int, op frame.Opcode, msg []byte) error {
 	switch {
 	case api == 1:
-		w, err := c.NextWriter(op)
+		w, err := c.NextWriter(context.Background(), op)
 		if err != nil {
 			return err
 		}
@@ -320,7 +320,7 @@ func zWriteWith(c *Conn, api int, op frame.Opcode, msg []byte) error {
 		_, err := c.SendBinary(msg)
 		return err
 	}
-	_, err := c.WriteMessage(op, msg)
+	_, err := c.WriteMessage(context.Background(), op, msg)
 	return err
 }
 
@@ -396,7 +396,7 @@ func TestDeflateContextTakeover(t *testing.T) {
 		c, p := zPair(t, Client, d, zOpts())
 		var sizes []int
 		for range 2 {
-			go c.WriteMessage(frame.OpText, msg)
+			go c.WriteMessage(context.Background(), frame.OpText, msg)
 			_, payload, _, err := p.readMessage()
 			if err != nil {
 				t.Fatal(err)
@@ -421,13 +421,17 @@ func TestDeflateThresholdAndSwitch(t *testing.T) {
 		send       func() error
 		compressed bool
 	}{
-		{func() error { _, err := c.WriteMessage(frame.OpBinary, short); return err }, false},
-		{func() error { _, err := c.WriteMessage(frame.OpBinary, long); return err }, true},
+		{func() error { _, err := c.WriteMessage(context.Background(), frame.OpBinary, short); return err }, false},
+		{func() error { _, err := c.WriteMessage(context.Background(), frame.OpBinary, long); return err }, true},
 		{func() error { _, err := c.SendBinary(long); return err }, true},
 		{func() error { _, err := c.SendFrame(true, frame.OpBinary, long); return err }, false},
 		{func() error { return zWriteWith(c, 1, frame.OpBinary, short) }, false},
 		{func() error { return zWriteWith(c, 1, frame.OpBinary, long) }, true},
-		{func() error { c.SetCompression(false); _, err := c.WriteMessage(frame.OpBinary, long); return err }, false},
+		{func() error {
+			c.SetCompression(false)
+			_, err := c.WriteMessage(context.Background(), frame.OpBinary, long)
+			return err
+		}, false},
 		{func() error { return zWriteWith(c, 1, frame.OpBinary, long) }, false},
 		{func() error { c.SetCompression(true); return zWriteWith(c, 1, frame.OpBinary, long) }, true},
 	}
@@ -451,7 +455,7 @@ func TestDeflateThresholdAndSwitch(t *testing.T) {
 	// Without an agreement, SetCompression does nothing and nothing is compressed.
 	plain, p2 := rawPair(t, Server, &Options{Compression: &CompressionOptions{Threshold: -1}})
 	plain.SetCompression(true)
-	go plain.WriteMessage(frame.OpBinary, long)
+	go plain.WriteMessage(context.Background(), frame.OpBinary, long)
 	if _, _, compressed, err := p2.readMessage(); compressed || err != nil {
 		t.Fatalf("without agreement: compressed %v, %v", compressed, err)
 	}
@@ -472,7 +476,7 @@ func TestDeflateFragmentsAtMaxPayloadLen(t *testing.T) {
 				errc <- err
 				return
 			}
-			_, err := c.WriteMessage(frame.OpBinary, msg)
+			_, err := c.WriteMessage(context.Background(), frame.OpBinary, msg)
 			errc <- err
 		}()
 		var payload []byte
@@ -909,7 +913,7 @@ func TestDeflateConcurrentWriters(t *testing.T) {
 					msg := []byte(fmt.Sprintf("writer %d message %d %s", w, i, strings.Repeat("x", i*50)))
 					var err error
 					if i%2 == 0 {
-						_, err = c.WriteMessage(frame.OpText, msg)
+						_, err = c.WriteMessage(context.Background(), frame.OpText, msg)
 					} else {
 						err = zWriteWith(c, 1, frame.OpText, msg)
 					}
@@ -950,7 +954,7 @@ func TestDeflateWriteErrors(t *testing.T) {
 	in := &peerInflate{keep: true}
 	send := func(msg string) {
 		t.Helper()
-		go c.WriteMessage(frame.OpText, []byte(msg))
+		go c.WriteMessage(context.Background(), frame.OpText, []byte(msg))
 		_, payload, _, err := p.readMessage()
 		if err != nil {
 			t.Fatal(err)
@@ -961,10 +965,10 @@ func TestDeflateWriteErrors(t *testing.T) {
 	}
 	send("one message, then another")
 	c.SendFrame(false, frame.OpText, []byte("open"))
-	if _, err := c.WriteMessage(frame.OpText, []byte("refused")); err != ErrFragmentOrder {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte("refused")); err != ErrFragmentOrder {
 		t.Fatalf("WriteMessage: %v", err)
 	}
-	w, _ := c.NextWriter(frame.OpText)
+	w, _ := c.NextWriter(context.Background(), frame.OpText)
 	w.Write([]byte("refused too"))
 	if err := w.Close(); err != ErrFragmentOrder {
 		t.Fatalf("NextWriter: %v", err)
@@ -978,7 +982,7 @@ func TestDeflateWriteErrors(t *testing.T) {
 	}
 	send("one message, then another, then more")
 	c.SendClose(frame.CloseNormal, "")
-	if _, err := c.WriteMessage(frame.OpText, []byte("after close")); err != ErrClosed {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte("after close")); err != ErrClosed {
 		t.Fatalf("after close: %v", err)
 	}
 	if c.ext.zw.stale {
@@ -988,7 +992,7 @@ func TestDeflateWriteErrors(t *testing.T) {
 	// it is emptied before the next message, which then refers to nothing lost.
 	s := &failingStream{ok: 2}
 	c = NewConn(s, Server, Setup{Deflate: DeflateParams{Enabled: true}}, &Options{MaxPayloadLen: 100})
-	if _, err := c.WriteMessage(frame.OpBinary, testData(1, 1000, 1)); err != errFailing || !c.ext.zw.stale {
+	if _, err := c.WriteMessage(context.Background(), frame.OpBinary, testData(1, 1000, 1)); err != errFailing || !c.ext.zw.stale {
 		t.Fatalf("write error: %v, window marked for reset: %v", err, c.ext.zw.stale)
 	}
 }
@@ -1265,7 +1269,7 @@ func BenchmarkCompressedEcho(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					if _, err := c.WriteMessage(op, msg); err != nil {
+					if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -1322,7 +1326,7 @@ func idleConnBytes(n int, d DeflateParams) (bytesPerConn, goroutinesPerConn floa
 		sv := NewConn(b, Server, Setup{Deflate: d}, nil)
 		for _, pair := range [][2]*Conn{{cl, sv}, {sv, cl}} {
 			done := make(chan struct{})
-			go func() { pair[0].WriteMessage(frame.OpText, msg); close(done) }()
+			go func() { pair[0].WriteMessage(context.Background(), frame.OpText, msg); close(done) }()
 			if _, got, err := pair[1].ReadMessage(context.Background(), nil); err != nil || !bytes.Equal(got, msg) {
 				panic(fmt.Sprint("exchange failed: ", err))
 			}

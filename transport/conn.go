@@ -148,6 +148,7 @@ const (
 	hasPend                // a batch waits for FlushDelay
 	readEnded              // the read side has ended, and rare.rerr says how (endCall)
 	slowTurns              // the reader's caller takes FlushDelay or more between calls (flush.go)
+	writeCut               // a message write's context ended mid-write: no write may go on (write.go)
 )
 
 func (c *Conn) is(bit uint32) bool { return c.state.Load()&bit != 0 }

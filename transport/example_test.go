@@ -3,7 +3,9 @@ package transport_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/ecows/ecows/frame"
@@ -38,8 +40,8 @@ func ExampleConn_SetReadLimit() {
 	defer server.CloseNow()
 	ctx := context.Background()
 	go func() {
-		client.WriteMessage(frame.OpText, []byte("login: ann, with a long token"))
-		client.WriteMessage(frame.OpText, []byte("a message too long for the new limit"))
+		client.WriteMessage(ctx, frame.OpText, []byte("login: ann, with a long token"))
+		client.WriteMessage(ctx, frame.OpText, []byte("a message too long for the new limit"))
 		client.ReadMessage(ctx, nil) // answers the server's close
 	}()
 
@@ -78,4 +80,58 @@ func ExampleConn_CloseRead() {
 	// client got tick 2
 	// client got tick 3
 	// server: client gone
+}
+
+// A write bounded by a context: had the client stopped reading, the write would have been cut
+// after a second, and the Conn closed.
+func ExampleConn_WriteMessage() {
+	client, server := pair(nil)
+	defer client.CloseNow()
+	defer server.CloseNow()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := server.WriteMessage(ctx, frame.OpText, []byte("hello")); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_, msg, err := client.ReadMessage(context.Background(), nil)
+	fmt.Printf("%s %v\n", msg, err)
+
+	cancel() // a context that is done writes nothing, and the Conn goes on
+	_, err = server.WriteMessage(ctx, frame.OpText, []byte("never sent"))
+	fmt.Println(err)
+	// Output:
+	// hello <nil>
+	// context canceled
+}
+
+// A message streamed from a reader, in fragments, bounded by a context.
+func ExampleConn_NextWriter() {
+	client, server := pair(nil)
+	defer client.CloseNow()
+	defer server.CloseNow()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, msg, err := client.ReadMessage(context.Background(), nil)
+		fmt.Println(len(msg), err)
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w, err := server.NextWriter(ctx, frame.OpText)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	io.Copy(w, strings.NewReader(strings.Repeat("streamed ", 10000)))
+	if err := w.Close(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	<-done
+	// Output:
+	// 90000 <nil>
 }

@@ -49,7 +49,7 @@ func TestCoalescing(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := server.WriteMessage(op, msg); err != nil {
+				if _, err := server.WriteMessage(context.Background(), op, msg); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -185,7 +185,7 @@ func TestSlowTurnsWriteAtOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := server.WriteMessage(op, msg); err != nil {
+		if _, err := server.WriteMessage(context.Background(), op, msg); err != nil {
 			t.Fatal(err)
 		}
 	}

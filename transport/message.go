@@ -316,15 +316,38 @@ func contextError(ctx context.Context, err error) error {
 // p is compressed unless it is shorter than the threshold or SetCompression turned
 // compression off; the compressed bytes are fragmented at MaxPayloadLen, and MaxMessageLen
 // applies to p, as the receiver applies it to the inflated message.
-func (c *Conn) WriteMessage(op frame.Opcode, p []byte) (int, error) {
+//
+// ctx bounds the write. A ctx that is done before the write begins, or while it waits for
+// another goroutine's message, gets its error (ctx.Err()), nothing is written and the Conn
+// goes on. One that ends while the message is being written cuts it short: a frame cannot be
+// left half-sent, so the write stops at once and the Conn closes, and the error matches both
+// ctx.Err() and ErrClosed (errors.Is), as do later writes' errors (ErrClosed). WriteTimeout
+// applies too. A ctx that can end costs an allocation per call; context.Background costs none.
+func (c *Conn) WriteMessage(ctx context.Context, op frame.Opcode, p []byte) (int, error) {
 	if op != frame.OpText && op != frame.OpBinary {
 		return 0, ErrOpcode
 	}
 	if err := c.checkMessage(op, p); err != nil {
 		return 0, err
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	c.msgMu.Lock()
 	defer c.msgMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	stop := c.watchWrite(ctx)
+	n, err := c.writeMessage(op, p)
+	if stop() {
+		return n, cutError(ctx)
+	}
+	return n, err
+}
+
+// writeMessage is WriteMessage once the checks are done; c.msgMu is held.
+func (c *Conn) writeMessage(op frame.Opcode, p []byte) (int, error) {
 	if c.compressing(len(p)) {
 		return c.writeCompressed(op, p)
 	}
@@ -373,16 +396,28 @@ func (c *Conn) writeFragment(first, fin bool, op frame.Opcode, p []byte) (int, e
 // have, the peer cannot be told that the message will not end but by closing, so the Conn
 // sends a close frame with 1011 Internal Error (after which sends return ErrClosed, and the
 // connection ends as after SendClose).
-func (c *Conn) NextWriter(op frame.Opcode) (io.WriteCloser, error) {
+//
+// ctx bounds the message, from NextWriter to Close, as it bounds WriteMessage: a ctx done
+// before the message begins gets its error and no writer; one that ends before Close returns
+// cuts the message short and closes the Conn, and the writer's calls return an error that
+// matches both ctx.Err() and ErrClosed.
+func (c *Conn) NextWriter(ctx context.Context, op frame.Opcode) (io.WriteCloser, error) {
 	if op != frame.OpText && op != frame.OpBinary {
 		return nil, ErrOpcode
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.msgMu.Lock()
+	if err := ctx.Err(); err != nil {
+		c.msgMu.Unlock()
+		return nil, err
+	}
 	w, ok := messageWriters.Get().(*messageWriter)
 	if !ok {
 		w = &messageWriter{}
 	}
-	w.c = c
+	w.c, w.ctx, w.stop = c, ctx, c.watchWrite(ctx)
 	// Each full buffer goes out as one fragment, header included, in one write.
 	size := c.cfg.wsize - frame.MaxHeaderLen
 	if c.cfg.maxPayload >= 0 {
@@ -411,7 +446,8 @@ func (h *messageHandle) Write(p []byte) (int, error) {
 	if h.w.gen.Load() != h.gen {
 		return 0, ErrClosed
 	}
-	return h.w.Write(p)
+	n, err := h.w.Write(p)
+	return n, h.w.cut(err)
 }
 
 // ReadFrom copies r into the message until io.EOF, reading straight into the writer's buffer,
@@ -420,7 +456,8 @@ func (h *messageHandle) ReadFrom(r io.Reader) (int64, error) {
 	if h.w.gen.Load() != h.gen {
 		return 0, ErrClosed
 	}
-	return h.w.readFrom(r)
+	n, err := h.w.readFrom(r)
+	return n, h.w.cut(err)
 }
 
 // Close sends the final fragment and lets other messages go. A text message that ends inside
@@ -436,7 +473,9 @@ func (h *messageHandle) Close() error {
 
 // messageWriter is the state of the message being written, borrowed for one message.
 type messageWriter struct {
-	c      *Conn         // nil while pooled
+	c      *Conn // nil while pooled
+	ctx    context.Context
+	stop   func() bool   // disarms ctx (watchWrite)
 	gen    atomic.Uint64 // counts messages; a handle of an earlier one is stale
 	op     frame.Opcode
 	first  bool
@@ -544,14 +583,26 @@ func (w *messageWriter) Close() error {
 	if err == nil {
 		err = w.flush(true)
 	}
+	if w.stop() {
+		err = cutError(w.ctx)
+	}
 	// The handle of this message goes stale before w goes back to the pool.
 	c := w.c
 	w.open = false
 	putBuf(w.bufp)
-	w.bufp, w.buf, w.c = nil, nil, nil
+	w.bufp, w.buf, w.c, w.ctx, w.stop = nil, nil, nil, nil, nil
 	w.gen.Add(1)
 	messageWriters.Put(w)
 	c.msgMu.Unlock()
+	return err
+}
+
+// cut returns the error of a call of the writer: the cut's error once ctx has cut the message
+// short (watchWrite), else err.
+func (w *messageWriter) cut(err error) error {
+	if err != nil && w.c.is(writeCut) && w.ctx.Err() != nil {
+		return cutError(w.ctx)
+	}
 	return err
 }
 

@@ -36,7 +36,7 @@ func (p *peer) expectMessage(op frame.Opcode, want string) {
 // goes out when none had, and a close with 1011 cuts it short when fragments had.
 func TestNextWriterAbandonsUnfinishedText(t *testing.T) {
 	c, p := rawPair(t, Server, &Options{MaxPayloadLen: 8})
-	w, _ := c.NextWriter(frame.OpText)
+	w, _ := c.NextWriter(context.Background(), frame.OpText)
 	io.WriteString(w, "caf\xc3") // "café" cut inside the é
 	if err := w.Close(); err != ErrInvalidUTF8 {
 		t.Fatalf("Close: %v, want ErrInvalidUTF8", err)
@@ -50,7 +50,7 @@ func TestNextWriterAbandonsUnfinishedText(t *testing.T) {
 	}
 	p.expectMessage(frame.OpText, "next")
 
-	w, _ = c.NextWriter(frame.OpText)
+	w, _ = c.NextWriter(context.Background(), frame.OpText)
 	io.WriteString(w, "12345678caf\xc3") // the first 8 bytes go out as a fragment
 	if err := w.Close(); err != ErrInvalidUTF8 {
 		t.Fatalf("Close after a fragment: %v, want ErrInvalidUTF8", err)
@@ -72,11 +72,11 @@ func TestMessageLimitOnSend(t *testing.T) {
 		big := make([]byte, 2<<20)
 		sent := make(chan error, 1)
 		go func() {
-			if n, err := client.WriteMessage(frame.OpBinary, big); n != 0 || err != ErrMessageTooLarge {
+			if n, err := client.WriteMessage(context.Background(), frame.OpBinary, big); n != 0 || err != ErrMessageTooLarge {
 				sent <- fmt.Errorf("WriteMessage of 2 MiB: %d, %v", n, err)
 				return
 			}
-			_, err := client.WriteMessage(frame.OpBinary, []byte("fits"))
+			_, err := client.WriteMessage(context.Background(), frame.OpBinary, []byte("fits"))
 			sent <- err
 		}()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -91,7 +91,7 @@ func TestMessageLimitOnSend(t *testing.T) {
 	t.Run("lifted", func(t *testing.T) {
 		client, server := connPair(t, false, &Options{MaxMessageLen: -1})
 		big := bytes.Repeat([]byte("x"), 2<<20)
-		go client.WriteMessage(frame.OpBinary, big)
+		go client.WriteMessage(context.Background(), frame.OpBinary, big)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if _, msg, err := server.ReadMessage(ctx, nil); err != nil || len(msg) != len(big) {
@@ -105,7 +105,7 @@ func TestMessageLimitOnSend(t *testing.T) {
 		for name, send := range map[string]func() (int, error){
 			"SendBinary":    func() (int, error) { return c.SendBinary(over) },
 			"SendText":      func() (int, error) { return c.SendText(over) },
-			"WriteMessage":  func() (int, error) { return c.WriteMessage(frame.OpBinary, over) },
+			"WriteMessage":  func() (int, error) { return c.WriteMessage(context.Background(), frame.OpBinary, over) },
 			"WritePrepared": func() (int, error) { return c.WritePrepared(prep) },
 		} {
 			if n, err := send(); n != 0 || err != ErrMessageTooLarge {
@@ -124,7 +124,7 @@ func TestMessageLimitOnSend(t *testing.T) {
 func TestNextWriterMessageLimit(t *testing.T) {
 	t.Run("nothing sent", func(t *testing.T) {
 		c, p := rawPair(t, Server, &Options{MaxMessageLen: 100})
-		w, _ := c.NextWriter(frame.OpBinary)
+		w, _ := c.NextWriter(context.Background(), frame.OpBinary)
 		if n, err := w.Write(make([]byte, 60)); n != 60 || err != nil {
 			t.Fatalf("Write of 60: %d %v", n, err)
 		}
@@ -138,7 +138,7 @@ func TestNextWriterMessageLimit(t *testing.T) {
 			t.Fatalf("Close: %v", err)
 		}
 		// The message was dropped whole; the connection goes on.
-		w, _ = c.NextWriter(frame.OpBinary)
+		w, _ = c.NextWriter(context.Background(), frame.OpBinary)
 		w.Write(make([]byte, 100)) // exactly the limit
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
@@ -149,7 +149,7 @@ func TestNextWriterMessageLimit(t *testing.T) {
 	})
 	t.Run("fragments sent", func(t *testing.T) {
 		c, p := rawPair(t, Client, &Options{MaxMessageLen: 100, MaxPayloadLen: 32})
-		w, _ := c.NextWriter(frame.OpText)
+		w, _ := c.NextWriter(context.Background(), frame.OpText)
 		io.WriteString(w, strings.Repeat("a", 32)+strings.Repeat("b", 32)) // a fragment goes out
 		if n, err := w.Write([]byte(strings.Repeat("c", 40))); n != 0 || err != ErrMessageTooLarge {
 			t.Fatalf("Write past the limit: %d %v", n, err)
@@ -161,13 +161,13 @@ func TestNextWriterMessageLimit(t *testing.T) {
 		if code := p.expectClose(); code != frame.CloseInternalError {
 			t.Fatalf("close %d after the fragment, want 1011", code)
 		}
-		if _, err := c.WriteMessage(frame.OpText, []byte("late")); err != ErrClosed {
+		if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte("late")); err != ErrClosed {
 			t.Fatalf("send after the cut: %v", err)
 		}
 	})
 	t.Run("ReadFrom", func(t *testing.T) {
 		c, p := rawPair(t, Server, &Options{MaxMessageLen: 100})
-		w, _ := c.NextWriter(frame.OpBinary)
+		w, _ := c.NextWriter(context.Background(), frame.OpBinary)
 		// io.LimitedReader has no WriteTo, so io.Copy uses the writer's ReadFrom.
 		n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader(make([]byte, 150)), N: 150})
 		if n > 100 || err != ErrMessageTooLarge {
@@ -176,7 +176,7 @@ func TestNextWriterMessageLimit(t *testing.T) {
 		if err := w.Close(); err != ErrMessageTooLarge {
 			t.Fatalf("Close: %v", err)
 		}
-		w, _ = c.NextWriter(frame.OpBinary)
+		w, _ = c.NextWriter(context.Background(), frame.OpBinary)
 		if n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader(make([]byte, 100)), N: 100}); n != 100 || err != nil {
 			t.Fatalf("io.Copy of 100: %d %v", n, err)
 		}
@@ -206,10 +206,10 @@ func TestCompressedMessageLimit(t *testing.T) {
 		}
 	}
 	zeros := make([]byte, 1001) // a few bytes compressed
-	if n, err := c.WriteMessage(frame.OpBinary, zeros); n != 0 || err != ErrMessageTooLarge {
+	if n, err := c.WriteMessage(context.Background(), frame.OpBinary, zeros); n != 0 || err != ErrMessageTooLarge {
 		t.Fatalf("WriteMessage of 1001 zeros: %d %v", n, err)
 	}
-	w, _ := c.NextWriter(frame.OpBinary)
+	w, _ := c.NextWriter(context.Background(), frame.OpBinary)
 	w.Write(zeros[:600])
 	if _, err := w.Write(zeros[:401]); err != ErrMessageTooLarge {
 		t.Fatalf("Write past the limit: %v", err)
@@ -220,7 +220,7 @@ func TestCompressedMessageLimit(t *testing.T) {
 	// Nothing of either went out, and the compressor forgot them: the next message inflates
 	// with the peer's window as it is.
 	msg := append(make([]byte, 500), "fits"...) // zeros the compressor could refer back to
-	go c.WriteMessage(frame.OpBinary, msg)
+	go c.WriteMessage(context.Background(), frame.OpBinary, msg)
 	expect(msg)
 
 	// Once compressed fragments have gone out, the message is cut short by a close.
@@ -251,7 +251,7 @@ func TestCompressedMessageLimit(t *testing.T) {
 			}
 		}
 	}()
-	w, _ = c.NextWriter(frame.OpBinary)
+	w, _ = c.NextWriter(context.Background(), frame.OpBinary)
 	w.Write(testData(1, 150<<10, 1)) // incompressible, more than the compressor holds back
 	if _, err := w.Write(make([]byte, 60<<10)); err != ErrMessageTooLarge {
 		t.Fatalf("Write past the limit: %v", err)

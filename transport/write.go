@@ -1,7 +1,9 @@
 package transport
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -28,6 +30,10 @@ import (
 // time; WriteMessage and NextWriter fragment safely under concurrency. SendFrame never
 // compresses: with permessage-deflate its messages go out uncompressed, as RFC 7692 allows
 // any message to.
+//
+// The Send methods keep the seed's signatures, without a context: Options.WriteTimeout bounds
+// them (a stall, see there), and CloseNow interrupts them. WriteMessage and NextWriter take a
+// context.
 func (c *Conn) SendFrame(fin bool, op frame.Opcode, payload []byte) (int, error) {
 	switch {
 	case op.IsControl():
@@ -133,7 +139,7 @@ func (c *Conn) ended() error {
 	if err := c.writeErr(); err != nil {
 		return err
 	}
-	if c.is(closeSent | closed) {
+	if c.is(closeSent | closed | writeCut) {
 		return ErrClosed
 	}
 	return nil
@@ -291,7 +297,7 @@ func (c *Conn) writeRest(p []byte, n int, err error) (int, error) {
 // ran under a deadline resume set. Only a timeout is resumed: any other error leaves the
 // stream broken. c.wmu is held.
 func (c *Conn) resume(err error, n int, fresh bool) bool {
-	if c.cfg.writeTimeout <= 0 || (n == 0 && fresh) || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if c.cfg.writeTimeout <= 0 || (n == 0 && fresh) || !errors.Is(err, os.ErrDeadlineExceeded) || c.is(writeCut) {
 		return false
 	}
 	dl := c.deadlines()
@@ -300,6 +306,53 @@ func (c *Conn) resume(err error, n int, fresh bool) bool {
 	}
 	c.wdl = monotonic() + c.cfg.writeTimeout
 	return dl.SetWriteDeadline(time.Now().Add(c.cfg.writeTimeout)) == nil
+}
+
+// Contexts on message writes. A context that is done before a write begins refuses it, and
+// nothing is written. Once the write has begun, a frame cannot be taken back half-sent, so a
+// context that ends cuts the write and ends the connection: watchWrite's callback sets the
+// writeCut bit, which stops every write from going on (ended, resume) or moving the write
+// deadline (refreshWriteDeadline), and sets the write deadline in the past, which interrupts a
+// write blocked on the stream at once; then it closes the stream as a failed write does.
+
+// aLongTimeAgo is a deadline in the past, to interrupt a blocked write at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// watchWrite arms ctx over a message write that begins now: once ctx is done, the write is
+// cut and the connection ends. stop disarms it and reports whether ctx cut the write (the
+// connection is then closed once stop returns). A context that cannot end costs nothing.
+func (c *Conn) watchWrite(ctx context.Context) (stop func() bool) {
+	if ctx.Done() == nil {
+		return noCut
+	}
+	after := context.AfterFunc(ctx, c.cutWrite)
+	return func() bool {
+		if after() {
+			return false
+		}
+		c.cutWrite() // the callback may still be on its way: the end is not left to it
+		return true
+	}
+}
+
+func noCut() bool { return false }
+
+// cutWrite ends the connection for a write whose context has ended.
+func (c *Conn) cutWrite() {
+	c.set(writeCut)
+	if dl := c.deadlines(); dl != nil {
+		dl.SetWriteDeadline(aLongTimeAgo)
+	} else {
+		c.closeStream() // the only way to interrupt a write to this stream
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.writeFailed(ErrClosed)
+}
+
+// cutError is the error of a write that ctx cut: it matches ctx's error and ErrClosed.
+func cutError(ctx context.Context) error {
+	return fmt.Errorf("%w: write cut short by its context: %w", ErrClosed, ctx.Err())
 }
 
 // vecWriter writes a pending batch, a header and a payload with one writev, without copying
@@ -333,8 +386,8 @@ func (c *Conn) writeFailed(err error) error {
 	x := c.rare()
 	if x.werr == nil {
 		x.werr = err
-		if c.streamClosed() {
-			x.werr = ErrClosed
+		if c.is(closed | writeCut) {
+			x.werr = ErrClosed // this side ended it: later writes say so
 		}
 	}
 	c.closeStream()
@@ -345,8 +398,8 @@ func (c *Conn) writeFailed(err error) error {
 // WriteTimeout is left, so most writes make no deadline call at all; resume makes up for a
 // write that times out under a deadline set before it.
 func (c *Conn) refreshWriteDeadline() {
-	if c.cfg.writeTimeout <= 0 {
-		return
+	if c.cfg.writeTimeout <= 0 || c.is(writeCut) {
+		return // after a cut, the deadline stays in the past
 	}
 	// A monotonic clock read is cheaper than time.Now.
 	now := monotonic()

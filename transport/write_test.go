@@ -26,9 +26,9 @@ func TestRoundTrip(t *testing.T) {
 			go func() {
 				client.SendText([]byte("héllo"))
 				client.SendBinary([]byte{0, 1, 2})
-				client.WriteMessage(frame.OpBinary, big) // 3 fragments of at most 1000
+				client.WriteMessage(context.Background(), frame.OpBinary, big) // 3 fragments of at most 1000
 				client.SendPing([]byte("p"))
-				w, _ := client.NextWriter(frame.OpText)
+				w, _ := client.NextWriter(context.Background(), frame.OpText)
 				io.WriteString(w, "stream")
 				io.WriteString(w, "ed")
 				w.Close()
@@ -99,7 +99,7 @@ func TestConcurrentSends(t *testing.T) {
 				if i%2 == 0 {
 					_, err = client.SendBinary(p[:n])
 				} else {
-					_, err = client.WriteMessage(frame.OpBinary, p[:n])
+					_, err = client.WriteMessage(context.Background(), frame.OpBinary, p[:n])
 				}
 				if err != nil {
 					t.Error(err)
@@ -138,7 +138,9 @@ func TestSendRefusals(t *testing.T) {
 		{"binary over limit", func() (int, error) { return c.SendBinary(make([]byte, 11)) }, ErrPayloadTooLarge},
 		{"frame over limit", func() (int, error) { return c.SendFrame(false, frame.OpBinary, make([]byte, 11)) }, ErrPayloadTooLarge},
 		{"invalid text", func() (int, error) { return c.SendText([]byte{0xff}) }, ErrInvalidUTF8},
-		{"invalid text message", func() (int, error) { return c.WriteMessage(frame.OpText, []byte{0xed, 0xa0, 0x80}) }, ErrInvalidUTF8},
+		{"invalid text message", func() (int, error) {
+			return c.WriteMessage(context.Background(), frame.OpText, []byte{0xed, 0xa0, 0x80})
+		}, ErrInvalidUTF8},
 		{"ping of 126", func() (int, error) { return c.SendPing(make([]byte, 126)) }, ErrControlPayload},
 		{"fragmented pong", func() (int, error) { return c.SendFrame(false, frame.OpPong, nil) }, ErrControlFragmented},
 		{"close 1005 raw", func() (int, error) { return c.SendFrame(true, frame.OpClose, []byte{0x03, 0xed}) }, ErrCloseCode},
@@ -150,7 +152,7 @@ func TestSendRefusals(t *testing.T) {
 		{"close reason not UTF-8", func() (int, error) { return c.SendClose(frame.CloseNormal, "\xff") }, ErrCloseReason},
 		{"reserved opcode", func() (int, error) { return c.SendFrame(true, 3, nil) }, ErrOpcode},
 		{"continuation first", func() (int, error) { return c.SendFrame(true, frame.OpContinuation, nil) }, ErrFragmentOrder},
-		{"message opcode", func() (int, error) { return c.WriteMessage(frame.OpPing, nil) }, ErrOpcode},
+		{"message opcode", func() (int, error) { return c.WriteMessage(context.Background(), frame.OpPing, nil) }, ErrOpcode},
 	}
 	for _, tt := range tests {
 		n, err := tt.send()
@@ -164,7 +166,7 @@ func TestSendRefusals(t *testing.T) {
 			t.Errorf("%s: %#v carries close code %d; want a *UsageError and none", tt.name, err, CloseStatus(err))
 		}
 	}
-	if _, err := c.NextWriter(frame.OpClose); err != ErrOpcode {
+	if _, err := c.NextWriter(context.Background(), frame.OpClose); err != ErrOpcode {
 		t.Errorf("NextWriter(close): %v", err)
 	}
 	// Nothing of the above reached the wire: the first frame the peer sees is this one.
@@ -196,7 +198,7 @@ func TestSendRefusals(t *testing.T) {
 		"text":  func() (int, error) { return c.SendText([]byte("x")) },
 		"ping":  func() (int, error) { return c.SendPing(nil) },
 		"close": func() (int, error) { return c.SendClose(frame.CloseNormal, "") },
-		"msg":   func() (int, error) { return c.WriteMessage(frame.OpBinary, nil) },
+		"msg":   func() (int, error) { return c.WriteMessage(context.Background(), frame.OpBinary, nil) },
 	} {
 		if _, err := send(); err != ErrClosed {
 			t.Errorf("%s after close: %v", name, err)
@@ -240,7 +242,7 @@ func TestClientMasksEveryFrame(t *testing.T) {
 func TestNextWriterFragments(t *testing.T) {
 	client, server := connPair(t, false, &Options{WriteBufferSize: 64, MaxPayloadLen: 32})
 	go func() {
-		w, err := client.NextWriter(frame.OpText)
+		w, err := client.NextWriter(context.Background(), frame.OpText)
 		if err != nil {
 			t.Error(err)
 			return
@@ -358,12 +360,12 @@ func TestBufferedBytesReadFirst(t *testing.T) {
 
 func TestStaleMessageWriter(t *testing.T) {
 	client, server := connPair(t, false, nil)
-	w1, _ := client.NextWriter(frame.OpText)
+	w1, _ := client.NextWriter(context.Background(), frame.OpText)
 	io.WriteString(w1, "one")
 	if err := w1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	w2, _ := client.NextWriter(frame.OpText)
+	w2, _ := client.NextWriter(context.Background(), frame.OpText)
 	io.WriteString(w2, "tw")
 	// A handle kept past its Close neither writes into nor ends the next message.
 	if _, err := w1.Write([]byte("x")); err != ErrClosed {
@@ -389,12 +391,12 @@ func TestMessageWriterReadFrom(t *testing.T) {
 	src := bytes.Repeat([]byte("streamed κόσμε "), 2000)
 	// io.LimitedReader has no WriteTo, so io.Copy uses the writer's ReadFrom.
 	go func() {
-		w, _ := client.NextWriter(frame.OpText)
+		w, _ := client.NextWriter(context.Background(), frame.OpText)
 		if n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader(src), N: 1 << 30}); err != nil || n != int64(len(src)) {
 			t.Errorf("io.Copy = %d, %v", n, err)
 		}
 		w.Close()
-		w, _ = client.NextWriter(frame.OpText)
+		w, _ = client.NextWriter(context.Background(), frame.OpText)
 		if n, err := io.Copy(w, &io.LimitedReader{R: bytes.NewReader([]byte("ok\xffno")), N: 5}); n != 2 || err != ErrInvalidUTF8 {
 			t.Errorf("invalid text: %d, %v", n, err)
 		}
@@ -414,7 +416,7 @@ func TestMessageWriterReadFrom(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		r.Reset(src[:100])
 		lr.N = 100
-		w, _ := client.NextWriter(frame.OpBinary)
+		w, _ := client.NextWriter(context.Background(), frame.OpBinary)
 		io.Copy(w, lr)
 		w.Close()
 		server.ReadMessage(context.Background(), msg[:0])
@@ -436,7 +438,7 @@ func BenchmarkWriteMessage(b *testing.B) {
 				b.SetBytes(int64(s.n))
 				b.ReportAllocs()
 				for b.Loop() {
-					if _, err := c.WriteMessage(frame.OpBinary, p); err != nil {
+					if _, err := c.WriteMessage(context.Background(), frame.OpBinary, p); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -472,7 +474,7 @@ func TestFailedSendCounts(t *testing.T) {
 			"SendPing":      func() (int, error) { return c.SendPing([]byte("hello")) },
 			"SendFrame":     func() (int, error) { return c.SendFrame(true, frame.OpText, []byte("hello")) },
 			"SendClose":     func() (int, error) { return c.SendClose(frame.CloseNormal, "hello") },
-			"WriteMessage":  func() (int, error) { return c.WriteMessage(frame.OpText, []byte("hello")) },
+			"WriteMessage":  func() (int, error) { return c.WriteMessage(context.Background(), frame.OpText, []byte("hello")) },
 			"WritePrepared": func() (int, error) { return c.WritePrepared(prep) },
 		}
 	}
@@ -605,5 +607,145 @@ func TestWriteTimeoutCutsStall(t *testing.T) {
 	}
 	if d := cut.Sub(stop); d < time.Second || d > 10*time.Second {
 		t.Fatalf("the write was cut %v after the peer stopped reading; want about 2 s", d)
+	}
+}
+
+// stalledPair returns a server Conn and the raw peer facing it over TCP with small socket
+// buffers, so that a large write blocks as soon as the peer stops reading.
+func stalledPair(t *testing.T, compress bool) (*Conn, *peer) {
+	t.Helper()
+	a, b := tcpPair(t)
+	a.(*net.TCPConn).SetWriteBuffer(4096)
+	b.(*net.TCPConn).SetReadBuffer(4096)
+	opts := &Options{MaxMessageLen: -1, CloseTimeout: time.Second}
+	var setup Setup
+	if compress {
+		opts.Compression = &CompressionOptions{Threshold: -1}
+		setup.Deflate = DeflateParams{Enabled: true, NoContextTakeover: true, PeerNoContextTakeover: true}
+	}
+	return NewConn(a, Server, setup, opts), &peer{t: t, nc: b}
+}
+
+// writeWith writes msg as one message, with WriteMessage or through NextWriter in 64 KiB
+// writes, and returns the error of the call that failed, if any.
+func writeWith(ctx context.Context, c *Conn, stream bool, msg []byte) error {
+	if !stream {
+		_, err := c.WriteMessage(ctx, frame.OpBinary, msg)
+		return err
+	}
+	w, err := c.NextWriter(ctx, frame.OpBinary)
+	if err != nil {
+		return err
+	}
+	for len(msg) > 0 {
+		n := min(len(msg), 1<<16)
+		if _, err := w.Write(msg[:n]); err != nil {
+			w.Close()
+			return err
+		}
+		msg = msg[n:]
+	}
+	return w.Close()
+}
+
+func TestWriteContext(t *testing.T) {
+	big := testData(1, 16<<20, 1) // far more than the socket buffers hold
+	tests := []struct {
+		name     string
+		stream   bool // NextWriter instead of WriteMessage
+		compress bool
+		cancel   bool // cancel the context instead of letting its deadline pass
+	}{
+		{name: "WriteMessage, deadline"},
+		{name: "WriteMessage, cancelled", cancel: true},
+		{name: "WriteMessage compressed, deadline", compress: true},
+		{name: "NextWriter, deadline", stream: true},
+		{name: "NextWriter, cancelled", stream: true, cancel: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name+", done before", func(t *testing.T) {
+			checkGoroutines(t)
+			c, p := stalledPair(t, tt.compress)
+			defer c.CloseNow()
+			ctx, cancel := context.WithTimeout(t.Context(), time.Nanosecond)
+			defer cancel()
+			if tt.cancel {
+				cancel()
+			}
+			<-ctx.Done()
+			if err := writeWith(ctx, c, tt.stream, []byte("never sent")); !errors.Is(err, ctx.Err()) || errors.Is(err, ErrClosed) {
+				t.Fatalf("write with a done context: %v, want %v alone", err, ctx.Err())
+			}
+			// Nothing was written, and the Conn goes on: the peer's first message is the next one.
+			if err := writeWith(t.Context(), c, tt.stream, []byte("sent")); err != nil {
+				t.Fatal(err)
+			}
+			f, err := p.read()
+			if err != nil || f.Opcode != frame.OpBinary || f.Rsv1 != tt.compress || f.Rsv1 == false && string(f.Payload) != "sent" {
+				t.Fatalf("peer got %v %q, %v; want the second message only", f.Opcode, f.Payload, err)
+			}
+		})
+		t.Run(tt.name+", mid-write", func(t *testing.T) {
+			checkGoroutines(t)
+			c, p := stalledPair(t, tt.compress)
+			defer c.CloseNow()
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			want := context.DeadlineExceeded
+			if tt.cancel {
+				ctx, cancel = context.WithCancel(t.Context())
+				time.AfterFunc(100*time.Millisecond, cancel)
+				want = context.Canceled
+			}
+			start := time.Now()
+			err := writeWith(ctx, c, tt.stream, big) // the peer reads nothing
+			if took := time.Since(start); took > 5*time.Second {
+				t.Fatalf("write returned after %v", took)
+			}
+			if !errors.Is(err, want) || !errors.Is(err, ErrClosed) {
+				t.Fatalf("write: %v, want an error matching %v and ErrClosed", err, want)
+			}
+			select {
+			case <-c.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("stream still open 5 s after the write was cut")
+			}
+			if _, err := c.SendText([]byte("late")); err != ErrClosed {
+				t.Fatalf("SendText after the cut: %v, want ErrClosed", err)
+			}
+			p.nc.Close()
+		})
+	}
+}
+
+// A context that ends after its write has returned changes nothing.
+func TestWriteContextAfterWrite(t *testing.T) {
+	checkGoroutines(t)
+	client, server := connPair(t, false, &Options{MaxMessageLen: -1})
+	defer client.CloseNow()
+	defer server.CloseNow()
+	msg := testData(1, 1<<20, 2)
+	got := make(chan []byte, 2)
+	go func() {
+		for range 2 {
+			_, b, _ := server.ReadMessage(context.Background(), nil)
+			got <- b
+		}
+	}()
+	for _, stream := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(t.Context())
+		if err := writeWith(ctx, client, stream, msg); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		select {
+		case b := <-got:
+			mustEqual(t, b, msg)
+		case <-time.After(5 * time.Second):
+			t.Fatal("message not received")
+		}
+	}
+	if _, err := client.SendText([]byte("still open")); err != nil {
+		t.Fatalf("SendText after the contexts ended: %v", err)
 	}
 }

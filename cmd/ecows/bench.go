@@ -299,7 +299,7 @@ func (w *benchWorker) write(halt <-chan struct{}, sem chan struct{}) error {
 		}
 		binary.LittleEndian.PutUint64(buf, seq)
 		binary.LittleEndian.PutUint64(buf[8:], uint64(time.Since(w.start)))
-		if _, err := w.c.WriteMessage(frame.OpBinary, buf); err != nil {
+		if _, err := w.c.WriteMessage(context.Background(), frame.OpBinary, buf); err != nil {
 			return fmt.Errorf("sending: %w", err)
 		}
 	}

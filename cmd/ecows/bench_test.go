@@ -83,7 +83,7 @@ func TestBenchNotAnEchoServer(t *testing.T) {
 			if _, _, err := c.ReadMessage(context.Background(), nil); err != nil {
 				return
 			}
-			c.WriteMessage(frame.OpText, []byte("thanks"))
+			c.WriteMessage(context.Background(), frame.OpText, []byte("thanks"))
 		}
 	}))
 	defer srv.Close()

@@ -107,7 +107,7 @@ func TestServeCompressedEcho(t *testing.T) {
 		t.Fatalf("extensions %q", c.Extensions())
 	}
 	msg := strings.Repeat("echo compressed ", 200)
-	if _, err := c.WriteMessage(frame.OpText, []byte(msg)); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
 	f, err := c.RecvFrame(5 * time.Second)

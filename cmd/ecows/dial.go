@@ -166,7 +166,7 @@ func command(c *transport.Conn, w *lineWriter, line string) (code frame.CloseCod
 		w.printf("! unknown command %s (commands: /ping [data], /close [code] [reason]; //text sends /text)", name)
 		return 0, "", false
 	}
-	if _, err := c.WriteMessage(frame.OpText, []byte(line)); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(line)); err != nil {
 		w.printf("! not sent: %v", err)
 	}
 	return 0, "", false

@@ -107,7 +107,7 @@ func TestBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.CloseNow()
-	c.WriteMessage(frame.OpText, []byte("through the binary"))
+	c.WriteMessage(context.Background(), frame.OpText, []byte("through the binary"))
 	if op, msg, err := c.ReadMessage(dctx, nil); err != nil || op != frame.OpText || string(msg) != "through the binary" {
 		t.Fatalf("%v %q %v", op, msg, err)
 	}

@@ -150,7 +150,7 @@ func echoHandler(cfg serveConfig) middleware.ConnHandler {
 		}
 		var err error
 		if f.Fin && f.Opcode != frame.OpContinuation && deflateNegotiated(c.Extensions()) {
-			_, err = c.WriteMessage(f.Opcode, f.Payload)
+			_, err = c.WriteMessage(context.Background(), f.Opcode, f.Payload)
 		} else {
 			_, err = c.SendFrame(f.Fin, f.Opcode, f.Payload)
 		}

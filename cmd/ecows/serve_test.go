@@ -143,11 +143,11 @@ func TestServeEchoesMessages(t *testing.T) {
 	s := startServe(t, serveConfig{})
 	c := dialTest(t, s)
 
-	c.WriteMessage(frame.OpText, []byte("hello"))
+	c.WriteMessage(context.Background(), frame.OpText, []byte("hello"))
 	if op, msg := readMessage(t, c); op != frame.OpText || msg != "hello" {
 		t.Fatalf("got %v %q", op, msg)
 	}
-	c.WriteMessage(frame.OpBinary, []byte{1, 2, 3})
+	c.WriteMessage(context.Background(), frame.OpBinary, []byte{1, 2, 3})
 	if op, msg := readMessage(t, c); op != frame.OpBinary || msg != "\x01\x02\x03" {
 		t.Fatalf("got %v %q", op, msg)
 	}
@@ -181,7 +181,7 @@ func TestServeEchoesMessages(t *testing.T) {
 	}
 	// A large message, over the library's default frame size, also comes back.
 	big := strings.Repeat("x", 200_000)
-	c.WriteMessage(frame.OpText, []byte(big))
+	c.WriteMessage(context.Background(), frame.OpText, []byte(big))
 	if _, msg := readMessage(t, c); msg != big {
 		t.Fatalf("got %d bytes back", len(msg))
 	}
@@ -200,11 +200,11 @@ func TestServeLimits(t *testing.T) {
 	checkGoroutines(t)
 	s := startServe(t, serveConfig{maxPayload: 10, rate: 2})
 	c := dialTest(t, s)
-	c.WriteMessage(frame.OpText, []byte("0123456789")) // at the cap: fine
+	c.WriteMessage(context.Background(), frame.OpText, []byte("0123456789")) // at the cap: fine
 	if _, msg := readMessage(t, c); msg != "0123456789" {
 		t.Fatalf("got %q", msg)
 	}
-	c.WriteMessage(frame.OpText, []byte("0123456789A"))
+	c.WriteMessage(context.Background(), frame.OpText, []byte("0123456789A"))
 	_, _, err := c.ReadMessage(context.Background(), nil)
 	if code := transport.CloseStatus(err); code != frame.CloseMessageTooBig {
 		t.Fatalf("over -max-payload: %v (code %d), want 1009", err, code)
@@ -212,7 +212,7 @@ func TestServeLimits(t *testing.T) {
 
 	c = dialTest(t, s)
 	for range 5 {
-		c.WriteMessage(frame.OpText, []byte("x"))
+		c.WriteMessage(context.Background(), frame.OpText, []byte("x"))
 	}
 	for {
 		if _, _, err = c.ReadMessage(context.Background(), nil); err != nil {
@@ -228,7 +228,7 @@ func TestServeShutdownSendsGoingAway(t *testing.T) {
 	checkGoroutines(t)
 	s := startServe(t, serveConfig{})
 	c := dialTest(t, s)
-	c.WriteMessage(frame.OpText, []byte("hi"))
+	c.WriteMessage(context.Background(), frame.OpText, []byte("hi"))
 	readMessage(t, c)
 
 	got := make(chan error, 1)

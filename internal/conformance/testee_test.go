@@ -43,7 +43,7 @@ func echo(ctx context.Context, c *transport.Conn) error {
 		if err != nil {
 			return err
 		}
-		if _, err := c.WriteMessage(op, msg); err != nil {
+		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 			return err
 		}
 		buf = msg

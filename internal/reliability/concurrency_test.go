@@ -67,14 +67,14 @@ func (s *scriptedStream) Close() error {
 func TestSendsAfterConnectionEndsMidMessage(t *testing.T) {
 	// laterSends are sends of whole messages and frames after the end.
 	laterSends := func(c *transport.Conn) map[string]error {
-		w, err := c.NextWriter(frame.OpText)
+		w, err := c.NextWriter(context.Background(), frame.OpText)
 		if err == nil {
 			_, err = w.Write([]byte("x"))
 			if cerr := w.Close(); err == nil {
 				err = cerr
 			}
 		}
-		_, e1 := c.WriteMessage(frame.OpText, []byte("after"))
+		_, e1 := c.WriteMessage(context.Background(), frame.OpText, []byte("after"))
 		_, e2 := c.SendText([]byte("after"))
 		_, e3 := c.SendBinary([]byte("after"))
 		_, e4 := c.SendFrame(true, frame.OpBinary, []byte("after"))
@@ -97,7 +97,7 @@ func TestSendsAfterConnectionEndsMidMessage(t *testing.T) {
 		s := &scriptedStream{in: bytes.NewReader(nil), failAt: 70000}
 		c := transport.NewConn(s, transport.Client, transport.Setup{}, nil)
 		// 100 KiB go out in two fragments of up to 65535 bytes; the second one fails.
-		if _, err := c.WriteMessage(frame.OpBinary, make([]byte, 100<<10)); !errors.Is(err, errBroken) {
+		if _, err := c.WriteMessage(context.Background(), frame.OpBinary, make([]byte, 100<<10)); !errors.Is(err, errBroken) {
 			t.Fatalf("WriteMessage: %v, want the stream's error", err)
 		}
 		check(t, laterSends(c), errBroken, transport.ErrClosed)
@@ -107,7 +107,7 @@ func TestSendsAfterConnectionEndsMidMessage(t *testing.T) {
 		closeFrame := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpClose}, []byte{0x03, 0xe8})
 		s := &scriptedStream{in: bytes.NewReader(closeFrame), failAt: -1}
 		c := transport.NewConn(s, transport.Client, transport.Setup{}, nil)
-		w, err := c.NextWriter(frame.OpBinary)
+		w, err := c.NextWriter(context.Background(), frame.OpBinary)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func TestNextWriterCloseReportsItsOwnMessage(t *testing.T) {
 	s := &scriptedStream{in: bytes.NewReader(nil), failAt: -1}
 	c := transport.NewConn(s, transport.Client, transport.Setup{}, nil)
 	for i := range 200 {
-		w, err := c.NextWriter(frame.OpText)
+		w, err := c.NextWriter(context.Background(), frame.OpText)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestNextWriterCloseReportsItsOwnMessage(t *testing.T) {
 		}
 		next := make(chan error, 1)
 		go func() {
-			nw, err := c.NextWriter(frame.OpBinary) // waits for the text message
+			nw, err := c.NextWriter(context.Background(), frame.OpBinary) // waits for the text message
 			if err == nil {
 				_, err = nw.Write([]byte("next"))
 				if cerr := nw.Close(); err == nil {

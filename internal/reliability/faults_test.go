@@ -243,7 +243,7 @@ func TestStoppedReaderTimesOut(t *testing.T) {
 		}()
 		defer func() { <-reading }()
 		for {
-			n, err := c.WriteMessage(frame.OpBinary, payload)
+			n, err := c.WriteMessage(context.Background(), frame.OpBinary, payload)
 			pushed.Add(int64(n))
 			if err != nil {
 				c.CloseNow()
@@ -316,7 +316,7 @@ func TestStoppedReaderTimesOut(t *testing.T) {
 
 // roundTrip sends msg and expects it back within 5 s.
 func roundTrip(c *transport.Conn, msg []byte) error {
-	if _, err := c.WriteMessage(frame.OpBinary, msg); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpBinary, msg); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -422,11 +422,11 @@ func TestCloseWhileSending(t *testing.T) {
 			text := []byte(strings.Repeat("ü", 500))
 			big := make([]byte, 100<<10) // fragmented at MaxPayloadLen
 			sends := []func() error{
-				func() error { _, err := c.WriteMessage(frame.OpText, text); return err },
+				func() error { _, err := c.WriteMessage(context.Background(), frame.OpText, text); return err },
 				func() error { _, err := c.SendBinary(text[:100]); return err },
-				func() error { _, err := c.WriteMessage(frame.OpBinary, big); return err },
+				func() error { _, err := c.WriteMessage(context.Background(), frame.OpBinary, big); return err },
 				func() error {
-					w, err := c.NextWriter(frame.OpBinary)
+					w, err := c.NextWriter(context.Background(), frame.OpBinary)
 					if err != nil {
 						return err
 					}
@@ -559,7 +559,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				if _, err := c.WriteMessage(frame.OpBinary, appendHex(msg[:17], seq, 16)); err != nil {
+				if _, err := c.WriteMessage(context.Background(), frame.OpBinary, appendHex(msg[:17], seq, 16)); err != nil {
 					return
 				}
 				acc.push.Store(seq + 1)
@@ -575,7 +575,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 				mu.Unlock()
 				go push(id)
 			}
-			if _, err := c.WriteMessage(frame.OpBinary, m); err != nil {
+			if _, err := c.WriteMessage(context.Background(), frame.OpBinary, m); err != nil {
 				if errors.Is(err, transport.ErrClosed) {
 					return nil // after our 1001: read on to the client's answer
 				}
@@ -618,7 +618,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 				case <-readDone:
 					return
 				}
-				if _, err := cl.c.WriteMessage(frame.OpBinary, appendHex(msg[:17], seq, 16)); err != nil {
+				if _, err := cl.c.WriteMessage(context.Background(), frame.OpBinary, appendHex(msg[:17], seq, 16)); err != nil {
 					return
 				}
 				cl.sent++

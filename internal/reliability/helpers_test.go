@@ -126,7 +126,7 @@ func echoFrames(interval, timeout time.Duration) middleware.ConnHandler {
 func echoMessages() middleware.ConnHandler {
 	return middleware.Messages[[]byte](middleware.Bytes{}, middleware.HandlerFunc[[]byte](
 		func(_ context.Context, c *transport.Conn, m []byte) error {
-			if _, err := c.WriteMessage(frame.OpBinary, m); err != nil && !errors.Is(err, transport.ErrClosed) {
+			if _, err := c.WriteMessage(context.Background(), frame.OpBinary, m); err != nil && !errors.Is(err, transport.ErrClosed) {
 				return err
 			}
 			return nil

@@ -462,11 +462,11 @@ func (lc *loadClient) send(e *expected, large bool) error {
 	lc.msg = m
 	lc.sent++
 	if !large || e.seq%3 != 0 {
-		_, err := lc.c.WriteMessage(e.op, m)
+		_, err := lc.c.WriteMessage(context.Background(), e.op, m)
 		return err
 	}
 	// In fragments: NextWriter sends a frame each time its buffer fills.
-	w, err := lc.c.NextWriter(e.op)
+	w, err := lc.c.NextWriter(context.Background(), e.op)
 	if err != nil {
 		return err
 	}

@@ -232,7 +232,7 @@ func memAct(spec *memClientSpec, conns []*memClientConn) error {
 		return memParallel(len(conns), func(i int) error {
 			c := conns[i].c
 			out := c.Stats().BytesOut
-			if _, err := c.WriteMessage(op, m); err != nil {
+			if _, err := c.WriteMessage(context.Background(), op, m); err != nil {
 				return err
 			}
 			if sent := c.Stats().BytesOut - out; spec.Compress && sent >= uint64(len(m)) {

@@ -439,7 +439,7 @@ func (tr *connTracker) waitFrames(t testing.TB, n int, within time.Duration) {
 
 // ack answers a message, so that the client knows the server has handled it.
 func ack(c *transport.Conn) error {
-	if _, err := c.WriteMessage(frame.OpText, []byte("ok")); err != nil && !errors.Is(err, transport.ErrClosed) {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte("ok")); err != nil && !errors.Is(err, transport.ErrClosed) {
 		return err
 	}
 	return nil
@@ -458,7 +458,7 @@ func memFrames(compressed *atomic.Int64) middleware.ConnHandler {
 		}
 		var err error
 		if f.Fin && f.Opcode != frame.OpContinuation {
-			_, err = c.WriteMessage(f.Opcode, f.Payload)
+			_, err = c.WriteMessage(context.Background(), f.Opcode, f.Payload)
 		} else {
 			_, err = c.SendFrame(f.Fin, f.Opcode, f.Payload)
 		}
@@ -474,7 +474,7 @@ func memFrames(compressed *atomic.Int64) middleware.ConnHandler {
 func memMessages(*atomic.Int64) middleware.ConnHandler {
 	return middleware.Messages[[]byte](middleware.Bytes{}, middleware.HandlerFunc[[]byte](
 		func(_ context.Context, c *transport.Conn, m []byte) error {
-			if _, err := c.WriteMessage(frame.OpText, m); err != nil && !errors.Is(err, transport.ErrClosed) {
+			if _, err := c.WriteMessage(context.Background(), frame.OpText, m); err != nil && !errors.Is(err, transport.ErrClosed) {
 				return err
 			}
 			return nil
