@@ -102,7 +102,7 @@ func ExampleRooms() {
 	for h.Count("go") < 2 {
 		time.Sleep(time.Millisecond) // both handlers have joined
 	}
-	ann.WriteMessage(frame.OpText, []byte("hello"))
+	ann.WriteMessage(context.Background(), frame.OpText, []byte("hello"))
 	fmt.Println(read(bob))
 	// Output: go: hello
 }

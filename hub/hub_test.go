@@ -140,7 +140,7 @@ func TestFragmentedWrites(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 
-	w, err := server.NextWriter(frame.OpText)
+	w, err := server.NextWriter(context.Background(), frame.OpText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +318,7 @@ func TestRouter(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	ann.WriteMessage(frame.OpText, []byte("hi gophers"))
+	ann.WriteMessage(context.Background(), frame.OpText, []byte("hi gophers"))
 	if got := recv(t, bob); got != "hi gophers" {
 		t.Fatalf("bob got %q", got)
 	}

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -41,7 +42,7 @@ func (h *Hub) writeQueued(m *member) (n int, ok bool) {
 func writeMessage(c *transport.Conn, p *transport.Prepared) error {
 	_, err := c.WritePrepared(p)
 	if err == transport.ErrPayloadTooLarge {
-		_, err = c.WriteMessage(p.Opcode(), p.Payload())
+		_, err = c.WriteMessage(context.Background(), p.Opcode(), p.Payload())
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"encoding/json"
 
 	"github.com/ecows/ecows/frame"
@@ -64,6 +65,6 @@ func Send[M any](c *transport.Conn, codec Codec[M], m M) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.WriteMessage(op, b)
+	_, err = c.WriteMessage(context.Background(), op, b)
 	return err
 }

@@ -22,10 +22,10 @@ func ExampleMessages() {
 		middleware.RateLimit[sum](middleware.RateLimitOptions{Rate: 100, Burst: 10}))
 
 	client, done := loopback(h)
-	client.WriteMessage(frame.OpText, []byte(`{"A":2,"B":3}`))
+	client.WriteMessage(context.Background(), frame.OpText, []byte(`{"A":2,"B":3}`))
 	_, reply, _ := client.ReadMessage(context.Background(), nil)
 	fmt.Println(string(reply))
-	client.WriteMessage(frame.OpText, []byte(`{"A":`))
+	client.WriteMessage(context.Background(), frame.OpText, []byte(`{"A":`))
 	_, _, err := client.ReadMessage(context.Background(), nil)
 	fmt.Println(err)
 	fmt.Println(<-done)
@@ -60,7 +60,7 @@ func ExampleMiddleware() {
 	}
 	client, done := loopback(middleware.Messages(middleware.Text{}, middleware.HandlerFunc[string](echo), count))
 	for _, s := range []string{"hello", "world"} {
-		client.WriteMessage(frame.OpText, []byte(s))
+		client.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		_, reply, _ := client.ReadMessage(context.Background(), nil)
 		fmt.Println(string(reply))
 	}

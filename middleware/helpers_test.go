@@ -198,7 +198,7 @@ var echo = HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f
 
 // echoText is a message handler that sends each message back.
 var echoText = HandlerFunc[string](func(_ context.Context, c *transport.Conn, s string) error {
-	_, err := c.WriteMessage(frame.OpText, []byte(s))
+	_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
 	return err
 })
 

@@ -335,15 +335,24 @@ func TestIdleAfterLargeMessage(t *testing.T) {
 	bigFrames := &transport.Options{CloseTimeout: time.Second, MaxPayloadLen: 2 << 20}
 	textMsg := func(n int) func(*transport.Conn) error {
 		msg := []byte(strings.Repeat("a", n))
-		return func(c *transport.Conn) error { _, err := c.WriteMessage(frame.OpText, msg); return err }
+		return func(c *transport.Conn) error {
+			_, err := c.WriteMessage(context.Background(), frame.OpText, msg)
+			return err
+		}
 	}
 	jsonString := func(n int) func(*transport.Conn) error {
 		msg := []byte(`"` + strings.Repeat("a", n-2) + `"`)
-		return func(c *transport.Conn) error { _, err := c.WriteMessage(frame.OpText, msg); return err }
+		return func(c *transport.Conn) error {
+			_, err := c.WriteMessage(context.Background(), frame.OpText, msg)
+			return err
+		}
 	}
 	binaryMsg := func(n int) func(*transport.Conn) error {
 		msg := make([]byte, n)
-		return func(c *transport.Conn) error { _, err := c.WriteMessage(frame.OpBinary, msg); return err }
+		return func(c *transport.Conn) error {
+			_, err := c.WriteMessage(context.Background(), frame.OpBinary, msg)
+			return err
+		}
 	}
 	oneFrame := func(n int) func(*transport.Conn) error {
 		msg := make([]byte, n)

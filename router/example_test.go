@@ -41,7 +41,7 @@ func Example() {
 		return
 	}
 	defer c.Close(frame.CloseNormal, "")
-	c.WriteMessage(frame.OpText, []byte(`{"user":"ann"}`))
+	c.WriteMessage(context.Background(), frame.OpText, []byte(`{"user":"ann"}`))
 	_, msg, _ := c.ReadMessage(context.Background(), nil)
 	fmt.Println(string(msg))
 	// Output: {"Room":"go","Text":"hi ann"}

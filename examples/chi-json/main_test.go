@@ -97,7 +97,7 @@ func TestChatRefusesBadJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.WriteMessage(frame.OpText, []byte("{not json"))
+	c.WriteMessage(context.Background(), frame.OpText, []byte("{not json"))
 	_, _, err = c.ReadMessage(context.Background(), nil)
 	if code := transport.CloseStatus(err); code != frame.CloseInvalidPayload {
 		t.Fatalf("got %v, want a 1007 close", err)

@@ -31,7 +31,7 @@ func serve(c *transport.Conn) {
 		if err != nil {
 			return // the peer closed, or the Conn has sent the close code the error carries
 		}
-		if _, err := c.WriteMessage(op, msg); err != nil {
+		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 			return
 		}
 		buf = msg // reuse the buffer: no allocation per message

@@ -29,7 +29,7 @@ func TestEcho(t *testing.T) {
 		op   frame.Opcode
 		data string
 	}{{frame.OpText, "hello"}, {frame.OpBinary, "\x00\x01\x02"}, {frame.OpText, strings.Repeat("big ", 50_000)}} {
-		if _, err := c.WriteMessage(m.op, []byte(m.data)); err != nil {
+		if _, err := c.WriteMessage(context.Background(), m.op, []byte(m.data)); err != nil {
 			t.Fatal(err)
 		}
 		op, got, err := c.ReadMessage(ctx, nil)

@@ -100,7 +100,7 @@ func runCase(ctx context.Context, u string) error {
 		if err != nil {
 			return ended(err)
 		}
-		if _, err := c.WriteMessage(op, msg); err != nil {
+		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 			return err
 		}
 		buf = msg

@@ -29,7 +29,7 @@ func (s *fakeSuite) handler() http.Handler {
 			return
 		}
 		defer c.CloseNow()
-		c.WriteMessage(frame.OpText, []byte("2"))
+		c.WriteMessage(context.Background(), frame.OpText, []byte("2"))
 		c.Close(frame.CloseNormal, "")
 	})
 	mux.HandleFunc("/runCase", func(w http.ResponseWriter, r *http.Request) {
@@ -41,7 +41,7 @@ func (s *fakeSuite) handler() http.Handler {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		result := "ok"
-		c.WriteMessage(frame.OpText, []byte("case "+r.URL.Query().Get("case")))
+		c.WriteMessage(context.Background(), frame.OpText, []byte("case "+r.URL.Query().Get("case")))
 		c.SendFrame(false, frame.OpBinary, []byte{1, 2})
 		c.SendPing([]byte("ping"))
 		c.SendFrame(true, frame.OpContinuation, []byte{3})

@@ -44,7 +44,7 @@ func echo(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		if _, err := c.WriteMessage(op, msg); err != nil {
+		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 			return
 		}
 		buf = msg

@@ -46,7 +46,7 @@ func TestEchoesMessages(t *testing.T) {
 		op   frame.Opcode
 		data string
 	}{{frame.OpText, "hello"}, {frame.OpBinary, "\x00\xff"}, {frame.OpText, ""}, {frame.OpText, big}} {
-		c.WriteMessage(m.op, []byte(m.data))
+		c.WriteMessage(context.Background(), m.op, []byte(m.data))
 		op, got, err := c.ReadMessage(ctx, nil)
 		if err != nil || op != m.op || string(got) != m.data {
 			t.Fatalf("sent %v of %d bytes, got %v of %d bytes, %v", m.op, len(m.data), op, len(got), err)

@@ -72,7 +72,7 @@ func next(t *testing.T, c *transport.Conn, typ, user string) Out {
 
 func say(t *testing.T, c *transport.Conn, text string) {
 	t.Helper()
-	if _, err := c.WriteMessage(frame.OpText, []byte(`{"text":`+jsonQuote(text)+`}`)); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(`{"text":`+jsonQuote(text)+`}`)); err != nil {
 		t.Fatal(err)
 	}
 }
