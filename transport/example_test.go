@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -134,4 +135,43 @@ func ExampleConn_NextWriter() {
 	<-done
 	// Output:
 	// 90000 <nil>
+}
+
+// JSON both ways over a plain Conn.
+func ExampleWriteJSON() {
+	client, server := pair(nil)
+	defer client.CloseNow()
+	defer server.CloseNow()
+	ctx := context.Background()
+
+	type Greeting struct {
+		From string `json:"from"`
+		Text string `json:"text"`
+	}
+	transport.WriteJSON(ctx, client, Greeting{From: "ann", Text: "hello"})
+	var g Greeting
+	err := transport.ReadJSON(ctx, server, &g)
+	fmt.Printf("%+v %v\n", g, err)
+	// Output:
+	// {From:ann Text:hello} <nil>
+}
+
+// A binary message, or text that is not the JSON expected, is a *JSONError; the Conn goes on.
+func ExampleReadJSON() {
+	client, server := pair(nil)
+	defer client.CloseNow()
+	defer server.CloseNow()
+	ctx := context.Background()
+
+	client.WriteMessage(ctx, frame.OpText, []byte(`{"n": "one"}`))
+	client.WriteMessage(ctx, frame.OpText, []byte(`{"n": 1}`))
+	var v struct{ N int }
+	err := transport.ReadJSON(ctx, server, &v)
+	var je *transport.JSONError
+	fmt.Println(errors.As(err, &je))
+	err = transport.ReadJSON(ctx, server, &v)
+	fmt.Println(v.N, err)
+	// Output:
+	// true
+	// 1 <nil>
 }

@@ -1,0 +1,116 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+)
+
+type jsonNote struct {
+	ID   int               `json:"id"`
+	Text string            `json:"text"`
+	Tags []string          `json:"tags,omitempty"`
+	Meta map[string]string `json:"meta,omitempty"`
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	checkGoroutines(t)
+	client, server := connPair(t, false, nil)
+	defer client.CloseNow()
+	defer server.CloseNow()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	notes := []jsonNote{
+		{ID: 1, Text: "hello"},
+		{ID: 2, Text: "κόσμε \"quoted\"\n", Tags: []string{"a", "b"}, Meta: map[string]string{"k": "v"}},
+		{},
+	}
+	for _, want := range notes {
+		// Client to server, and the server's answer back: both roles, both directions.
+		if err := WriteJSON(ctx, client, want); err != nil {
+			t.Fatal(err)
+		}
+		var got jsonNote
+		if err := ReadJSON(ctx, server, &got); err != nil {
+			t.Fatal(err)
+		}
+		got.ID++
+		if err := WriteJSON(ctx, server, got); err != nil {
+			t.Fatal(err)
+		}
+		var back jsonNote
+		if err := ReadJSON(ctx, client, &back); err != nil {
+			t.Fatal(err)
+		}
+		want.ID++
+		wb, _ := json.Marshal(want)
+		bb, _ := json.Marshal(back)
+		if string(wb) != string(bb) {
+			t.Fatalf("round trip: got %s, want %s", bb, wb)
+		}
+	}
+}
+
+func TestJSONErrors(t *testing.T) {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	tests := []struct {
+		name  string
+		op    frame.Opcode
+		msg   string
+		check func(err error) bool
+	}{
+		{"binary", frame.OpBinary, `{"id":1}`, func(err error) bool {
+			var je *JSONError
+			return errors.As(err, &je) && je.Opcode == frame.OpBinary && je.Err == nil
+		}},
+		{"not JSON", frame.OpText, `{"id":`, func(err error) bool { return errors.As(err, &syntax) }},
+		{"trailing data", frame.OpText, `{"id":1} {}`, func(err error) bool { return errors.As(err, &syntax) }},
+		{"wrong type", frame.OpText, `{"id":"one"}`, func(err error) bool { return errors.As(err, &typ) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checkGoroutines(t)
+			client, server := connPair(t, false, nil)
+			defer client.CloseNow()
+			defer server.CloseNow()
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			if _, err := client.WriteMessage(ctx, tt.op, []byte(tt.msg)); err != nil {
+				t.Fatal(err)
+			}
+			var n jsonNote
+			err := ReadJSON(ctx, server, &n)
+			var je *JSONError
+			if !errors.As(err, &je) || !tt.check(err) {
+				t.Fatalf("ReadJSON: %v (%T)", err, err)
+			}
+			// The message was read whole and the Conn goes on.
+			if err := WriteJSON(ctx, client, jsonNote{ID: 7}); err != nil {
+				t.Fatal(err)
+			}
+			if err := ReadJSON(ctx, server, &n); err != nil || n.ID != 7 {
+				t.Fatalf("next ReadJSON: %+v, %v", n, err)
+			}
+		})
+	}
+	t.Run("unencodable", func(t *testing.T) {
+		checkGoroutines(t)
+		c, p := rawPair(t, Server, nil)
+		defer c.CloseNow()
+		var ue *json.UnsupportedTypeError
+		if err := WriteJSON(t.Context(), c, make(chan int)); !errors.As(err, &ue) {
+			t.Fatalf("WriteJSON of a channel: %v, want a *json.UnsupportedTypeError", err)
+		}
+		if err := WriteJSON(t.Context(), c, 1); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := p.read(); err != nil || string(f.Payload) != "1" {
+			t.Fatalf("peer got %q, %v; want only the second message", f.Payload, err)
+		}
+	})
+}
