@@ -7,8 +7,19 @@
 //   - Frames, as the seed eco.websocket has them: RecvFrame(timeout) and SendFrame, SendText,
 //     SendBinary, SendPing, SendPong, SendClose. Fragments and control frames reach the caller.
 //   - Messages: ReadMessage reassembles fragments into a reused buffer and handles control
-//     frames on the way; WriteMessage fragments at MaxPayloadLen.
+//     frames on the way; WriteMessage fragments at MaxPayloadLen. ReadJSON and WriteJSON
+//     carry JSON values in text messages.
 //   - Streams: NextReader and NextWriter for messages too large to hold.
+//
+// The message and stream calls take a context first, as blocking calls do in Go: a context
+// done before the call reads or writes nothing; one that ends during a read leaves the Conn
+// usable (the next call resumes), while one that ends during a write cuts it and closes the
+// Conn, since a half-sent frame cannot be finished. The frame calls keep the seed's shape:
+// RecvFrame takes a timeout, and the Send methods are bounded by Options.WriteTimeout.
+//
+// For users of other packages: SetReadLimit changes the limit on received messages during the
+// connection (gorilla's SetReadLimit); CloseRead reads for a Conn that only writes, answering
+// pings and the close handshake (coder's CloseRead); ErrClosed also matches net.ErrClosed.
 //
 // A message is read to its end by the level that began it: a read call that would take over
 // a message another level is in the middle of (RecvFrame returned its first fragment, or a
