@@ -276,7 +276,7 @@ func (c *Conn) bindContext(ctx context.Context) (release func(), err error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if live {
-			dl.SetReadDeadline(time.Unix(1, 0))
+			dl.SetReadDeadline(aLongTimeAgo)
 			c.rdl = true
 		}
 	})

@@ -315,7 +315,7 @@ func (c *Conn) resume(err error, n int, fresh bool) bool {
 // deadline (refreshWriteDeadline), and sets the write deadline in the past, which interrupts a
 // write blocked on the stream at once; then it closes the stream as a failed write does.
 
-// aLongTimeAgo is a deadline in the past, to interrupt a blocked write at once.
+// aLongTimeAgo is a deadline in the past, to interrupt a blocked read or write at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
 // watchWrite arms ctx over a message write that begins now: once ctx is done, the write is

@@ -681,7 +681,7 @@ func TestWriteContext(t *testing.T) {
 				t.Fatal(err)
 			}
 			f, err := p.read()
-			if err != nil || f.Opcode != frame.OpBinary || f.Rsv1 != tt.compress || f.Rsv1 == false && string(f.Payload) != "sent" {
+			if err != nil || f.Opcode != frame.OpBinary || f.Rsv1 != tt.compress || !f.Rsv1 && string(f.Payload) != "sent" {
 				t.Fatalf("peer got %v %q, %v; want the second message only", f.Opcode, f.Payload, err)
 			}
 		})
