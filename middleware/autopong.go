@@ -11,10 +11,12 @@ import (
 // AutoPongOptions configure AutoPong. The zero value (or nil) answers pings and sends none.
 type AutoPongOptions struct {
 	// Interval, when positive, turns on Keepalive: a ping every Interval, and the connection
-	// ends at most Timeout after the last frame from the peer.
+	// ends at most Timeout after the last frame from the peer. Zero (the default) and
+	// negative values turn it off.
 	Interval time.Duration
 	// Timeout is Keepalive's dead-peer timeout (default 2*Interval); a peer that answers each
-	// ping within Timeout-Interval is never cut.
+	// ping within Timeout-Interval is never cut. A negative Timeout means pings only: a
+	// silent peer is never cut.
 	Timeout time.Duration
 }
 
@@ -27,9 +29,9 @@ func AutoPong(opts *AutoPongOptions) Middleware[frame.Frame] {
 	if opts != nil {
 		o = *opts
 	}
-	keepalive := Keepalive[frame.Frame](o.Interval, o.Timeout)
+	keepalive := Keepalive(o.Interval, o.Timeout)
 	return func(next Handler[frame.Frame]) Handler[frame.Frame] {
-		return keepalive(autoPong{next: next})
+		return wrap[frame.Frame](keepalive, autoPong{next: next})
 	}
 }
 

@@ -25,11 +25,11 @@ func TestBuiltinsTogether(t *testing.T) {
 		}
 		return echo(ctx, c, f)
 	})
-	mws := []Middleware[frame.Frame]{
-		Recover[frame.Frame](&log),
-		Logger[frame.Frame](&log),
+	mws := []Layer{
+		Recover(&log),
+		Logger(&log),
 		AutoPong(&AutoPongOptions{Interval: time.Second}), // on, but never due during the test
-		RateLimit[frame.Frame](RateLimitOptions{Rate: 1000, Burst: 100, OnExceed: Close}),
+		RateLimit(RateLimitOptions{Rate: 1000, Burst: 100, OnExceed: ExceedClose}),
 		MaxPayload(16, 32),
 	}
 

@@ -3,8 +3,11 @@
 // handler, and Chain composes them left to right, the first outermost.
 //
 // T is frame.Frame at the frame layer (Frames) or a decoded message type at the message layer
-// (Messages, with the codecs Text, Bytes and JSON). Middleware that does not look at T, such
-// as RateLimit, Logger and Recover, is written once and works at both layers.
+// (Messages, with the codecs Text, Bytes and JSON). Middleware that does not look at T is an
+// AnyMiddleware instead: it wraps a Handler[Unit], is written once, works at both layers and
+// takes no type argument, as Recover, Logger, Keepalive and RateLimit do. Chain, Frames and
+// Messages take a list of Layers, each a Middleware[T] for their T or an AnyMiddleware, and
+// panic when the route is set up if one is a Middleware for another T.
 //
 // A connection's chain is built when the connection starts: a Middleware is called once per
 // connection, so whatever it creates when called (a token bucket, counters) belongs to that
@@ -12,10 +15,14 @@
 // implement Opener and Closer; Chain calls those hooks on every layer, so a middleware never
 // forwards them itself.
 //
+// Options follow the rule of transport.Options: zero means the default, and a negative value
+// means none, unlimited or off.
+//
 // The built-in middleware: Recover (a panic closes its connection with 1011), Logger (zerolog,
 // one event at open and one at close), AutoPong and Keepalive (ping answers, dead-peer
-// detection), RateLimit (a token bucket per connection: wait, drop or close 1008) and
-// MaxPayload (caps per frame and per message, close 1009). A server puts them in that order:
+// detection), RateLimit (a token bucket per connection: wait, drop or close with 1008) and
+// MaxPayload (caps per frame and per message, close 1009); AutoPong and MaxPayload look at
+// frames and work at the frame layer only. A server puts them in that order:
 // Recover first so that it covers everything after it, Logger next so that it sees every unit
 // and every end, Keepalive before anything that may hold a unit for long.
 //

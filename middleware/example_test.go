@@ -15,11 +15,11 @@ import (
 func ExampleMessages() {
 	type sum struct{ A, B int }
 	type result struct{ Sum int }
-	add := func(ctx context.Context, c *transport.Conn, s sum) error {
+	var add middleware.HandlerFunc[sum] = func(ctx context.Context, c *transport.Conn, s sum) error {
 		return middleware.Send(c, middleware.JSON[result]{}, result{s.A + s.B})
 	}
-	h := middleware.Messages(middleware.JSON[sum]{}, middleware.HandlerFunc[sum](add),
-		middleware.RateLimit[sum](middleware.RateLimitOptions{Rate: 100, Burst: 10}))
+	h := middleware.Messages(middleware.JSON[sum]{}, add,
+		middleware.Recover(nil), middleware.RateLimit(middleware.RateLimitOptions{Rate: 100, Burst: 10}))
 
 	client, done := loopback(h)
 	client.WriteMessage(context.Background(), frame.OpText, []byte(`{"A":2,"B":3}`))
@@ -54,11 +54,13 @@ func (k *counter) Closed(ctx context.Context, c *transport.Conn, err error) {
 // A custom middleware is a plain function that wraps the next handler, called once per
 // connection. This one also changes what the handlers after it see.
 func ExampleMiddleware() {
-	count := func(next middleware.Handler[string]) middleware.Handler[string] { return &counter{next: next} }
-	echo := func(ctx context.Context, c *transport.Conn, s string) error {
+	var count middleware.Middleware[string] = func(next middleware.Handler[string]) middleware.Handler[string] {
+		return &counter{next: next}
+	}
+	var echo middleware.HandlerFunc[string] = func(ctx context.Context, c *transport.Conn, s string) error {
 		return middleware.Send(c, middleware.Text{}, s)
 	}
-	client, done := loopback(middleware.Messages(middleware.Text{}, middleware.HandlerFunc[string](echo), count))
+	client, done := loopback(middleware.Messages(middleware.Text{}, echo, count))
 	for _, s := range []string{"hello", "world"} {
 		client.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		_, reply, _ := client.ReadMessage(context.Background(), nil)
@@ -96,4 +98,41 @@ func loopback(h middleware.ConnHandler) (*transport.Conn, <-chan error) {
 		done <- h.ServeConn(context.Background(), transport.NewConn(sc, transport.Server, transport.Setup{}, nil))
 	}()
 	return transport.NewConn(nc, transport.Client, transport.Setup{}, nil), done
+}
+
+// kinds is an AnyMiddleware: one value works at the frame layer and at the message layer,
+// whatever the message type, with no type argument.
+var kinds middleware.AnyMiddleware = func(next middleware.Handler[middleware.Unit]) middleware.Handler[middleware.Unit] {
+	var h middleware.HandlerFunc[middleware.Unit] = func(ctx context.Context, c *transport.Conn, u middleware.Unit) error {
+		if f, ok := u.Frame(); ok {
+			fmt.Println("frame:", f.Opcode)
+		} else {
+			fmt.Printf("message: %T\n", u.Value())
+		}
+		return next.Serve(ctx, c, u)
+	}
+	return h
+}
+
+// Middleware that does not look at the type of the units is written once, as an
+// AnyMiddleware, and mixed freely with typed middleware.
+func ExampleAnyMiddleware() {
+	var echo middleware.HandlerFunc[string] = func(ctx context.Context, c *transport.Conn, s string) error {
+		return middleware.Send(c, middleware.Text{}, s)
+	}
+	client, done := loopback(middleware.Messages(middleware.Text{}, echo, middleware.Recover(nil), kinds))
+	client.WriteMessage(frame.OpText, []byte("hi"))
+	client.ReadMessage(context.Background(), nil)
+	client.Close(frame.CloseNormal, "")
+	<-done
+
+	var data middleware.HandlerFunc[frame.Frame] = func(context.Context, *transport.Conn, frame.Frame) error { return nil }
+	client, done = loopback(middleware.Frames(data, kinds, middleware.AutoPong(nil)))
+	client.SendText([]byte("hi"))
+	client.Close(frame.CloseNormal, "")
+	<-done
+	// Output:
+	// message: string
+	// frame: text
+	// frame: close
 }

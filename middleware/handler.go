@@ -22,7 +22,9 @@ func (f HandlerFunc[T]) Serve(ctx context.Context, c *transport.Conn, in T) erro
 	return f(ctx, c, in)
 }
 
-// Middleware wraps a handler. It is called once per connection.
+// Middleware wraps a handler of units of type T. It is called once per connection. Middleware
+// that does not look at the units is better written as an AnyMiddleware, which needs no
+// type argument.
 type Middleware[T any] func(next Handler[T]) Handler[T]
 
 // Opener is implemented by handlers that act when a connection starts, before its first
@@ -41,12 +43,14 @@ type Closer interface {
 
 // Chain wraps h in mw, the first outermost, so Chain(h, a, b) serves a unit through a, then
 // b, then h. The result is an Opener and a Closer that calls the hooks of every layer that
-// has them: Open from the outermost in, Closed from the innermost out.
-func Chain[T any](h Handler[T], mw ...Middleware[T]) Handler[T] {
+// has them: Open from the outermost in, Closed from the innermost out. Each layer must be a
+// Middleware[T] or an AnyMiddleware; Chain panics otherwise.
+func Chain[T any](h Handler[T], mw ...Layer) Handler[T] {
+	check[T](mw)
 	layers := make([]any, 0, len(mw)+1)
 	layers = append(layers, h)
 	for i := len(mw) - 1; i >= 0; i-- {
-		h = mw[i](h)
+		h = apply(mw[i], h)
 		layers = append(layers, h)
 	}
 	return &chain[T]{Handler: h, layers: layers}

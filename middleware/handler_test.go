@@ -53,7 +53,7 @@ func TestChainOrder(t *testing.T) {
 
 func TestChainBuiltPerConnection(t *testing.T) {
 	calls := 0
-	mw := func(next Handler[frame.Frame]) Handler[frame.Frame] { calls++; return next }
+	mw := Middleware[frame.Frame](func(next Handler[frame.Frame]) Handler[frame.Frame] { calls++; return next })
 	h := Frames(echo, mw)
 	for range 2 {
 		s := run(t, h)

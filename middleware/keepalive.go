@@ -11,8 +11,9 @@ import (
 
 // Keepalive pings the peer every interval from a goroutine of its own, one per connection,
 // and ends the connection when nothing at all (a pong or any other frame) has arrived from
-// the peer for timeout; timeout 0 (or less) means 2*interval, and interval 0 (or less) turns
-// keepalive off. When timeout/2 is shorter than interval it pings every timeout/2 instead.
+// the peer for timeout; timeout 0 means 2*interval, a negative timeout means pings only (a
+// silent peer is never cut), and interval 0 or less turns keepalive off. When timeout/2 is
+// shorter than interval it pings every timeout/2 instead.
 //
 // The goroutine reads the count of the peer's frames at each ping, which tells it that
 // frames came since the last read but not when. It makes two promises all the same:
@@ -40,27 +41,27 @@ import (
 // the read loop. Time spent in the handlers after Keepalive therefore counts as life, so put
 // it before middleware that may hold a unit for long (RateLimit with Wait): a slow handler
 // must not make a live peer look dead.
-func Keepalive[T any](interval, timeout time.Duration) Middleware[T] {
+func Keepalive(interval, timeout time.Duration) AnyMiddleware {
 	// Defaults are settled here, once: the middleware below runs once per connection, and
 	// concurrently for connections that start together.
-	if timeout <= 0 {
+	if timeout == 0 {
 		timeout = 2 * interval
 	}
-	return func(next Handler[T]) Handler[T] {
+	return func(next Handler[Unit]) Handler[Unit] {
 		if interval <= 0 {
 			return next
 		}
-		return &keepaliveHandler[T]{next: next, keepalive: &keepalive{interval: interval, timeout: timeout}}
+		return &keepaliveHandler{next: next, keepalive: &keepalive{interval: interval, timeout: timeout}}
 	}
 }
 
 // keepaliveHandler is next with a keepalive's hooks.
-type keepaliveHandler[T any] struct {
-	next Handler[T]
+type keepaliveHandler struct {
+	next Handler[Unit]
 	*keepalive
 }
 
-func (h *keepaliveHandler[T]) Serve(ctx context.Context, c *transport.Conn, in T) error {
+func (h *keepaliveHandler) Serve(ctx context.Context, c *transport.Conn, in Unit) error {
 	h.busy.Add(1)
 	defer h.busy.Add(-1)
 	return h.next.Serve(ctx, c, in)
@@ -101,8 +102,11 @@ const expireWrite = 250 * time.Millisecond
 // the last of them, and a peer that answers within quiet changes the count before it comes.
 func (k *keepalive) run(c *transport.Conn, start time.Time, seen uint64, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	period := min(k.interval, k.timeout/2)
-	quiet := k.timeout - period
+	period, quiet := k.interval, time.Duration(-1) // quiet < 0: never cut
+	if k.timeout > 0 {
+		period = min(k.interval, k.timeout/2)
+		quiet = k.timeout - period
+	}
 	var asked time.Time // zero until a ping goes out after the count changed
 	ping := start.Add(period)
 	t := time.NewTimer(time.Until(ping))
@@ -123,7 +127,7 @@ func (k *keepalive) run(c *transport.Conn, start time.Time, seen uint64, stop <-
 		switch {
 		case changed:
 			asked = time.Time{}
-		case !asked.IsZero() && !now.Before(asked.Add(quiet)):
+		case quiet >= 0 && !asked.IsZero() && !now.Before(asked.Add(quiet)):
 			k.expire(c)
 			return
 		}
@@ -144,7 +148,7 @@ func (k *keepalive) run(c *transport.Conn, start time.Time, seen uint64, stop <-
 			}
 		}
 		next := ping
-		if cut := asked.Add(quiet); !asked.IsZero() && cut.Before(next) {
+		if cut := asked.Add(quiet); quiet >= 0 && !asked.IsZero() && cut.Before(next) {
 			next = cut
 		}
 		t.Reset(time.Until(next))

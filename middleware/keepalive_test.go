@@ -22,8 +22,8 @@ func TestKeepaliveClosesSilentPeer(t *testing.T) {
 		h    ConnHandler
 	}{
 		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: 50 * time.Millisecond, Timeout: 150 * time.Millisecond}))},
-		{"messages", Messages[string](Text{}, echoText, Keepalive[string](50*time.Millisecond, 150*time.Millisecond))},
-		{"default timeout", Frames(echo, Keepalive[frame.Frame](50*time.Millisecond, 0))},
+		{"messages", Messages[string](Text{}, echoText, Keepalive(50*time.Millisecond, 150*time.Millisecond))},
+		{"default timeout", Frames(echo, Keepalive(50*time.Millisecond, 0))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGoroutines(t)
@@ -59,7 +59,7 @@ func TestKeepaliveSparesLivePeer(t *testing.T) {
 		h    ConnHandler
 	}{
 		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: 50 * time.Millisecond, Timeout: 300 * time.Millisecond}))},
-		{"messages", Messages[string](Text{}, echoText, Keepalive[string](50*time.Millisecond, 300*time.Millisecond))},
+		{"messages", Messages[string](Text{}, echoText, Keepalive(50*time.Millisecond, 300*time.Millisecond))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGoroutines(t)
@@ -95,7 +95,7 @@ func TestKeepaliveSparesSlowAnswers(t *testing.T) {
 		h    ConnHandler
 	}{
 		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: interval, Timeout: timeout}))},
-		{"messages", Messages[string](Text{}, echoText, Keepalive[string](interval, timeout))},
+		{"messages", Messages[string](Text{}, echoText, Keepalive(interval, timeout))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGoroutines(t)
@@ -138,7 +138,7 @@ func TestKeepaliveSparesSlowAnswers(t *testing.T) {
 }
 
 func TestKeepaliveOff(t *testing.T) {
-	if h := Keepalive[string](0, time.Second)(echoText); !isHandlerFunc(h) {
+	if h := wrap(Keepalive(0, time.Second), Handler[string](echoText)); !isHandlerFunc(h) {
 		t.Fatalf("interval 0 wrapped the handler in %T", h)
 	}
 }
@@ -150,7 +150,7 @@ func isHandlerFunc(h Handler[string]) bool {
 
 // Closed before Open (a connection refused by an outer layer) has no goroutine to stop.
 func TestKeepaliveClosedWithoutOpen(t *testing.T) {
-	h := Keepalive[string](time.Second, 0)(echoText)
+	h := wrap(Keepalive(time.Second, 0), Handler[string](echoText))
 	h.(Closer).Closed(context.Background(), nil, nil)
 }
 
@@ -162,7 +162,7 @@ func TestKeepaliveSlowHandler(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		return echoText(ctx, c, s)
 	})
-	s := run(t, Messages[string](Text{}, slow, Keepalive[string](50*time.Millisecond, 200*time.Millisecond)))
+	s := run(t, Messages[string](Text{}, slow, Keepalive(50*time.Millisecond, 200*time.Millisecond)))
 	s.send(true, frame.OpText, "x")
 	// ReadMessage answers the pings queued before the echo.
 	if _, msg, err := s.client.ReadMessage(context.Background(), nil); err != nil || string(msg) != "x" {
@@ -280,7 +280,7 @@ func TestKeepaliveCutsWithinBound(t *testing.T) {
 		if i%2 == 0 {
 			p.serve(t, Frames(echo, stamp[frame.Frame](p), AutoPong(&AutoPongOptions{Interval: interval})))
 		} else {
-			p.serve(t, Messages[string](Text{}, echoText, stamp[string](p), Keepalive[string](interval, 0)))
+			p.serve(t, Messages[string](Text{}, echoText, stamp[string](p), Keepalive(interval, 0)))
 		}
 	}
 	// Half the peers send one frame each, at times spread over an interval, so that their last

@@ -9,7 +9,6 @@ import (
 	"github.com/rs/zerolog"
 	zlog "github.com/rs/zerolog/log"
 
-	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -29,21 +28,21 @@ import (
 // A nil log means the logger in the connection's context (zerolog.Ctx, where hlog puts the
 // request's), or zerolog's global logger (package zerolog/log) when the context has none that
 // is enabled.
-func Logger[T any](log *zerolog.Logger) Middleware[T] {
-	return func(next Handler[T]) Handler[T] {
-		return &logger[T]{next: next, base: log}
+func Logger(log *zerolog.Logger) AnyMiddleware {
+	return func(next Handler[Unit]) Handler[Unit] {
+		return &logger{next: next, base: log}
 	}
 }
 
 // logger is Logger's handler for one connection.
-type logger[T any] struct {
-	next  Handler[T]
+type logger struct {
+	next  Handler[Unit]
 	base  *zerolog.Logger
 	log   zerolog.Logger // with the connection's fields; the zero Logger, disabled, until Open
 	start time.Time
 }
 
-func (l *logger[T]) Open(ctx context.Context, c *transport.Conn) error {
+func (l *logger) Open(ctx context.Context, c *transport.Conn) error {
 	l.start = time.Now()
 	info := ConnInfoFrom(ctx)
 	fields := loggerFor(ctx, l.base).With().
@@ -61,11 +60,13 @@ func (l *logger[T]) Open(ctx context.Context, c *transport.Conn) error {
 	return nil
 }
 
-func (l *logger[T]) Serve(ctx context.Context, c *transport.Conn, in T) error {
+func (l *logger) Serve(ctx context.Context, c *transport.Conn, in Unit) error {
 	if e := l.log.Debug(); e.Enabled() {
-		switch v := any(in).(type) {
-		case frame.Frame:
-			e.Str("opcode", v.Opcode.String()).Bool("fin", v.Fin).Int64("length", v.Length).Msg("websocket frame")
+		if f, ok := in.Frame(); ok {
+			e.Str("opcode", f.Opcode.String()).Bool("fin", f.Fin).Int64("length", f.Length).Msg("websocket frame")
+			return l.next.Serve(ctx, c, in)
+		}
+		switch v := in.Value().(type) {
 		case string:
 			e.Str("type", "string").Int("length", len(v)).Msg("websocket message")
 		case []byte:
@@ -77,7 +78,7 @@ func (l *logger[T]) Serve(ctx context.Context, c *transport.Conn, in T) error {
 	return l.next.Serve(ctx, c, in)
 }
 
-func (l *logger[T]) Closed(ctx context.Context, c *transport.Conn, err error) {
+func (l *logger) Closed(ctx context.Context, c *transport.Conn, err error) {
 	if l.start.IsZero() {
 		return // refused before this layer opened: no open event to pair with
 	}

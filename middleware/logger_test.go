@@ -34,7 +34,7 @@ func TestLoggerOpenAndClose(t *testing.T) {
 	checkGoroutines(t)
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.InfoLevel)
-	s := runCtx(t, infoCtx(), Frames(echo, Logger[frame.Frame](&log)))
+	s := runCtx(t, infoCtx(), Frames(echo, Logger(&log)))
 	s.send(true, frame.OpText, "hello")
 	s.send(true, frame.OpBinary, "12345678")
 	s.recvText()
@@ -86,7 +86,7 @@ func TestLoggerOpenAndClose(t *testing.T) {
 func TestLoggerDebugFrames(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
-	s := runCtx(t, infoCtx(), Frames(echo, Logger[frame.Frame](&log)))
+	s := runCtx(t, infoCtx(), Frames(echo, Logger(&log)))
 	s.send(false, frame.OpText, "hel")
 	s.send(true, frame.OpContinuation, "lo")
 	s.recvText()
@@ -111,7 +111,7 @@ func TestLoggerDebugMessages(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	nop := func(context.Context, *transport.Conn, note) error { return nil }
-	s := run(t, Messages[note](JSON[note]{}, HandlerFunc[note](nop), Logger[note](&log)))
+	s := run(t, Messages[note](JSON[note]{}, HandlerFunc[note](nop), Logger(&log)))
 	s.send(true, frame.OpText, `{"Text":"x"}`)
 	s.closeClient()
 	evs := buf.events(t, "websocket message")
@@ -122,8 +122,8 @@ func TestLoggerDebugMessages(t *testing.T) {
 		h    ConnHandler
 		want string
 	}{
-		{Messages[string](Text{}, echoText, Logger[string](&log)), "string"},
-		{Messages[[]byte](Bytes{}, HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error { return nil }), Logger[[]byte](&log)), "[]byte"},
+		{Messages[string](Text{}, echoText, Logger(&log)), "string"},
+		{Messages[[]byte](Bytes{}, HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error { return nil }), Logger(&log)), "[]byte"},
 	} {
 		buf.b.Reset()
 		s := run(t, tc.h)
@@ -140,7 +140,7 @@ func TestLoggerAbnormalEnd(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf)
 	fail := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return errors.New("boom") })
-	s := run(t, Frames(fail, Logger[frame.Frame](&log)))
+	s := run(t, Frames(fail, Logger(&log)))
 	s.send(true, frame.OpText, "x")
 	s.expectClose()
 	s.result()
@@ -150,7 +150,7 @@ func TestLoggerAbnormalEnd(t *testing.T) {
 	}
 
 	buf.b.Reset()
-	s = run(t, Frames(echo, Logger[frame.Frame](&log)))
+	s = run(t, Frames(echo, Logger(&log)))
 	s.client.CloseNow()
 	s.result()
 	ev = buf.events(t, "websocket close")[0]
@@ -165,7 +165,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 	bye := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error {
 		return &transport.CloseError{Code: 4000, Reason: "bye"}
 	})
-	s := run(t, Frames(bye, Logger[frame.Frame](&log)))
+	s := run(t, Frames(bye, Logger(&log)))
 	s.send(true, frame.OpText, "x")
 	s.expectClose()
 	s.result()
@@ -174,7 +174,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 	}
 
 	buf.b.Reset()
-	s = run(t, Messages[string](Text{}, echoText, Logger[string](&log)))
+	s = run(t, Messages[string](Text{}, echoText, Logger(&log)))
 	s.cancel()
 	s.expectClose()
 	s.result()
@@ -184,7 +184,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 
 	// Outside ServeConn, the code comes from err alone.
 	buf.b.Reset()
-	h := Chain(echo, Logger[frame.Frame](&log))
+	h := Chain(echo, Logger(&log))
 	_, server := pair(t, transport.Setup{})
 	h.(Opener).Open(context.Background(), server)
 	h.(Closer).Closed(context.Background(), server, nil)
@@ -201,14 +201,14 @@ func TestLoggerRefusedBeforeOpen(t *testing.T) {
 	log := zerolog.New(&buf)
 	rec := &recorder{}
 	refuse := &frame.ProtocolError{Code: frame.ClosePolicyViolation, Reason: "no"}
-	s := run(t, Frames(echo, hook("auth", rec, refuse), Logger[frame.Frame](&log)))
+	s := run(t, Frames(echo, hook("auth", rec, refuse), Logger(&log)))
 	s.expectClose()
 	s.result()
 	if n := len(buf.events(t, "websocket open")) + len(buf.events(t, "websocket close")); n != 0 {
 		t.Fatalf("%d events", n)
 	}
 
-	s = run(t, Frames(echo, Logger[frame.Frame](&log), hook("auth", rec, refuse)))
+	s = run(t, Frames(echo, Logger(&log), hook("auth", rec, refuse)))
 	s.expectClose()
 	s.result()
 	if ev := buf.events(t, "websocket close"); len(ev) != 1 || ev[0]["close_code"] != 1008.0 || ev[0]["error"] == nil {
@@ -219,7 +219,7 @@ func TestLoggerRefusedBeforeOpen(t *testing.T) {
 func TestLoggerFromContext(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf)
-	s := runCtx(t, log.WithContext(context.Background()), Frames(echo, Logger[frame.Frame](nil)))
+	s := runCtx(t, log.WithContext(context.Background()), Frames(echo, Logger(nil)))
 	s.closeClient()
 	if len(buf.events(t, "websocket close")) != 1 {
 		t.Fatal("nothing logged to the context's logger")
@@ -229,7 +229,7 @@ func TestLoggerFromContext(t *testing.T) {
 	saved := zlog.Logger
 	zlog.Logger = zerolog.New(&global)
 	defer func() { zlog.Logger = saved }()
-	s = run(t, Frames(echo, Logger[frame.Frame](nil)))
+	s = run(t, Frames(echo, Logger(nil)))
 	s.closeClient()
 	if len(global.events(t, "websocket close")) != 1 {
 		t.Fatal("nothing logged to the global logger")
@@ -240,7 +240,7 @@ func TestLoggerFromContext(t *testing.T) {
 func TestLoggerAllocs(t *testing.T) {
 	log := zerolog.New(&logBuffer{}).Level(zerolog.InfoLevel)
 	nop := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return nil })
-	h := Logger[frame.Frame](&log)(nop)
+	h := wrap[frame.Frame](Logger(&log), nop)
 	_, server := pair(t, transport.Setup{})
 	h.(Opener).Open(context.Background(), server)
 	f := frame.Frame{Header: frame.Header{Fin: true, Opcode: frame.OpText, Length: 1}, Payload: []byte("x")}

@@ -10,36 +10,38 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// Policy is what RateLimit does with a unit that finds its connection's bucket empty.
-type Policy uint8
+// ExceedPolicy is what RateLimit does with a unit that finds its connection's bucket empty.
+type ExceedPolicy uint8
 
-// The policies. Wait, the zero value, is the gentle one: the connection is not read while a
-// unit waits, so TCP flow control slows the peer down without losing anything.
+// The policies. ExceedWait, the zero value, is the gentle one: the connection is not read
+// while a unit waits, so TCP flow control slows the peer down without losing anything.
 const (
-	// Wait holds the unit until a token is free. It gives up when ctx is cancelled (the
+	// ExceedWait holds the unit until a token is free. It gives up when ctx is cancelled (the
 	// connection then closes with 1001, as for any cancellation) or the connection ends.
-	Wait Policy = iota
-	// Drop discards the unit without a word to the peer and counts it (see
+	ExceedWait ExceedPolicy = iota
+	// ExceedDrop discards the unit without a word to the peer and counts it (see
 	// RateLimitOptions.OnDrop).
-	Drop
-	// Close closes the connection with 1008 Policy Violation, reason "rate limit exceeded";
-	// ServeConn returns ErrRateLimited.
-	Close
+	ExceedDrop
+	// ExceedClose closes the connection with 1008 Policy Violation, reason "rate limit
+	// exceeded"; ServeConn returns ErrRateLimited.
+	ExceedClose
 )
 
-// ErrRateLimited is returned by RateLimit's handler when the Close policy ends a connection.
+// ErrRateLimited is returned by RateLimit's handler when ExceedClose ends a connection.
 var ErrRateLimited = &frame.ProtocolError{Code: frame.ClosePolicyViolation, Reason: "rate limit exceeded"}
 
 // RateLimitOptions configure RateLimit. The zero value limits nothing.
 type RateLimitOptions struct {
-	// Rate is how many units per second the bucket refills with; 0 (or less) means no limit.
+	// Rate is how many units per second the bucket refills with. Zero (the default) and
+	// negative values mean no limit.
 	Rate rate.Limit
 	// Burst is the bucket's size: how many units may arrive at once after a quiet spell
-	// (default 1).
+	// (default 1). A negative Burst means no burst: each unit needs a whole token, as with 1,
+	// the smallest bucket there is.
 	Burst int
-	// OnExceed is what happens to a unit that finds the bucket empty (default Wait).
-	OnExceed Policy
-	// OnDrop, when set, is called for each unit the Drop policy discards, with the number
+	// OnExceed is what happens to a unit that finds the bucket empty (default ExceedWait).
+	OnExceed ExceedPolicy
+	// OnDrop, when set, is called for each unit ExceedDrop discards, with the number
 	// discarded on the connection so far, in the goroutine reading the connection.
 	OnDrop func(ctx context.Context, c *transport.Conn, dropped int)
 }
@@ -49,35 +51,35 @@ type RateLimitOptions struct {
 // It works at both layers, where the unit is a message or a frame.
 //
 // At the frame layer, control frames are never limited nor dropped: delaying a pong or a close
-// would only break the protocol. Under Wait and Close every data frame takes a token. Drop
-// discards whole messages, so that a handler never sees a message with a hole in it: a message
+// would only break the protocol. Under ExceedWait and ExceedClose every data frame takes a
+// token. ExceedDrop discards whole messages, so that a handler never sees a message with a hole in it: a message
 // whose first frame finds no token is dropped with all its continuation frames (and counted
 // once), and the continuation frames of a message let through pass too, taking a token when
 // one is left.
-func RateLimit[T any](opts RateLimitOptions) Middleware[T] {
-	return func(next Handler[T]) Handler[T] {
+func RateLimit(opts RateLimitOptions) AnyMiddleware {
+	return func(next Handler[Unit]) Handler[Unit] {
 		if opts.Rate <= 0 {
 			return next
 		}
-		return &rateLimit[T]{next: next, opts: opts, lim: rate.NewLimiter(opts.Rate, max(opts.Burst, 1))}
+		return &rateLimit{next: next, opts: opts, lim: rate.NewLimiter(opts.Rate, max(opts.Burst, 1))}
 	}
 }
 
 // rateLimit is RateLimit's handler for one connection.
-type rateLimit[T any] struct {
-	next     Handler[T]
+type rateLimit struct {
+	next     Handler[Unit]
 	opts     RateLimitOptions
 	lim      *rate.Limiter
 	dropped  int
-	dropping bool // Drop at the frame layer: the message in progress is being discarded
+	dropping bool // ExceedDrop at the frame layer: the message in progress is being discarded
 }
 
-func (rl *rateLimit[T]) Serve(ctx context.Context, c *transport.Conn, in T) error {
-	if f, ok := any(in).(frame.Frame); ok {
+func (rl *rateLimit) Serve(ctx context.Context, c *transport.Conn, in Unit) error {
+	if f, ok := in.Frame(); ok {
 		if f.Opcode.IsControl() {
 			return rl.next.Serve(ctx, c, in)
 		}
-		if rl.opts.OnExceed == Drop {
+		if rl.opts.OnExceed == ExceedDrop {
 			return rl.dropMessages(ctx, c, in, f)
 		}
 	}
@@ -85,9 +87,9 @@ func (rl *rateLimit[T]) Serve(ctx context.Context, c *transport.Conn, in T) erro
 		return rl.next.Serve(ctx, c, in)
 	}
 	switch rl.opts.OnExceed {
-	case Drop:
+	case ExceedDrop:
 		return rl.drop(ctx, c)
-	case Close:
+	case ExceedClose:
 		return ErrRateLimited
 	}
 	if err := rl.wait(ctx, c); err != nil {
@@ -96,9 +98,9 @@ func (rl *rateLimit[T]) Serve(ctx context.Context, c *transport.Conn, in T) erro
 	return rl.next.Serve(ctx, c, in)
 }
 
-// dropMessages is Serve for a data frame under Drop, which decides a message's fate at its
+// dropMessages is Serve for a data frame under ExceedDrop, which decides a message's fate at its
 // first frame.
-func (rl *rateLimit[T]) dropMessages(ctx context.Context, c *transport.Conn, in T, f frame.Frame) error {
+func (rl *rateLimit) dropMessages(ctx context.Context, c *transport.Conn, in Unit, f frame.Frame) error {
 	if f.Opcode == frame.OpContinuation {
 		if rl.dropping {
 			rl.dropping = !f.Fin
@@ -114,7 +116,7 @@ func (rl *rateLimit[T]) dropMessages(ctx context.Context, c *transport.Conn, in 
 	return rl.next.Serve(ctx, c, in)
 }
 
-func (rl *rateLimit[T]) drop(ctx context.Context, c *transport.Conn) error {
+func (rl *rateLimit) drop(ctx context.Context, c *transport.Conn) error {
 	rl.dropped++
 	if rl.opts.OnDrop != nil {
 		rl.opts.OnDrop(ctx, c, rl.dropped)
@@ -124,7 +126,7 @@ func (rl *rateLimit[T]) drop(ctx context.Context, c *transport.Conn) error {
 
 // wait takes the next token, waiting for it unless ctx is cancelled or c ends first.
 // (Limiter.Wait would watch only ctx, and the serve loop's ctx need not end with c.)
-func (rl *rateLimit[T]) wait(ctx context.Context, c *transport.Conn) error {
+func (rl *rateLimit) wait(ctx context.Context, c *transport.Conn) error {
 	r := rl.lim.Reserve()
 	t := time.NewTimer(r.Delay())
 	defer t.Stop()

@@ -14,7 +14,7 @@ import (
 
 func TestRateLimitWait(t *testing.T) {
 	checkGoroutines(t)
-	s := run(t, Messages[string](Text{}, echoText, RateLimit[string](RateLimitOptions{Rate: 20, Burst: 2})))
+	s := run(t, Messages[string](Text{}, echoText, RateLimit(RateLimitOptions{Rate: 20, Burst: 2})))
 	start := time.Now()
 	for range 6 {
 		s.send(true, frame.OpText, "m")
@@ -32,7 +32,7 @@ func TestRateLimitWait(t *testing.T) {
 func TestRateLimitWaitCancelled(t *testing.T) {
 	checkGoroutines(t)
 	rec := &recorder{}
-	s := run(t, Frames(rec.frames(), RateLimit[frame.Frame](RateLimitOptions{Rate: 0.001})))
+	s := run(t, Frames(rec.frames(), RateLimit(RateLimitOptions{Rate: 0.001})))
 	s.send(true, frame.OpText, "1")
 	s.send(true, frame.OpText, "2")
 	time.Sleep(50 * time.Millisecond) // "2" waits for a token
@@ -50,7 +50,7 @@ func TestRateLimitWaitCancelled(t *testing.T) {
 
 func TestRateLimitWaitConnClosed(t *testing.T) {
 	checkGoroutines(t)
-	s := run(t, Frames(echo, RateLimit[frame.Frame](RateLimitOptions{Rate: 0.001})))
+	s := run(t, Frames(echo, RateLimit(RateLimitOptions{Rate: 0.001})))
 	s.send(true, frame.OpText, "1")
 	s.send(true, frame.OpText, "2")
 	time.Sleep(50 * time.Millisecond)
@@ -67,7 +67,7 @@ func TestRateLimitDropMessages(t *testing.T) {
 	s := run(t, Messages[string](Text{}, HandlerFunc[string](func(_ context.Context, _ *transport.Conn, m string) error {
 		rec.add(m)
 		return nil
-	}), RateLimit[string](RateLimitOptions{Rate: 0.001, Burst: 2, OnExceed: Drop, OnDrop: func(_ context.Context, c *transport.Conn, n int) {
+	}), RateLimit(RateLimitOptions{Rate: 0.001, Burst: 2, OnExceed: ExceedDrop, OnDrop: func(_ context.Context, c *transport.Conn, n int) {
 		if c == nil {
 			t.Error("OnDrop without the Conn")
 		}
@@ -90,7 +90,7 @@ func TestRateLimitDropFrames(t *testing.T) {
 	checkGoroutines(t)
 	rec := &recorder{}
 	dropped := 0
-	s := run(t, Frames(rec.frames(), RateLimit[frame.Frame](RateLimitOptions{Rate: 0.001, OnExceed: Drop, OnDrop: func(_ context.Context, _ *transport.Conn, n int) {
+	s := run(t, Frames(rec.frames(), RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedDrop, OnDrop: func(_ context.Context, _ *transport.Conn, n int) {
 		dropped = n
 	}})))
 	s.send(false, frame.OpText, "a1") // takes the only token
@@ -114,7 +114,7 @@ func TestRateLimitDropFrames(t *testing.T) {
 
 func TestRateLimitClose(t *testing.T) {
 	checkGoroutines(t)
-	s := run(t, Messages[string](Text{}, echoText, RateLimit[string](RateLimitOptions{Rate: 0.001, OnExceed: Close})))
+	s := run(t, Messages[string](Text{}, echoText, RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedClose})))
 	s.send(true, frame.OpText, "1")
 	s.send(true, frame.OpText, "2")
 	if got := s.recvText(); got != "1" {
@@ -131,7 +131,7 @@ func TestRateLimitClose(t *testing.T) {
 func TestRateLimitSparesControlFrames(t *testing.T) {
 	checkGoroutines(t)
 	rec := &recorder{}
-	s := run(t, Frames(rec.frames(), RateLimit[frame.Frame](RateLimitOptions{Rate: 0.001, OnExceed: Close})))
+	s := run(t, Frames(rec.frames(), RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedClose})))
 	s.send(true, frame.OpText, "x")
 	for range 5 {
 		s.client.SendPing(nil)
@@ -145,7 +145,7 @@ func TestRateLimitSparesControlFrames(t *testing.T) {
 }
 
 func TestRateLimitZeroValueLimitsNothing(t *testing.T) {
-	h := RateLimit[string](RateLimitOptions{})(echoText)
+	h := wrap[string](RateLimit(RateLimitOptions{}), echoText)
 	if _, ok := h.(HandlerFunc[string]); !ok {
 		t.Fatalf("the zero options wrapped the handler in %T", h)
 	}
@@ -154,9 +154,15 @@ func TestRateLimitZeroValueLimitsNothing(t *testing.T) {
 // A unit that finds a token costs no allocation, at either layer.
 func TestRateLimitAllocs(t *testing.T) {
 	nop := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return nil })
-	h := RateLimit[frame.Frame](RateLimitOptions{Rate: rate.Inf - 1, Burst: 1 << 30})(nop)
+	h := wrap[frame.Frame](RateLimit(RateLimitOptions{Rate: rate.Inf - 1, Burst: 1 << 30}), nop)
 	f := frame.Frame{Header: frame.Header{Fin: true, Opcode: frame.OpText}, Payload: []byte("x")}
 	if n := testing.AllocsPerRun(100, func() { h.Serve(context.Background(), nil, f) }); n != 0 {
 		t.Fatalf("%v allocations per frame", n)
+	}
+	nopText := HandlerFunc[string](func(context.Context, *transport.Conn, string) error { return nil })
+	ht := wrap[string](RateLimit(RateLimitOptions{Rate: rate.Inf - 1, Burst: 1 << 30}), nopText)
+	s := "x"
+	if n := testing.AllocsPerRun(100, func() { ht.Serve(context.Background(), nil, s) }); n != 0 {
+		t.Fatalf("%v allocations per message", n)
 	}
 }

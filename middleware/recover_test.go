@@ -29,7 +29,7 @@ func TestRecoverIsolatesPanic(t *testing.T) {
 	checkGoroutines(t)
 	var buf logBuffer
 	log := zerolog.New(&buf)
-	h := Messages[string](Text{}, panicky, Recover[string](&log))
+	h := Messages[string](Text{}, panicky, Recover(&log))
 	bad, good := run(t, h), run(t, h)
 	good.send(true, frame.OpText, "before")
 	if got := good.recvText(); got != "before" {
@@ -61,7 +61,7 @@ func TestRecoverIsolatesPanic(t *testing.T) {
 func TestRecoverPanicWithError(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf)
-	s := runCtx(t, log.WithContext(context.Background()), Messages[string](Text{}, panicky, Recover[string](nil)))
+	s := runCtx(t, log.WithContext(context.Background()), Messages[string](Text{}, panicky, Recover(nil)))
 	s.send(true, frame.OpText, "panic error")
 	s.expectClose()
 	if err := s.result(); !errors.Is(err, io.ErrUnexpectedEOF) {

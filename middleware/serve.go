@@ -19,14 +19,16 @@ type ConnHandler interface {
 // passes every frame, control frames included, to h wrapped in mw. Pings are not answered
 // unless a layer does it (AutoPong); a close frame has already been answered by the Conn when
 // the handler sees it. A frame's payload is valid only until the handler returns: copy what
-// you keep.
-func Frames(h Handler[frame.Frame], mw ...Middleware[frame.Frame]) ConnHandler {
+// you keep. Each layer must be a Middleware[frame.Frame] or an AnyMiddleware; Frames panics
+// otherwise.
+func Frames(h Handler[frame.Frame], mw ...Layer) ConnHandler {
+	check[frame.Frame](mw)
 	return framesHandler{h: h, mw: mw}
 }
 
 type framesHandler struct {
 	h  Handler[frame.Frame]
-	mw []Middleware[frame.Frame]
+	mw []Layer
 }
 
 func (fh framesHandler) ServeConn(ctx context.Context, c *transport.Conn) error {
@@ -38,15 +40,17 @@ func (fh framesHandler) ServeConn(ctx context.Context, c *transport.Conn) error 
 // Messages returns a ConnHandler that reads whole messages (ReadMessage: fragments
 // reassembled, pings answered by the Conn), decodes each with codec and passes it to h
 // wrapped in mw. A decoding error closes the connection with the code it carries, or 1007.
-// Decoded values may share the read buffer until the handler returns.
-func Messages[M any](codec Codec[M], h Handler[M], mw ...Middleware[M]) ConnHandler {
+// Decoded values may share the read buffer until the handler returns. Each layer must be a
+// Middleware[M] or an AnyMiddleware; Messages panics otherwise.
+func Messages[M any](codec Codec[M], h Handler[M], mw ...Layer) ConnHandler {
+	check[M](mw)
 	return messagesHandler[M]{codec: codec, h: h, mw: mw}
 }
 
 type messagesHandler[M any] struct {
 	codec Codec[M]
 	h     Handler[M]
-	mw    []Middleware[M]
+	mw    []Layer
 }
 
 // maxKeptBuffer is the largest read buffer a Messages loop keeps from one message to the
@@ -137,7 +141,6 @@ func endStatus(ctx context.Context, err error) (frame.CloseCode, string) {
 	return sentStatus(err)
 }
 
-// readStatus is the status of a connection whose reading ended with err.
 // carried returns the close code and reason err carries, as a *transport.CloseError or a
 // *frame.ProtocolError (which a DecodeError may wrap).
 func carried(err error) (closeStatus, bool) {
@@ -152,6 +155,7 @@ func carried(err error) (closeStatus, bool) {
 	return closeStatus{}, false
 }
 
+// readStatus is the status of a connection whose reading ended with err.
 func readStatus(ctx context.Context, err error) closeStatus {
 	if st, ok := carried(err); ok {
 		return st

@@ -159,16 +159,16 @@ func echoHandler(cfg serveConfig) middleware.ConnHandler {
 		}
 		return nil // after our close frame (shutdown), reading goes on to the client's answer
 	})
-	mw := []middleware.Middleware[frame.Frame]{
-		middleware.Recover[frame.Frame](&cfg.log),
-		middleware.Logger[frame.Frame](&cfg.log),
+	mw := []middleware.Layer{
+		middleware.Recover(&cfg.log),
+		middleware.Logger(&cfg.log),
 		middleware.MaxPayload(cfg.maxPayload, cfg.maxPayload),
 	}
 	if cfg.rate > 0 {
-		mw = append(mw, middleware.RateLimit[frame.Frame](middleware.RateLimitOptions{
+		mw = append(mw, middleware.RateLimit(middleware.RateLimitOptions{
 			Rate:     rate.Limit(cfg.rate),
 			Burst:    max(1, int(math.Ceil(cfg.rate))),
-			OnExceed: middleware.Close,
+			OnExceed: middleware.ExceedClose,
 		}))
 	}
 	mw = append(mw, middleware.AutoPong(&middleware.AutoPongOptions{Interval: cfg.keepalive}))

@@ -163,14 +163,14 @@ func TestNextWriterCloseReportsItsOwnMessage(t *testing.T) {
 // A middleware is applied once per connection, so concurrently for concurrent connections:
 // applying Keepalive (or AutoPong with keepalive) with its default timeout must not race.
 func TestKeepaliveAppliedConcurrently(t *testing.T) {
-	mw := middleware.Keepalive[frame.Frame](time.Minute, 0)
+	mw := middleware.Keepalive(time.Minute, 0)
 	h := middleware.HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return nil })
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mw(h)
+			middleware.Chain(h, mw)
 		}()
 	}
 	wg.Wait()

@@ -116,8 +116,8 @@ func echoFrames(interval, timeout time.Duration) middleware.ConnHandler {
 	})
 	nop := zerolog.Nop()
 	return middleware.Frames(echo,
-		middleware.Recover[frame.Frame](&nop),
-		middleware.Logger[frame.Frame](&nop),
+		middleware.Recover(&nop),
+		middleware.Logger(&nop),
 		middleware.MaxPayload(1<<20, 1<<20),
 		middleware.AutoPong(&middleware.AutoPongOptions{Interval: interval, Timeout: timeout}))
 }

@@ -73,8 +73,8 @@ func New(broker hub.Broker, node string) (*App, error) {
 	// The connection keeps the user's name, not the whole upgrade request.
 	a.ws.Mount(a.mux.With(router.Keep(userKey{}, userName)), "/rooms/{room}", router.JSON(a.chat,
 		hub.Rooms[In](h, hub.URLParam("room")), // join the room in the URL
-		a.presence,                             // then tell the room
-		middleware.RateLimit[In](middleware.RateLimitOptions{Rate: 5, Burst: 10}), // no floods
+		a.presence(),                           // then tell the room
+		middleware.RateLimit(middleware.RateLimitOptions{Rate: 5, Burst: 10}), // no floods
 	), &handshake.ServerOptions{Options: transport.Options{MaxPayloadLen: 4096}})
 	return a, nil
 }
@@ -151,13 +151,15 @@ func user(ctx context.Context) string {
 }
 
 // presence is a middleware for its Open and Closed hooks only: it announces arrivals and
-// departures.
-func (a *App) presence(next middleware.Handler[In]) middleware.Handler[In] {
-	return &presenceLayer{Handler: next, a: a}
+// departures. It does not look at the messages, so it is an AnyMiddleware.
+func (a *App) presence() middleware.AnyMiddleware {
+	return func(next middleware.Handler[middleware.Unit]) middleware.Handler[middleware.Unit] {
+		return &presenceLayer{Handler: next, a: a}
+	}
 }
 
 type presenceLayer struct {
-	middleware.Handler[In]
+	middleware.Handler[middleware.Unit]
 	a *App
 }
 
