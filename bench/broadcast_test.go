@@ -86,13 +86,14 @@ var broadcastLibs = []broadcastLib{
 
 func startEcowsHub() (http.Handler, func([]byte), func() int, func()) {
 	ws := router.New()
-	h, err := hub.New(&hub.Options{Router: ws})
+	h, err := hub.New(nil)
 	if err != nil {
 		panic(err)
 	}
+	ws.CloseOnShutdown(h)
 	room := func(context.Context, *transport.Conn) []string { return []string{"bench"} }
 	discard := middleware.HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return nil })
-	handler := ws.Handler(middleware.Frames(discard, hub.Rooms[frame.Frame](h, room)),
+	handler := ws.Handler(middleware.Frames(discard, router.Rooms(h, room)),
 		&handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
 	return handler,
 		func(p []byte) { h.Broadcast("bench", frame.OpBinary, p) },

@@ -11,9 +11,9 @@
 // runs under the connection's write deadline (transport.Options.WriteTimeout). An idle
 // connection's queue holds no message and no array grown by a burst.
 //
-// With a router, the Rooms middleware puts the connections of a route in rooms (URLParam
-// names them after a chi URL parameter) and Options.Router makes the router's Shutdown close
-// the hub too.
+// The hub knows connections, not routes: package router's Rooms middleware puts the
+// connections of a route in rooms, and its Router.CloseOnShutdown makes the router's Shutdown
+// close the hub too.
 //
 // # Scale-out
 //

@@ -4,16 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http/httptest"
-	"strings"
-	"time"
-
-	"github.com/go-chi/chi/v5"
 
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/hub"
-	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -77,32 +70,4 @@ func Example_scaleOut() {
 	// Output:
 	// ann: from node A
 	// bob: from node A
-}
-
-// A chi route whose connections join the room named in the URL; the router's Shutdown
-// closes the hub too.
-func ExampleRooms() {
-	ws := router.New()
-	h, _ := hub.New(&hub.Options{Router: ws})
-	r := chi.NewRouter()
-	ws.Mount(r, "/rooms/{room}", router.Text(func(ctx context.Context, c *transport.Conn, s string) error {
-		room := chi.URLParamFromCtx(ctx, "room")
-		h.BroadcastExcept(room, c, frame.OpText, []byte(room+": "+s)) // an error concerns other nodes only
-		return nil
-	}, hub.Rooms[string](h, hub.URLParam("room"))), nil)
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-	defer ws.Shutdown(context.Background())
-
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/rooms/go"
-	ann, _, _ := handshake.Dial(context.Background(), url, nil)
-	bob, _, _ := handshake.Dial(context.Background(), url, nil)
-	defer ann.CloseNow()
-	defer bob.CloseNow()
-	for h.Count("go") < 2 {
-		time.Sleep(time.Millisecond) // both handlers have joined
-	}
-	ann.WriteMessage(context.Background(), frame.OpText, []byte("hello"))
-	fmt.Println(read(bob))
-	// Output: go: hello
 }

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -46,8 +45,6 @@ type Options struct {
 	// a skipped sequence, or a lost link once it is back (one call per subscribed topic). It
 	// runs in the broker's delivery goroutine, so it must not block.
 	OnGap func(Gap)
-	// Router, when set, ties the hub to a router: the router's Shutdown closes the hub.
-	Router *router.Router
 }
 
 // Hub keeps rooms of connections and broadcasts to them. Create one with New; every method
@@ -79,7 +76,6 @@ type Hub struct {
 	stats     counters
 	closeOnce sync.Once
 	closeErr  error
-	watching  chan struct{} // closed when the router watcher has ended; nil without Router
 }
 
 // New returns a Hub; it opens opts.Broker. It fails only when the broker's Open does.
@@ -111,17 +107,6 @@ func New(opts *Options) (*Hub, error) {
 		h.cancel()
 		return nil, fmt.Errorf("hub: opening broker: %w", err)
 	}
-	if rt := opts.Router; rt != nil {
-		h.watching = make(chan struct{})
-		go func() {
-			defer close(h.watching)
-			select {
-			case <-rt.ShuttingDown():
-				h.closeOnce.Do(h.close)
-			case <-h.ctx.Done():
-			}
-		}()
-	}
 	return h, nil
 }
 
@@ -146,9 +131,6 @@ func (h *Hub) Node() string { return h.node }
 // Shutdown closes them with 1001). After Close, Join, Broadcast and Send return ErrClosed.
 func (h *Hub) Close() error {
 	h.closeOnce.Do(h.close)
-	if h.watching != nil {
-		<-h.watching
-	}
 	return h.closeErr
 }
 

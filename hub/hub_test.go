@@ -4,20 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/hub"
 	"github.com/ecows/ecows/hub/hubtest"
-	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -140,7 +135,7 @@ func TestFragmentedWrites(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 
-	w, err := server.NextWriter(context.Background(), frame.OpText)
+	w, err := server.NextWriter(frame.OpText)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,65 +281,6 @@ func TestClosed(t *testing.T) {
 	}
 	if err := h.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
-	}
-}
-
-// A route puts its connections in the room named by its URL, the sender is skipped, and the
-// router's Shutdown closes the hub.
-func TestRouter(t *testing.T) {
-	ws := router.New()
-	h := newHub(t, &hub.Options{Router: ws})
-	r := chi.NewRouter()
-	ws.Mount(r, "/rooms/{room}", router.Text(func(ctx context.Context, c *transport.Conn, s string) error {
-		h.BroadcastExcept(chi.URLParamFromCtx(ctx, "room"), c, frame.OpText, []byte(s))
-		return nil
-	}, hub.Rooms[string](h, hub.URLParam("room"))), &handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/rooms/"
-	dial := func(room string) *transport.Conn {
-		c, _, err := handshake.Dial(context.Background(), url+room, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.CloseNow() })
-		return c
-	}
-	ann, bob, cid := dial("go"), dial("go"), dial("rust")
-	deadline := time.Now().Add(wait)
-	for h.Count("go") != 2 || h.Count("rust") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("members: go %d, rust %d", h.Count("go"), h.Count("rust"))
-		}
-		time.Sleep(time.Millisecond)
-	}
-	ann.WriteMessage(context.Background(), frame.OpText, []byte("hi gophers"))
-	if got := recv(t, bob); got != "hi gophers" {
-		t.Fatalf("bob got %q", got)
-	}
-	for name, c := range map[string]*transport.Conn{"ann": ann, "cid": cid} {
-		if got, err := recvWithin(c, 50*time.Millisecond); err == nil {
-			t.Fatalf("%s got %q", name, got)
-		}
-	}
-	bob.Close(frame.CloseNormal, "")
-	for h.Count("go") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("bob stayed in the room after closing")
-		}
-		time.Sleep(time.Millisecond)
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	if err := ws.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.Close(); err != nil { // waits for the shutdown's Close to finish
-		t.Fatal(err)
-	}
-	if err := h.Broadcast("go", frame.OpText, []byte("late")); !errors.Is(err, hub.ErrClosed) {
-		t.Fatalf("Broadcast after the router's Shutdown: %v", err)
 	}
 }
 

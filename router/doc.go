@@ -7,7 +7,8 @@
 //
 // A Router tracks the connections it serves; Shutdown sends 1001 Going Away to each, waits
 // for their close handshakes, and closes what is left, which http.Server.Shutdown cannot do
-// for hijacked connections.
+// for hijacked connections. It also closes what CloseOnShutdown registered, such as a
+// *hub.Hub, whose rooms the Rooms middleware fills with the connections of a route.
 //
 // The examples are the best way to understand how to use the package.
 package router

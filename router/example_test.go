@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/hub"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -27,7 +29,7 @@ type welcome struct {
 func Example() {
 	ws := router.New()
 	r := chi.NewRouter()
-	ws.Mount(r, "/rooms/{id}", router.JSON(func(ctx context.Context, c *transport.Conn, m join) error {
+	ws.Get(r, "/rooms/{id}", router.JSON(func(ctx context.Context, c *transport.Conn, m join) error {
 		room := chi.URLParamFromCtx(ctx, "id")
 		return middleware.Send(c, middleware.JSON[welcome]{}, welcome{Room: room, Text: "hi " + m.User})
 	}), nil)
@@ -45,4 +47,34 @@ func Example() {
 	_, msg, _ := c.ReadMessage(context.Background(), nil)
 	fmt.Println(string(msg))
 	// Output: {"Room":"go","Text":"hi ann"}
+}
+
+// A chi route whose connections join the room named in the URL; the router's Shutdown
+// closes the hub too.
+func ExampleRooms() {
+	ws := router.New()
+	h, _ := hub.New(nil)
+	ws.CloseOnShutdown(h)
+	r := chi.NewRouter()
+	ws.Get(r, "/rooms/{room}", router.Text(func(ctx context.Context, c *transport.Conn, s string) error {
+		room := chi.URLParamFromCtx(ctx, "room")
+		h.BroadcastExcept(room, c, frame.OpText, []byte(room+": "+s)) // an error concerns other nodes only
+		return nil
+	}, router.Rooms(h, router.URLParam("room"))), nil)
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	defer ws.Shutdown(context.Background())
+
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/rooms/go"
+	ann, _, _ := handshake.Dial(context.Background(), url, nil)
+	bob, _, _ := handshake.Dial(context.Background(), url, nil)
+	defer ann.CloseNow()
+	defer bob.CloseNow()
+	for h.Count("go") < 2 {
+		time.Sleep(time.Millisecond) // both handlers have joined
+	}
+	ann.WriteMessage(frame.OpText, []byte("hello"))
+	_, msg, _ := bob.ReadMessage(context.Background(), nil)
+	fmt.Println(string(msg))
+	// Output: go: hello
 }

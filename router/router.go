@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"sync"
 
@@ -19,25 +21,46 @@ import (
 type Router struct {
 	mu       sync.Mutex
 	conns    map[*transport.Conn]struct{}
+	closers  []io.Closer
 	closing  bool
 	wg       sync.WaitGroup
 	shutdown chan struct{} // closed by Shutdown
+	closed   chan struct{} // closed once the closers have returned
+	closeErr error         // what they returned; set before closed is closed
 }
 
 // New returns a Router with no connections.
 func New() *Router {
-	return &Router{conns: make(map[*transport.Conn]struct{}), shutdown: make(chan struct{})}
+	return &Router{
+		conns:    make(map[*transport.Conn]struct{}),
+		shutdown: make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
 }
 
-// Mount serves h at pattern on r, for GET requests: it upgrades each request with opts (nil
-// for the defaults) and serves the connection with h until it ends. Use r.With(...) for
-// per-route HTTP middleware, and middleware.Frames or middleware.Messages for per-route
-// WebSocket middleware.
-func (rt *Router) Mount(r chi.Router, pattern string, h middleware.ConnHandler, opts *handshake.ServerOptions) {
+// Get serves h at pattern on r, for GET requests (as r.Get does): it upgrades each request
+// with opts (nil for the defaults) and serves the connection with h until it ends. Use
+// r.With(...) for per-route HTTP middleware, and middleware.Frames or middleware.Messages for
+// per-route WebSocket middleware.
+func (rt *Router) Get(r chi.Router, pattern string, h middleware.ConnHandler, opts *handshake.ServerOptions) {
 	r.Get(pattern, rt.Handler(h, opts))
 }
 
-// Handler returns the http.Handler Mount installs, for use with any router or mux. A
+// CloseOnShutdown makes Shutdown close c (a *hub.Hub, typically) once it has told every
+// connection 1001 Going Away; Shutdown waits for Close to return, within its context, and
+// returns its error. A c registered after Shutdown has begun is closed at once.
+func (rt *Router) CloseOnShutdown(c io.Closer) {
+	rt.mu.Lock()
+	if !rt.closing {
+		rt.closers = append(rt.closers, c)
+		rt.mu.Unlock()
+		return
+	}
+	rt.mu.Unlock()
+	c.Close()
+}
+
+// Handler returns the http.Handler Get installs, for use with any router or mux. A
 // request that arrives after Shutdown has begun gets 503 Service Unavailable. Each connection
 // is served on a goroutine of its own and the HTTP handler returns at once, so that net/http
 // can free what it keeps per request while the connection lives on.
@@ -134,10 +157,12 @@ func (rt *Router) Len() int {
 	return len(rt.conns)
 }
 
-// Shutdown stops accepting upgrades, sends 1001 Going Away on every live connection, and
-// waits until their handlers have returned or ctx ends; then it closes what is left at once
-// and returns ctx's error. It is safe to call more than once. Call it before the HTTP
-// server's Shutdown, which forgets hijacked connections:
+// Shutdown stops accepting upgrades, sends 1001 Going Away on every live connection, closes
+// what CloseOnShutdown registered, and waits until the handlers and those Close calls have
+// returned or ctx ends; then it closes the connections left at once and waits for the rest.
+// It returns ctx's error, if it ended, joined with those of the Close calls. It is safe to
+// call more than once. Call it before the HTTP server's Shutdown, which forgets hijacked
+// connections:
 //
 //	ws.Shutdown(ctx) // 1001 to every WebSocket client, waits for their close handshakes
 //	srv.Shutdown(ctx)
@@ -147,7 +172,8 @@ func (rt *Router) Len() int {
 // close handshakes short.
 func (rt *Router) Shutdown(ctx context.Context) error {
 	rt.mu.Lock()
-	if !rt.closing {
+	first := !rt.closing
+	if first {
 		rt.closing = true
 		close(rt.shutdown)
 	}
@@ -155,18 +181,32 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 	for c := range rt.conns {
 		conns = append(conns, c)
 	}
+	closers := rt.closers
+	rt.closers = nil
 	rt.mu.Unlock()
 	for _, c := range conns {
 		go c.Close(frame.CloseGoingAway, "server shutting down")
 	}
+	if first {
+		// A hub's Close may wait for a write to a stuck connection; the deadline below cuts it.
+		go func() {
+			var errs []error
+			for _, c := range closers {
+				errs = append(errs, c.Close())
+			}
+			rt.closeErr = errors.Join(errs...)
+			close(rt.closed)
+		}()
+	}
 	done := make(chan struct{})
 	go func() {
 		rt.wg.Wait()
+		<-rt.closed
 		close(done)
 	}()
 	select {
 	case <-done:
-		return nil
+		return rt.closeErr
 	case <-ctx.Done():
 	}
 	rt.mu.Lock()
@@ -175,7 +215,7 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 	}
 	rt.mu.Unlock()
 	<-done
-	return ctx.Err()
+	return errors.Join(ctx.Err(), rt.closeErr)
 }
 
 // ShuttingDown returns a channel closed when Shutdown begins, for handlers that wait on

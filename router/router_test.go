@@ -45,7 +45,7 @@ func dial(t *testing.T, url string, opts *handshake.DialOptions) *transport.Conn
 // roundTrip sends msg and returns the text of the answer.
 func roundTrip(t *testing.T, c *transport.Conn, msg string) string {
 	t.Helper()
-	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(msg)); err != nil {
+	if _, err := c.WriteMessage(frame.OpText, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -81,7 +81,7 @@ var keepQuery = Keep(queryKey{}, func(r *http.Request) string { return r.URL.Que
 func roomEcho(ctx context.Context, c *transport.Conn, s string) error {
 	id := chi.URLParamFromCtx(ctx, "id")
 	q, _ := ctx.Value(queryKey{}).(string)
-	_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(id+"/"+q+": "+s))
+	_, err := c.WriteMessage(frame.OpText, []byte(id+"/"+q+": "+s))
 	return err
 }
 
@@ -99,7 +99,7 @@ func TestRouteParamsAndAuth(t *testing.T) {
 	checkGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
-	ws.Mount(r.With(requireToken, keepQuery), "/rooms/{id}", Text(roomEcho), nil)
+	ws.Get(r.With(requireToken, keepQuery), "/rooms/{id}", Text(roomEcho), nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
@@ -132,9 +132,9 @@ func TestUnderChiAndHlogMiddleware(t *testing.T) {
 		hlog.FromRequest(r).Info().Int("status", status).Msg("access")
 	}), hlog.RequestIDHandler("req_id", "Request-Id"))
 	var gotID string
-	ws.Mount(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Get(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		gotID = middleware.ConnInfoFrom(ctx).RequestID
-		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
+		_, err := c.WriteMessage(frame.OpText, []byte(s))
 		return err
 	}), nil)
 	srv := httptest.NewServer(r)
@@ -170,8 +170,8 @@ func TestShutdown(t *testing.T) {
 	checkGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
-	ws.Mount(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
-		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
+	ws.Get(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+		_, err := c.WriteMessage(frame.OpText, []byte(s))
 		return err
 	}), nil)
 	srv := httptest.NewServer(r)
@@ -220,7 +220,7 @@ func TestShutdown(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Mount(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }),
+	ws.Get(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }),
 		&handshake.ServerOptions{Options: transport.Options{CloseTimeout: time.Minute}})
 	srv := httptest.NewServer(r)
 	defer srv.Close()
@@ -245,7 +245,7 @@ func TestShutdownDeadline(t *testing.T) {
 func TestRegisterOnShutdown(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Mount(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
+	ws.Get(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
 	srv := httptest.NewUnstartedServer(r)
 	srv.Config.RegisterOnShutdown(func() { ws.Shutdown(context.Background()) })
 	srv.Start()
@@ -271,7 +271,7 @@ type chatOut struct {
 func TestJSONEndpoint(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Mount(r, "/rooms/{id}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
+	ws.Get(r, "/rooms/{id}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
 		return middleware.Send(c, middleware.JSON[chatOut]{}, chatOut{Room: chi.URLParamFromCtx(ctx, "id"), Line: m.User + ": " + m.Text})
 	}), nil)
 	srv := httptest.NewServer(r)
@@ -285,7 +285,7 @@ func TestJSONEndpoint(t *testing.T) {
 	if out != (chatOut{Room: "go", Line: "ann: hello"}) {
 		t.Fatalf("%+v", out)
 	}
-	c.WriteMessage(context.Background(), frame.OpText, []byte("{not json"))
+	c.WriteMessage(frame.OpText, []byte("{not json"))
 	_, _, err := c.ReadMessage(context.Background(), nil)
 	if transport.CloseStatus(err) != frame.CloseInvalidPayload {
 		t.Fatalf("bad JSON: %v", err)
@@ -297,9 +297,9 @@ func TestJSONEndpoint(t *testing.T) {
 func TestParamsOutliveTheHandler(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Mount(r, "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Get(r, "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		id := chi.URLParamFromCtx(ctx, "id")
-		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(id+","+middleware.ConnInfoFrom(ctx).Route))
+		_, err := c.WriteMessage(frame.OpText, []byte(id+","+middleware.ConnInfoFrom(ctx).Route))
 		return err
 	}), nil)
 	r.Get("/other/{id}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, chi.URLParam(r, "id")) })
@@ -385,11 +385,11 @@ func TestIdleConnKeepsNoHeaders(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, setUser)
-	ws.Mount(r.With(keepQuery), "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Get(r.With(keepQuery), "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		info := middleware.ConnInfoFrom(ctx)
 		user, _ := ctx.Value(userKey{}).(string)
 		q, _ := ctx.Value(queryKey{}).(string)
-		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(strings.Join([]string{
+		_, err := c.WriteMessage(frame.OpText, []byte(strings.Join([]string{
 			chi.URLParamFromCtx(ctx, "id"), info.Route, strconv.FormatBool(info.RequestID != ""), user, q}, " ")))
 		return err
 	}), nil)

@@ -120,7 +120,7 @@ func listen(cfg serveConfig) (*server, error) {
 	mux.Get("/", servePage)
 	mux.Head("/", servePage)
 	limit := max(cfg.maxPayload, transport.DefaultMaxPayloadLen)
-	s.ws.Mount(mux, cfg.path, echoHandler(cfg), &handshake.ServerOptions{
+	s.ws.Get(mux, cfg.path, echoHandler(cfg), &handshake.ServerOptions{
 		// The Conn's limits bound memory; MaxPayload in echoHandler applies -max-payload
 		// when it is below them.
 		Options: transport.Options{

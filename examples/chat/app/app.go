@@ -7,7 +7,6 @@ import (
 	"context"
 	_ "embed" // the page
 	"encoding/json"
-	"errors"
 	"log"
 	"net/http"
 	"strings"
@@ -58,22 +57,22 @@ func New(broker hub.Broker, node string) (*App, error) {
 		NodeID: node,
 		Broker: broker,
 		Policy: hub.Drop, // a browser that cannot keep up misses lines rather than slow the room
-		Router: a.ws,     // the router's Shutdown closes the hub
 		OnGap:  func(g hub.Gap) { go a.gap(g) },
 	})
 	if err != nil {
 		return nil, err
 	}
 	a.hub = h
+	a.ws.CloseOnShutdown(h) // the router's Shutdown closes the hub
 	a.mux.Get("/", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Write(page)
 	})
 	a.mux.Get("/api/rooms/{room}", a.members)
 	// The connection keeps the user's name, not the whole upgrade request.
-	a.ws.Mount(a.mux.With(router.Keep(userKey{}, userName)), "/rooms/{room}", router.JSON(a.chat,
-		hub.Rooms[In](h, hub.URLParam("room")), // join the room in the URL
-		a.presence(),                           // then tell the room
+	a.ws.Get(a.mux.With(router.Keep(userKey{}, userName)), "/rooms/{room}", router.JSON(a.chat,
+		router.Rooms(h, router.URLParam("room")), // join the room in the URL
+		a.presence(),                             // then tell the room
 		middleware.RateLimit(middleware.RateLimitOptions{Rate: 5, Burst: 10}), // no floods
 	), &handshake.ServerOptions{Options: transport.Options{MaxPayloadLen: 4096}})
 	return a, nil
@@ -86,10 +85,7 @@ func (a *App) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 func (a *App) Node() string { return a.hub.Node() }
 
 // Shutdown says goodbye (1001) to every browser and closes the hub.
-func (a *App) Shutdown(ctx context.Context) error {
-	err := a.ws.Shutdown(ctx)
-	return errors.Join(err, a.hub.Close())
-}
+func (a *App) Shutdown(ctx context.Context) error { return a.ws.Shutdown(ctx) }
 
 func (a *App) chat(ctx context.Context, _ *transport.Conn, m In) error {
 	text := strings.TrimSpace(m.Text)
