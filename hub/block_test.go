@@ -17,10 +17,10 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// Under Block, members that stop reading delay no one else: 100 members on real loopback
+// Under SlowBlock, members that stop reading delay no one else: 100 members on real loopback
 // connections get a broadcast every 40 ms while some of them stall (small socket buffers,
 // so that they fill within a few messages), and the others' delivery latency stays far
-// below BlockTimeout, the time a stalled member may hold a message under Block. Each
+// below BlockTimeout, the time a stalled member may hold a message under SlowBlock. Each
 // message is stamped with the time it was due, not the time Broadcast was called, so that
 // a held publisher shows as latency. The stalled members are closed with 1008 after
 // BlockTimeout, having received their messages in order until then, and every member that
@@ -125,7 +125,7 @@ func stallRun(t *testing.T, members int, stall []time.Duration, run, blockTimeou
 	t.Logf("%d deliveries to the %d members that kept reading: p50 %v, p99 %v, max %v",
 		len(lat), members-len(stall), percentile(lat, 50), p99, percentile(lat, 100))
 	if p99 > limit {
-		t.Errorf("p99 delivery latency %v with members stalled under Block; want under %v", p99, limit)
+		t.Errorf("p99 delivery latency %v with members stalled under SlowBlock; want under %v", p99, limit)
 	}
 	// The last stalled member is evicted BlockTimeout after its queue filled, which may be
 	// after the last broadcast.

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/ecows/ecows/frame"
@@ -10,7 +11,7 @@ import (
 // Broadcast sends payload as one message (op is frame.OpText or frame.OpBinary) to every
 // member of room, on this node and on the others. The frame is encoded once; every local
 // member's queue gets the same bytes, then the broker carries the message to the other
-// nodes. A full queue is handled by the hub's Policy, which never makes Broadcast wait. The
+// nodes. A full queue is handled by the hub's SlowPolicy, which never makes Broadcast wait. The
 // error, if any, is about the other nodes (ErrLinkDown while the broker's engine is
 // unreachable): local members have the message all the same. Broadcasts to one room from
 // this node reach every member in the order they were made. payload may be reused once
@@ -22,6 +23,23 @@ func (h *Hub) Broadcast(room string, op frame.Opcode, payload []byte) error {
 // BroadcastExcept is Broadcast to every member of room but except, typically the sender.
 func (h *Hub) BroadcastExcept(room string, except *transport.Conn, op frame.Opcode, payload []byte) error {
 	return h.broadcast(room, except, op, payload)
+}
+
+// BroadcastText is Broadcast of s as a text message. Text that is not valid UTF-8 is
+// refused with a *transport.UsageError, as by any send, and reaches no one.
+func (h *Hub) BroadcastText(room, s string) error {
+	return h.broadcast(room, nil, frame.OpText, []byte(s))
+}
+
+// BroadcastJSON is Broadcast of v encoded as JSON (encoding/json) in a text message. v is
+// encoded once, however many members and nodes it reaches; an encoding error is returned as
+// encoding/json gives it, and nothing is sent.
+func (h *Hub) BroadcastJSON(room string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return h.broadcast(room, nil, frame.OpText, b)
 }
 
 func (h *Hub) broadcast(room string, except *transport.Conn, op frame.Opcode, payload []byte) error {
@@ -58,7 +76,7 @@ func (h *Hub) broadcast(room string, except *transport.Conn, op frame.Opcode, pa
 }
 
 // Send sends payload as one message to c alone, through c's queue and under the hub's
-// Policy, on this node. It registers c with the hub if need be (without a room), so that a
+// SlowPolicy, on this node. It registers c with the hub if need be (without a room), so that a
 // closed connection is forgotten as a member is.
 func (h *Hub) Send(c *transport.Conn, op frame.Opcode, payload []byte) error {
 	p, err := h.prepare(op, payload)
@@ -85,7 +103,7 @@ func (h *Hub) prepare(op frame.Opcode, payload []byte) (*transport.Prepared, err
 }
 
 // fanout queues p for every member of t but except (or the member with id exceptID). No
-// member's queue makes it wait, whatever the Policy; the members to evict are evicted once
+// member's queue makes it wait, whatever the SlowPolicy; the members to evict are evicted once
 // the room is unlocked.
 func (h *Hub) fanout(t *topic, p *transport.Prepared, except *member, exceptID string) {
 	var buf [8]*member

@@ -3,13 +3,15 @@
 //
 // A Hub keeps rooms (topics) that connections join and leave; a connection leaves every room
 // when it closes. Broadcast encodes the frame once and hands the same bytes to every member
-// of a room (BroadcastExcept skips the sender, Send reaches one connection). Each connection
-// has a bounded send queue drained by a writer goroutine of its own, so that one stuck client
-// never delays the others; what happens when a queue is full is the hub's Policy: Block (the
-// connection's messages wait for it, up to a timeout, then it is closed with 1008), Drop
-// (count and go on) or Close (1008 at once). No policy makes a broadcast wait. Every write
-// runs under the connection's write deadline (transport.Options.WriteTimeout). An idle
-// connection's queue holds no message and no array grown by a burst.
+// of a room (BroadcastExcept skips the sender, Send reaches one connection); BroadcastJSON
+// and BroadcastText do the same for a value encoded as JSON and for a string. Each
+// connection has a bounded send queue drained by a writer goroutine of its own, so that one
+// stuck client never delays the others; what happens when a queue is full is the hub's
+// SlowPolicy: SlowBlock (the connection's messages wait for it, up to a timeout, then it is
+// closed with 1008), SlowDrop (count and go on) or SlowEvict (1008 at once). No policy makes
+// a broadcast wait. Every write runs under the connection's write deadline
+// (transport.Options.WriteTimeout). An idle connection's queue holds no message and no array
+// grown by a burst.
 //
 // The hub knows connections, not routes: package router's Rooms middleware puts the
 // connections of a route in rooms, and its Router.CloseOnShutdown makes the router's Shutdown

@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 
@@ -70,4 +71,31 @@ func Example_scaleOut() {
 	// Output:
 	// ann: from node A
 	// bob: from node A
+}
+
+// A typed value broadcast as JSON: encoded once, decoded by each member.
+func ExampleHub_BroadcastJSON() {
+	type line struct {
+		User string `json:"user"`
+		Text string `json:"text"`
+	}
+	h, _ := hub.New(nil)
+	defer h.Close()
+	ann, annConn := pipe()
+	bob, bobConn := pipe()
+	h.Join(annConn, "lobby")
+	h.Join(bobConn, "lobby")
+
+	h.BroadcastJSON("lobby", line{User: "ann", Text: "hi all"})
+	for _, c := range []*transport.Conn{ann, bob} {
+		var got line
+		json.Unmarshal([]byte(read(c)), &got)
+		fmt.Printf("%+v\n", got)
+	}
+	h.BroadcastText("lobby", "plain text too")
+	fmt.Println(read(ann), "/", read(bob))
+	// Output:
+	// {User:ann Text:hi all}
+	// {User:ann Text:hi all}
+	// plain text too / plain text too
 }

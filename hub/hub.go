@@ -15,31 +15,39 @@ import (
 
 // Defaults for the zero values of Options.
 const (
-	DefaultQueueLen         = 128
-	DefaultBlockTimeout     = time.Second
-	DefaultUnsubscribeDelay = time.Second
-	DefaultBrokerTimeout    = 5 * time.Second
+	defaultQueueLen         = 128
+	defaultBlockTimeout     = time.Second
+	defaultUnsubscribeDelay = time.Second
+	defaultBrokerTimeout    = 5 * time.Second
 )
 
-// Options configure a Hub. The zero value (or nil) gives a single node with the defaults.
+// Options configure a Hub. The zero value (or nil) gives a single node with the defaults. As
+// in transport.Options, a zero number means the default and a negative one means none,
+// unlimited or off.
 type Options struct {
 	// NodeID names this node to the others; it must be unique among the nodes on one engine
 	// (a node drops envelopes with its own id). Default: random.
 	NodeID string
 	// Broker links this node to the others. Default: a Bus of its own (a single node).
 	Broker Broker
-	// QueueLen is how many messages each connection's send queue holds before the Policy
-	// applies (default 128); under Block, the messages past it wait there for room.
+	// QueueLen is how many messages each connection's send queue holds before OnSlow applies
+	// (default 128); under SlowBlock, the messages past it wait there for room. A negative
+	// QueueLen means no limit: OnSlow never applies, and a member that stops reading holds
+	// every message broadcast to it until its connection ends.
 	QueueLen int
-	// Policy is what a broadcast does for a connection whose queue is full (default Block).
-	Policy Policy
-	// BlockTimeout is how long, under Block, a message may wait for room in its connection's
-	// full queue before the connection is closed (default 1 s).
+	// OnSlow is what a broadcast does for a connection whose queue is full (default
+	// SlowBlock).
+	OnSlow SlowPolicy
+	// BlockTimeout is how long, under SlowBlock, a message may wait for room in its
+	// connection's full queue before the connection is closed (default 1 s). A negative
+	// BlockTimeout means no timeout: the messages wait as long as the connection lives.
 	BlockTimeout time.Duration
 	// UnsubscribeDelay is how long a topic stays subscribed after its last local member left
-	// (default 1 s), so that a member that comes straight back costs no round trip.
+	// (default 1 s), so that a member that comes straight back costs no round trip. A
+	// negative UnsubscribeDelay means no delay.
 	UnsubscribeDelay time.Duration
 	// BrokerTimeout bounds each Subscribe and Unsubscribe call to the broker (default 5 s).
+	// A negative BrokerTimeout means no bound of the hub's own (the broker may have one).
 	BrokerTimeout time.Duration
 	// OnGap, when set, is called for every gap in what this node received from the others:
 	// a skipped sequence, or a lost link once it is back (one call per subscribed topic). It
@@ -53,7 +61,7 @@ type Hub struct {
 	node          string
 	broker        Broker
 	queueLen      int
-	policy        Policy
+	policy        SlowPolicy
 	blockTimeout  time.Duration
 	unsubDelay    time.Duration
 	brokerTimeout time.Duration
@@ -86,11 +94,11 @@ func New(opts *Options) (*Hub, error) {
 	h := &Hub{
 		node:          opts.NodeID,
 		broker:        opts.Broker,
-		queueLen:      cmp(opts.QueueLen, DefaultQueueLen),
-		policy:        opts.Policy,
-		blockTimeout:  cmp(opts.BlockTimeout, DefaultBlockTimeout),
-		unsubDelay:    cmp(opts.UnsubscribeDelay, DefaultUnsubscribeDelay),
-		brokerTimeout: cmp(opts.BrokerTimeout, DefaultBrokerTimeout),
+		queueLen:      orDefault(opts.QueueLen, defaultQueueLen),
+		policy:        opts.OnSlow,
+		blockTimeout:  orDefault(opts.BlockTimeout, defaultBlockTimeout),
+		unsubDelay:    max(orDefault(opts.UnsubscribeDelay, defaultUnsubscribeDelay), 0),
+		brokerTimeout: orDefault(opts.BrokerTimeout, defaultBrokerTimeout),
 		onGap:         opts.OnGap,
 		start:         time.Now(),
 		topics:        make(map[string]*topic),
@@ -110,12 +118,25 @@ func New(opts *Options) (*Hub, error) {
 	return h, nil
 }
 
-// cmp returns v, or def when v is zero or less.
-func cmp[T int | time.Duration](v, def T) T {
-	if v <= 0 {
+// orDefault maps a zero option to its default and a negative one to "none" (-1), as
+// transport's options do.
+func orDefault[T int | time.Duration](v, def T) T {
+	switch {
+	case v == 0:
 		return def
+	case v < 0:
+		return -1
 	}
 	return v
+}
+
+// brokerContext returns the context of one call to the broker, bounded by BrokerTimeout
+// unless it is negative.
+func (h *Hub) brokerContext(parent context.Context) (context.Context, context.CancelFunc) {
+	if h.brokerTimeout < 0 {
+		return context.WithCancel(parent)
+	}
+	return context.WithTimeout(parent, h.brokerTimeout)
 }
 
 // now is the time since the hub started, on the monotonic clock.
@@ -160,7 +181,7 @@ func (h *Hub) close() {
 	for _, t := range topics {
 		t.subMu.Lock()
 		if t.subscribed.Load() {
-			ctx, cancel := context.WithTimeout(context.Background(), h.brokerTimeout)
+			ctx, cancel := h.brokerContext(context.Background())
 			if err := h.broker.Unsubscribe(ctx, t.name); err != nil {
 				errs = append(errs, fmt.Errorf("hub: unsubscribing %q: %w", t.name, err))
 			}
@@ -184,7 +205,7 @@ type Stats struct {
 	// Encoded counts the frames the hub encoded: one per Broadcast, Send or envelope
 	// received, however many members it reaches.
 	Encoded uint64
-	// Written counts frames written to connections, Dropped the frames the Drop policy
+	// Written counts frames written to connections, Dropped the frames SlowDrop
 	// discarded, and Evicted the connections closed with 1008 for being too slow.
 	Written, Dropped, Evicted uint64
 	// Published counts envelopes the broker took, PublishErrors those it refused, Received

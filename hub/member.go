@@ -13,7 +13,7 @@ import (
 // member is a connection known to the hub, with its send queue and writer goroutine.
 //
 // The queue is a slice under the member's own lock, a leaf lock taken for a moment by the
-// broadcasters and the writer. Under Block, the messages that find it full join it all the
+// broadcasters and the writer. Under SlowBlock, the messages that find it full join it all the
 // same, each stamped with the time it arrived: they wait there, behind the others, for the
 // writer to make room, and a timer closes the member if the oldest of them still has none
 // after BlockTimeout. So the wait is the member's own: no broadcaster, broker delivery or
@@ -104,7 +104,7 @@ func (h *Hub) run(m *member) {
 	}
 }
 
-// push queues p for m under the hub's Policy, without waiting, and reports whether m must
+// push queues p for m under the hub's SlowPolicy, without waiting, and reports whether m must
 // be evicted, which the caller does once it holds no lock.
 func (h *Hub) push(m *member, p *transport.Prepared) (evict bool) {
 	m.mu.Lock()
@@ -114,16 +114,16 @@ func (h *Hub) push(m *member, p *transport.Prepared) (evict bool) {
 	}
 	n := len(m.queue) - m.head
 	var at time.Duration
-	if n >= h.queueLen {
+	if h.queueLen >= 0 && n >= h.queueLen {
 		switch h.policy {
-		case Drop:
+		case SlowDrop:
 			h.stats.dropped.Add(1)
 			return false
-		case Close:
+		case SlowEvict:
 			return true
 		}
 		at = h.now()
-		if !m.armed {
+		if !m.armed && h.blockTimeout >= 0 {
 			// No older message is waiting for room, or the timer would be pending.
 			h.arm(m, h.blockTimeout)
 		}

@@ -15,7 +15,7 @@ import (
 
 // An idle member holds nothing large: once its writer has sent everything, its queue has let
 // go of an array grown by a burst, and no message it was sent is kept alive, by the queue
-// or by the writer waiting for more. The burst overflows the queue, under Block, and is read
+// or by the writer waiting for more. The burst overflows the queue, under SlowBlock, and is read
 // all the same.
 func TestIdleMemberHoldsNothing(t *testing.T) {
 	for _, tc := range []struct {

@@ -1,7 +1,6 @@
 package hub
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -136,7 +135,7 @@ func (h *Hub) subscribe(t *topic) error {
 	if !wanted {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(h.ctx, h.brokerTimeout)
+	ctx, cancel := h.brokerContext(h.ctx)
 	defer cancel()
 	if err := h.broker.Subscribe(ctx, t.name); err != nil {
 		return fmt.Errorf("hub: subscribing to %q: %w", t.name, err)
@@ -276,13 +275,13 @@ func (h *Hub) expire(t *topic, gen uint64) {
 		return
 	}
 	if rest := h.unsubDelay - time.Since(time.Unix(0, t.lastUse.Load())); t.pins.Load() > 0 || rest > 0 {
-		h.scheduleExpiry(t, max(rest, h.unsubDelay/4))
+		h.scheduleExpiry(t, max(rest, h.unsubDelay/4, time.Millisecond)) // no spin while pinned
 		h.mu.Unlock()
 		return
 	}
 	h.mu.Unlock()
 	if t.subscribed.Load() {
-		ctx, cancel := context.WithTimeout(h.ctx, h.brokerTimeout)
+		ctx, cancel := h.brokerContext(h.ctx)
 		h.broker.Unsubscribe(ctx, t.name) // on error the broker may deliver a while more: dropped
 		cancel()
 		t.subscribed.Store(false)

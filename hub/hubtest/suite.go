@@ -56,7 +56,7 @@ func Run(t *testing.T, e Engine) {
 	t.Run("Order", func(t *testing.T) { testOrder(t, e) })
 	t.Run("Subscriptions", func(t *testing.T) { testSubscriptions(t, e) })
 	t.Run("EncodeOnce", func(t *testing.T) { testEncodeOnce(t, e) })
-	for _, p := range []hub.Policy{hub.Block, hub.Drop, hub.Close} {
+	for _, p := range []hub.SlowPolicy{hub.SlowBlock, hub.SlowDrop, hub.SlowEvict} {
 		t.Run("SlowConsumer/"+p.String(), func(t *testing.T) { testSlowConsumer(t, e, p) })
 	}
 	t.Run("EngineDown", func(t *testing.T) {
@@ -345,12 +345,12 @@ func testEncodeOnce(t *testing.T, e Engine) {
 }
 
 // A member that reads nothing, whatever the policy, delays neither the other members on its
-// node nor those on the other; Drop counts what it dropped, Close and Block (after its
+// node nor those on the other; SlowDrop counts what it dropped, SlowEvict and SlowBlock (after its
 // timeout) close the stalled connection.
-func testSlowConsumer(t *testing.T, e Engine, p hub.Policy) {
+func testSlowConsumer(t *testing.T, e Engine, p hub.SlowPolicy) {
 	const blockTimeout = 200 * time.Millisecond
 	const queue = 8
-	a := newNode(t, e, "a", hub.Options{Policy: p, QueueLen: queue, BlockTimeout: blockTimeout})
+	a := newNode(t, e, "a", hub.Options{OnSlow: p, QueueLen: queue, BlockTimeout: blockTimeout})
 	b := newNode(t, e, "b", hub.Options{})
 	r := room(t)
 	stalledClient, stalled := Pipe(t, &transport.Options{WriteTimeout: 5 * time.Second, CloseTimeout: 100 * time.Millisecond})
@@ -382,20 +382,20 @@ func testSlowConsumer(t *testing.T, e Engine, p hub.Policy) {
 	}
 	took := time.Since(start)
 	// Nothing may wait for the stalled member, whose write times out only after 2.5 to 5
-	// seconds: not even the publisher under Block, where the member's messages wait for it.
+	// seconds: not even the publisher under SlowBlock, where the member's messages wait for it.
 	if limit := 2 * time.Second; took > limit {
 		t.Errorf("healthy members got %d messages in %v (publishing took %v); want under %v", n, took, published, limit)
 	}
-	if p != hub.Drop {
-		// Block closes the member BlockTimeout after its queue filled, maybe after the last
+	if p != hub.SlowDrop {
+		// SlowBlock closes the member BlockTimeout after its queue filled, maybe after the last
 		// broadcast.
 		eventually(t, wait, "the stalled member is evicted", func() bool { return a.Stats().Evicted > 0 })
 	}
 	st := a.Stats()
 	switch p {
-	case hub.Drop:
+	case hub.SlowDrop:
 		if st.Dropped == 0 || st.Evicted != 0 {
-			t.Errorf("Drop: %d dropped, %d evicted; want some dropped, none evicted", st.Dropped, st.Evicted)
+			t.Errorf("SlowDrop: %d dropped, %d evicted; want some dropped, none evicted", st.Dropped, st.Evicted)
 		}
 	default:
 		if st.Evicted != 1 || st.Dropped != 0 {

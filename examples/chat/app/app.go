@@ -56,7 +56,7 @@ func New(broker hub.Broker, node string) (*App, error) {
 	h, err := hub.New(&hub.Options{
 		NodeID: node,
 		Broker: broker,
-		Policy: hub.Drop, // a browser that cannot keep up misses lines rather than slow the room
+		OnSlow: hub.SlowDrop, // a browser that cannot keep up misses lines rather than slow the room
 		OnGap:  func(g hub.Gap) { go a.gap(g) },
 	})
 	if err != nil {
@@ -100,8 +100,7 @@ func (a *App) chat(ctx context.Context, _ *transport.Conn, m In) error {
 // members get it; the others will hear of a gap.
 func (a *App) broadcast(v Out) {
 	v.Node, v.Time = a.hub.Node(), time.Now().UTC()
-	b, _ := json.Marshal(v)
-	if err := a.hub.Broadcast(v.Room, frame.OpText, b); err != nil {
+	if err := a.hub.BroadcastJSON(v.Room, v); err != nil {
 		log.Printf("chat: room %q: %v", v.Room, err)
 	}
 }
