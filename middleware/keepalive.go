@@ -39,7 +39,7 @@ import (
 //
 // Frames count when the connection reads them, and it does not read while a handler holds
 // the read loop. Time spent in the handlers after Keepalive therefore counts as life, so put
-// it before middleware that may hold a unit for long (RateLimit with Wait): a slow handler
+// it before middleware that may hold a unit for long (RateLimit with ExceedWait): a slow handler
 // must not make a live peer look dead.
 func Keepalive(interval, timeout time.Duration) AnyMiddleware {
 	// Defaults are settled here, once: the middleware below runs once per connection, and

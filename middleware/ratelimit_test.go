@@ -85,7 +85,7 @@ func TestRateLimitDropMessages(t *testing.T) {
 	}
 }
 
-// At the frame layer Drop discards whole messages and never control frames.
+// At the frame layer ExceedDrop discards whole messages and never control frames.
 func TestRateLimitDropFrames(t *testing.T) {
 	checkGoroutines(t)
 	rec := &recorder{}

@@ -51,7 +51,7 @@ func newApp(ws *router.Router, tokens map[string]string) http.Handler {
 	r.Group(func(r chi.Router) {
 		r.Use(requireToken(tokens))
 		ws.Get(r, "/rooms/{room}", router.JSON(chat,
-			middleware.RateLimit(middleware.RateLimitOptions{Rate: 20, Burst: 40}), // Wait: slows a flood down
+			middleware.RateLimit(middleware.RateLimitOptions{Rate: 20, Burst: 40}), // ExceedWait: slows a flood down
 		), nil)
 	})
 	return r
