@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"reflect"
 
 	"github.com/ecows/ecows/transport"
 )
@@ -50,10 +51,20 @@ func Chain[T any](h Handler[T], mw ...Layer) Handler[T] {
 	layers := make([]any, 0, len(mw)+1)
 	layers = append(layers, h)
 	for i := len(mw) - 1; i >= 0; i-- {
-		h = apply(mw[i], h)
-		layers = append(layers, h)
+		prev := h
+		if h = apply(mw[i], h); !repeats(h, prev) {
+			layers = append(layers, h)
+		}
 	}
 	return &chain[T]{Handler: h, layers: layers}
+}
+
+// repeats reports whether h is prev, as a middleware that is off (Keepalive with no
+// interval) hands back the handler it got, whose hooks must not run once more for it. Only
+// pointers are compared: other handler types, such as HandlerFunc, may not be comparable.
+func repeats[T any](h, prev Handler[T]) bool {
+	t := reflect.TypeOf(h)
+	return t != nil && t.Kind() == reflect.Pointer && t == reflect.TypeOf(prev) && h == prev
 }
 
 // chain is a composed handler with its layers, innermost first.

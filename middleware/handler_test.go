@@ -94,3 +94,16 @@ func TestChainHooksCalledDirectly(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+// A middleware that is off hands back the handler it got, whose hooks still run once.
+func TestChainHooksOnceThroughLayersThatAreOff(t *testing.T) {
+	rec := &recorder{}
+	h := Chain[frame.Frame](&hooked{name: "h", rec: rec}, Keepalive(0, 0), MaxPayload(0, 0), RateLimit(RateLimitOptions{}), hook("a", rec, nil))
+	if err := h.(Opener).Open(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	h.(Closer).Closed(context.Background(), nil, nil)
+	if got, want := rec.String(), "open:a open:h closed:h closed:a"; got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
