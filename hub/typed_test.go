@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -21,6 +22,16 @@ type chatLine struct {
 // A typed value broadcast to a room reaches every member as one text message, encoded once,
 // and decodes at each member to the value sent; members of other rooms get nothing.
 func TestBroadcastJSON(t *testing.T) {
+	goroutines := runtime.NumGoroutine()
+	t.Cleanup(func() { // registered first, so it runs after the hub and the pipes are closed
+		deadline := time.Now().Add(wait)
+		for runtime.NumGoroutine() > goroutines && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > goroutines {
+			t.Errorf("%d goroutines before, %d after", goroutines, n)
+		}
+	})
 	h := newHub(t, nil)
 	var clients []*transport.Conn
 	for range 4 {
