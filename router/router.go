@@ -46,9 +46,9 @@ func (rt *Router) Get(r chi.Router, pattern string, h middleware.ConnHandler, op
 	r.Get(pattern, rt.Handler(h, opts))
 }
 
-// CloseOnShutdown makes Shutdown close c (a *hub.Hub, typically) once it has told every
-// connection 1001 Going Away; Shutdown waits for Close to return, within its context, and
-// returns its error. A c registered after Shutdown has begun is closed at once.
+// CloseOnShutdown makes Shutdown close c (a *hub.Hub, typically) once it has started closing
+// every connection with 1001 Going Away; Shutdown waits for Close to return and returns its
+// error. What is registered after Shutdown has begun is closed at once.
 func (rt *Router) CloseOnShutdown(c io.Closer) {
 	rt.mu.Lock()
 	if !rt.closing {
