@@ -26,9 +26,9 @@ func (AnyMiddleware) layer() {}
 // returns may implement Opener and Closer.
 type AnyMiddleware func(next Handler[Unit]) Handler[Unit]
 
-// Unit is the unit an AnyMiddleware's handler is serving, whatever its type. Passing it to
-// next (the only way to get one is as an argument) serves that unit; it is valid only until
-// the handler returns.
+// Unit is the unit an AnyMiddleware's handler is serving, whatever its type: the handler
+// passes it on to next to serve it, and must not keep it once it returns. Only the serve
+// loop makes Units.
 type Unit struct {
 	src unitSource
 }
