@@ -135,7 +135,7 @@ func TestFragmentedWrites(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 
-	w, err := server.NextWriter(frame.OpText)
+	w, err := server.NextWriter(context.Background(), frame.OpText)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func ExampleAnyMiddleware() {
 		return middleware.Send(c, middleware.Text{}, s)
 	}
 	client, done := loopback(middleware.Messages(middleware.Text{}, echo, middleware.Recover(nil), kinds))
-	client.WriteMessage(frame.OpText, []byte("hi"))
+	client.WriteMessage(context.Background(), frame.OpText, []byte("hi"))
 	client.ReadMessage(context.Background(), nil)
 	client.Close(frame.CloseNormal, "")
 	<-done

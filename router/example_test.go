@@ -73,7 +73,7 @@ func ExampleRooms() {
 	for h.Count("go") < 2 {
 		time.Sleep(time.Millisecond) // both handlers have joined
 	}
-	ann.WriteMessage(frame.OpText, []byte("hello"))
+	ann.WriteMessage(context.Background(), frame.OpText, []byte("hello"))
 	_, msg, _ := bob.ReadMessage(context.Background(), nil)
 	fmt.Println(string(msg))
 	// Output: go: hello

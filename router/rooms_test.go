@@ -42,7 +42,7 @@ func TestRooms(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	ann.WriteMessage(frame.OpText, []byte("hi gophers"))
+	ann.WriteMessage(context.Background(), frame.OpText, []byte("hi gophers"))
 	if got := recvText(t, bob); got != "hi gophers" {
 		t.Fatalf("bob got %q", got)
 	}

@@ -45,7 +45,7 @@ func dial(t *testing.T, url string, opts *handshake.DialOptions) *transport.Conn
 // roundTrip sends msg and returns the text of the answer.
 func roundTrip(t *testing.T, c *transport.Conn, msg string) string {
 	t.Helper()
-	if _, err := c.WriteMessage(frame.OpText, []byte(msg)); err != nil {
+	if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(msg)); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -81,7 +81,7 @@ var keepQuery = Keep(queryKey{}, func(r *http.Request) string { return r.URL.Que
 func roomEcho(ctx context.Context, c *transport.Conn, s string) error {
 	id := chi.URLParamFromCtx(ctx, "id")
 	q, _ := ctx.Value(queryKey{}).(string)
-	_, err := c.WriteMessage(frame.OpText, []byte(id+"/"+q+": "+s))
+	_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(id+"/"+q+": "+s))
 	return err
 }
 
@@ -134,7 +134,7 @@ func TestUnderChiAndHlogMiddleware(t *testing.T) {
 	var gotID string
 	ws.Get(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		gotID = middleware.ConnInfoFrom(ctx).RequestID
-		_, err := c.WriteMessage(frame.OpText, []byte(s))
+		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		return err
 	}), nil)
 	srv := httptest.NewServer(r)
@@ -171,7 +171,7 @@ func TestShutdown(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
 	ws.Get(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
-		_, err := c.WriteMessage(frame.OpText, []byte(s))
+		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		return err
 	}), nil)
 	srv := httptest.NewServer(r)
@@ -285,7 +285,7 @@ func TestJSONEndpoint(t *testing.T) {
 	if out != (chatOut{Room: "go", Line: "ann: hello"}) {
 		t.Fatalf("%+v", out)
 	}
-	c.WriteMessage(frame.OpText, []byte("{not json"))
+	c.WriteMessage(context.Background(), frame.OpText, []byte("{not json"))
 	_, _, err := c.ReadMessage(context.Background(), nil)
 	if transport.CloseStatus(err) != frame.CloseInvalidPayload {
 		t.Fatalf("bad JSON: %v", err)
@@ -299,7 +299,7 @@ func TestParamsOutliveTheHandler(t *testing.T) {
 	r := chi.NewRouter()
 	ws.Get(r, "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		id := chi.URLParamFromCtx(ctx, "id")
-		_, err := c.WriteMessage(frame.OpText, []byte(id+","+middleware.ConnInfoFrom(ctx).Route))
+		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(id+","+middleware.ConnInfoFrom(ctx).Route))
 		return err
 	}), nil)
 	r.Get("/other/{id}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, chi.URLParam(r, "id")) })
@@ -389,7 +389,7 @@ func TestIdleConnKeepsNoHeaders(t *testing.T) {
 		info := middleware.ConnInfoFrom(ctx)
 		user, _ := ctx.Value(userKey{}).(string)
 		q, _ := ctx.Value(queryKey{}).(string)
-		_, err := c.WriteMessage(frame.OpText, []byte(strings.Join([]string{
+		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(strings.Join([]string{
 			chi.URLParamFromCtx(ctx, "id"), info.Route, strconv.FormatBool(info.RequestID != ""), user, q}, " ")))
 		return err
 	}), nil)
