@@ -12,7 +12,6 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/hub"
-	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
 )
@@ -31,7 +30,7 @@ func Example() {
 	r := chi.NewRouter()
 	ws.Get(r, "/rooms/{id}", router.JSON(func(ctx context.Context, c *transport.Conn, m join) error {
 		room := chi.URLParamFromCtx(ctx, "id")
-		return middleware.Send(c, middleware.JSON[welcome]{}, welcome{Room: room, Text: "hi " + m.User})
+		return transport.WriteJSON(ctx, c, welcome{Room: room, Text: "hi " + m.User})
 	}), nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()

@@ -233,7 +233,7 @@ func routePattern(r *http.Request) string {
 }
 
 // JSON returns a ConnHandler for a typed JSON endpoint: every message is decoded into an M
-// and passed to fn, wrapped in mw. Answer with middleware.Send(c, middleware.JSON[R]{}, v).
+// and passed to fn, wrapped in mw. Answer with transport.WriteJSON(ctx, c, v).
 func JSON[M any](fn func(ctx context.Context, c *transport.Conn, m M) error, mw ...middleware.Layer) middleware.ConnHandler {
 	return middleware.Messages[M](middleware.JSON[M]{}, middleware.HandlerFunc[M](fn), mw...)
 }

@@ -61,7 +61,7 @@ func newApp(ws *router.Router, tokens map[string]string) http.Handler {
 // the request's context values reach the connection's ctx.
 func chat(ctx context.Context, c *transport.Conn, m message) error {
 	user, _ := ctx.Value(userKey{}).(string)
-	return middleware.Send(c, middleware.JSON[reply]{}, reply{Room: chi.URLParamFromCtx(ctx, "room"), User: user, Text: m.Text})
+	return transport.WriteJSON(ctx, c, reply{Room: chi.URLParamFromCtx(ctx, "room"), User: user, Text: m.Text})
 }
 
 type userKey struct{}
