@@ -1,0 +1,12 @@
+// Package wstest holds the test helpers that the tests of several ecows packages share: a
+// check that a test leaves no goroutine behind, a reading of the live heap, a TCP connection
+// over 127.0.0.1, and a buffer that a logger writes to while the test reads it.
+//
+// It imports only the standard library, so that every package's tests can use it, transport's
+// own in-package tests included: a helper that needs an ecows package (a pair of
+// transport.Conns, say) would make that package's tests an import cycle, so such helpers stay
+// with the tests that use them, built on TCPPair.
+//
+// Helpers that take a testing.TB call t.Helper, release what they make with t.Cleanup, and
+// wait a bounded time (generous, for a busy machine) before they fail the test.
+package wstest
