@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // The peer's side of permessage-deflate, built on compress/flate independently of the Conn's
@@ -348,7 +349,7 @@ func TestDeflateRFCExamples(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := zPair(t, Server, tt.d, zOpts())
 			defer c.CloseNow()
 			for i, payload := range tt.payloads {
@@ -557,7 +558,7 @@ func TestDeflateProtocolViolations(t *testing.T) {
 	for _, tt := range tests {
 		for _, role := range []Role{Server, Client} {
 			t.Run(tt.name+"/"+role.String(), func(t *testing.T) {
-				checkGoroutines(t)
+				wstest.CheckGoroutines(t)
 				opts := zOpts()
 				if tt.limit > 0 {
 					opts.MaxMessageLen = tt.limit
@@ -712,7 +713,7 @@ func TestDeflateResumesAfterTimeout(t *testing.T) {
 	for _, d := range []DeflateParams{{}, {PeerNoContextTakeover: true}} {
 		for api := range 3 {
 			t.Run(fmt.Sprintf("%+v/%d", d, api), func(t *testing.T) {
-				checkGoroutines(t)
+				wstest.CheckGoroutines(t)
 				c, p := zPair(t, Server, d, zOpts())
 				defer c.CloseNow()
 				z := newPeerDeflate(flate.BestSpeed, !d.PeerNoContextTakeover)
@@ -1021,7 +1022,7 @@ func TestDeflateCloseReapsInflater(t *testing.T) {
 	msg := append(buf.Bytes(), 0x06)
 	for _, end := range []string{"Close", "CloseNow", "peer close", "violation", "garbage"} {
 		t.Run(end, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := zPair(t, Server, DeflateParams{}, zOpts())
 			b := p.zframes(frame.OpBinary, msg, 1000)
 			p.write(b[:2016]) // two frames of three
@@ -1066,7 +1067,7 @@ func TestDeflateCloseReapsInflater(t *testing.T) {
 		})
 	}
 	t.Run("dropped", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		a, b := net.Pipe()
 		c := NewConn(a, Server, Setup{Deflate: DeflateParams{Enabled: true}}, zOpts())
 		p := &peer{t: t, nc: b, masked: true}
@@ -1436,7 +1437,7 @@ func TestDeflateDeclaredLength(t *testing.T) {
 		for _, takeover := range []bool{false, true} {
 			for api, name := range []string{"ReadMessage", "NextReader", "RecvFrame"} {
 				t.Run(fmt.Sprintf("%s/takeover=%v/%s", tc.name, takeover, name), func(t *testing.T) {
-					checkGoroutines(t)
+					wstest.CheckGoroutines(t)
 					var wg sync.WaitGroup
 					var ends []net.Conn
 					defer func() {
@@ -1521,7 +1522,7 @@ func TestDeflateIdleAfterMessage(t *testing.T) {
 			msg, zwire []byte
 		}{{"1KiB-JSON", json, zjson}, {"256KiB-zeros", zeros, zzeros}} {
 			t.Run(name+"/"+kind.name, func(t *testing.T) {
-				checkGoroutines(t)
+				wstest.CheckGoroutines(t)
 				var plain float64
 				for _, m := range modes {
 					var ends []net.Conn

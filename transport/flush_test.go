@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // countingConn counts the writes made to a net.Conn.
@@ -70,7 +71,7 @@ func TestCoalescing(t *testing.T) {
 // TestFlushDelay checks that a reply gathered while more input waits goes out after
 // FlushDelay even though the reader never comes back for that input.
 func TestFlushDelay(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	server, cc, p := echoPair(t, &Options{FlushDelay: 5 * time.Millisecond})
 	p.write(append(p.frame(true, frame.OpText, []byte("first")), p.frame(true, frame.OpText, []byte("second"))...))
 	if _, msg, err := server.ReadMessage(context.Background(), nil); err != nil || string(msg) != "first" {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
@@ -118,22 +117,6 @@ func (p *peer) expectEOF() {
 		}
 		return
 	}
-}
-
-// checkGoroutines fails the test if goroutines started during it are still running.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
 }
 
 func mustEqual(t testing.TB, got, want []byte) {

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestRoundTrip(t *testing.T) {
 	for _, transport := range []string{"tcp", "pipe"} {
 		t.Run(transport, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			client, server := connPair(t, transport == "pipe", &Options{MaxPayloadLen: 1000})
 			big := bytes.Repeat([]byte("x"), 2500)
 			go func() {
