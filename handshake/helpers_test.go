@@ -8,29 +8,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// checkGoroutines fails the test if it ends with more goroutines than it started with. Call it
-// first, so that its cleanup runs after the servers' and connections' cleanups.
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 // fakeConn is a net.Conn over memory: reads come from in, writes go to out (or fail with
 // writeErr). It lets tests and benchmarks drive Upgrade without a network.

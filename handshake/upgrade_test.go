@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -126,7 +127,7 @@ func TestUpgradeRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			results := make(chan upgradeResult, 1)
 			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				spy := &spyWriter{ResponseWriter: w}
@@ -220,7 +221,7 @@ func TestUpgradeRequestBody(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			results := make(chan upgradeResult, 1)
 			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				spy := &spyWriter{ResponseWriter: w}
@@ -339,7 +340,7 @@ func TestUpgradeFirstFrame(t *testing.T) {
 	})
 
 	t.Run("tcp", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		got := make(chan string, 1)
 		srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := Upgrade(w, r, nil)
@@ -385,7 +386,7 @@ func TestUpgradeWrapped(t *testing.T) {
 	}
 
 	t.Run("Unwrap", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		errs := make(chan error, 1)
 		srv := quietServer(t, wrapWith(func(w http.ResponseWriter) http.ResponseWriter { return &unwrappingWriter{w} }, errs), false)
 		c, _, err := Dial(t.Context(), wsURL(srv), nil)
@@ -404,7 +405,7 @@ func TestUpgradeWrapped(t *testing.T) {
 	})
 
 	t.Run("opaque", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		errs := make(chan error, 1)
 		srv := quietServer(t, wrapWith(func(w http.ResponseWriter) http.ResponseWriter { return opaque{w} }, errs), false)
 		_, resp, err := Dial(t.Context(), wsURL(srv), nil)
