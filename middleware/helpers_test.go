@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -168,23 +167,6 @@ func (s *served) closeClient() {
 	if err := s.result(); err != nil {
 		s.t.Fatalf("ServeConn after a clean close: %v", err)
 	}
-}
-
-// checkGoroutines fails the test if goroutines started during it are still running at its
-// end. Register it first, so that it runs after the other cleanups.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
 }
 
 // echo is a frame handler that sends data frames back as they came.

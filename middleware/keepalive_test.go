@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -26,7 +27,7 @@ func TestKeepaliveClosesSilentPeer(t *testing.T) {
 		{"default timeout", Frames(echo, Keepalive[frame.Frame](50*time.Millisecond, 0))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			start := time.Now()
 			s := run(t, tc.h)
 			if err := s.result(); !errors.Is(err, transport.ErrClosed) {
@@ -62,7 +63,7 @@ func TestKeepaliveSparesLivePeer(t *testing.T) {
 		{"messages", Messages[string](Text{}, echoText, Keepalive[string](50*time.Millisecond, 300*time.Millisecond))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := run(t, tc.h)
 			read := make(chan error, 1)
 			go func() {
@@ -98,7 +99,7 @@ func TestKeepaliveSparesSlowAnswers(t *testing.T) {
 		{"messages", Messages[string](Text{}, echoText, Keepalive[string](interval, timeout))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := run(t, tc.h)
 			var answers sync.WaitGroup
 			pings := 0
@@ -157,7 +158,7 @@ func TestKeepaliveClosedWithoutOpen(t *testing.T) {
 // A handler that holds the read loop longer than the timeout keeps the connection alive: the
 // peer's pongs wait unread meanwhile.
 func TestKeepaliveSlowHandler(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	slow := HandlerFunc[string](func(ctx context.Context, c *transport.Conn, s string) error {
 		time.Sleep(500 * time.Millisecond)
 		return echoText(ctx, c, s)
@@ -267,7 +268,7 @@ func (s *stamper[T]) Closed(context.Context, *transport.Conn, error) {
 // peer is not cut before the shortest silence documented: timeout-interval after its last
 // frame, the whole timeout after Open.
 func TestKeepaliveCutsWithinBound(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const interval, conns = time.Second, 200
 	const timeout = 2 * interval
 	bound := timeout + time.Second

@@ -9,6 +9,7 @@ import (
 	zlog "github.com/rs/zerolog/log"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -31,7 +32,7 @@ func checkConnFields(t *testing.T, ev map[string]any, s *served) {
 }
 
 func TestLoggerOpenAndClose(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.InfoLevel)
 	s := runCtx(t, infoCtx(), Frames(echo, Logger[frame.Frame](&log)))
