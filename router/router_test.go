@@ -22,6 +22,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
@@ -57,20 +58,6 @@ func roundTrip(t *testing.T, c *transport.Conn, msg string) string {
 	return string(got)
 }
 
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
 // queryKey is the context key under which keepQuery keeps the query parameter q.
 type queryKey struct{}
 
@@ -96,7 +83,7 @@ func requireToken(next http.Handler) http.Handler {
 }
 
 func TestRouteParamsAndAuth(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
 	ws.Mount(r.With(requireToken, keepQuery), "/rooms/{id}", Text(roomEcho), nil)
@@ -167,7 +154,7 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestShutdown(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
 	ws.Mount(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
@@ -380,7 +367,7 @@ func idleHeap(t *testing.T, ws *Router, url string, header http.Header, conns in
 // URL parameters, route pattern, request id, a value an HTTP middleware set before the upgrade
 // and one kept with Keep.
 func TestIdleConnKeepsNoHeaders(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const conns = 200
 	ws := New()
 	r := chi.NewRouter()
