@@ -12,10 +12,11 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestBench(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	var progress syncBuffer
 	start := time.Now()
@@ -39,7 +40,7 @@ func TestBench(t *testing.T) {
 }
 
 func TestBenchCommand(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	var stdout, stderr syncBuffer
 	code := run(context.Background(), []string{"bench", "-c", "2", "-duration", "1100ms", s.wsURL(), "-size", "64"}, nil, &stdout, &stderr)
@@ -57,7 +58,7 @@ func TestBenchCommand(t *testing.T) {
 }
 
 func TestBenchStopsOnCancel(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
@@ -72,7 +73,7 @@ func TestBenchStopsOnCancel(t *testing.T) {
 }
 
 func TestBenchNotAnEchoServer(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := handshake.Upgrade(w, r, nil)
 		if err != nil {
@@ -98,7 +99,7 @@ func TestBenchNotAnEchoServer(t *testing.T) {
 }
 
 func TestBenchDialFailure(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	_, err := bench(context.Background(), benchConfig{url: s.wsURL() + "/nowhere", conns: 3, size: 32, window: 2, duration: time.Second}, &syncBuffer{})
 	if err == nil || !strings.Contains(err.Error(), "404 Not Found") {

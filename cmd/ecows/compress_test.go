@@ -8,6 +8,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -50,7 +51,7 @@ func TestCompressBadValue(t *testing.T) {
 // TestCompressRoundTrip runs "ecows dial -compress on|takeover" against "serve -compress" in
 // the same mode: dial shows the negotiated extension and the 2 KB line comes back.
 func TestCompressRoundTrip(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	for _, mode := range []string{"on", "takeover"} {
 		t.Run(mode, func(t *testing.T) {
 			o, _ := compressOptions(mode)
@@ -92,7 +93,7 @@ func TestCompressRoundTrip(t *testing.T) {
 // came in one frame is echoed compressed (RSV1) through WriteMessage, fragments uncompressed
 // through SendFrame, and both come back whole.
 func TestServeCompressedEcho(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{compress: &transport.CompressionOptions{}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

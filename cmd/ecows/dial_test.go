@@ -11,6 +11,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // runDialTest runs dial against url with input as its standard input and returns its output
@@ -25,7 +26,7 @@ func runDialTest(t *testing.T, url, input string) (string, error) {
 }
 
 func TestDialEcho(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "hello\n//slash\n\nlast line without newline")
 	if err != nil {
@@ -43,7 +44,7 @@ func TestDialEcho(t *testing.T) {
 }
 
 func TestDialPing(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "/ping abc\n/ping\n")
 	if err != nil {
@@ -55,7 +56,7 @@ func TestDialPing(t *testing.T) {
 }
 
 func TestDialClose(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "/close 4000 bye\nnot sent\n")
 	if err != nil {
@@ -71,7 +72,7 @@ func TestDialClose(t *testing.T) {
 }
 
 func TestDialBadCommands(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "/nope\n/close 1005\n/close x\n/ping "+strings.Repeat("p", 126)+"\n")
 	if err != nil {
@@ -88,7 +89,7 @@ func TestDialBadCommands(t *testing.T) {
 }
 
 func TestDialFrames(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	// A server that sends one of each kind of frame, then closes with a reason.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := handshake.Upgrade(w, r, nil)
@@ -135,7 +136,7 @@ func TestDialFrames(t *testing.T) {
 }
 
 func TestDialServerShutdown(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	in, stdin := io.Pipe()
 	defer stdin.Close()
@@ -158,7 +159,7 @@ func TestDialServerShutdown(t *testing.T) {
 }
 
 func TestDialServerError(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := handshake.Upgrade(w, r, nil)
 		if err != nil {
@@ -177,7 +178,7 @@ func TestDialServerError(t *testing.T) {
 }
 
 func TestDialHandshakeFailure(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	var stdout, stderr syncBuffer
 	url := strings.Replace(s.wsURL(), "/ws", "/nowhere", 1)
@@ -200,7 +201,7 @@ func TestDialHandshakeFailure(t *testing.T) {
 }
 
 func TestDialFlags(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := handshake.Upgrade(w, r, &handshake.ServerOptions{
 			Subprotocols:   []string{"chat"},
@@ -224,7 +225,7 @@ func TestDialFlags(t *testing.T) {
 }
 
 func TestDialInterrupted(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	in, stdin := io.Pipe()
 	defer stdin.Close()

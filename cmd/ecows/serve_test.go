@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -78,25 +78,6 @@ func dialTest(t *testing.T, s *testServer) *transport.Conn {
 	return c
 }
 
-// checkGoroutines fails the test if goroutines started after it was called are still running
-// when the test and its other cleanups are over, after a grace period for them to end. Call it
-// first.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
 // syncBuffer is a bytes.Buffer that several goroutines may use.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -139,7 +120,7 @@ func readMessage(t *testing.T, c *transport.Conn) (frame.Opcode, string) {
 }
 
 func TestServeEchoesMessages(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	c := dialTest(t, s)
 
@@ -197,7 +178,7 @@ func TestServeEchoesMessages(t *testing.T) {
 }
 
 func TestServeLimits(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{maxPayload: 10, rate: 2})
 	c := dialTest(t, s)
 	c.WriteMessage(frame.OpText, []byte("0123456789")) // at the cap: fine
@@ -225,7 +206,7 @@ func TestServeLimits(t *testing.T) {
 }
 
 func TestServeShutdownSendsGoingAway(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	c := dialTest(t, s)
 	c.WriteMessage(frame.OpText, []byte("hi"))
@@ -252,7 +233,7 @@ func TestServeShutdownSendsGoingAway(t *testing.T) {
 }
 
 func TestServePage(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{path: "/echo"})
 	defer http.DefaultClient.CloseIdleConnections()
 	resp, err := http.Get(s.pageURL() + "/")
@@ -281,7 +262,7 @@ func TestServePage(t *testing.T) {
 }
 
 func TestServeURLs(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	if !strings.HasPrefix(s.pageURL(), "http://127.0.0.1:") || strings.HasSuffix(s.pageURL(), ":0") {
 		t.Errorf("page URL %s", s.pageURL())
