@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
@@ -37,7 +38,7 @@ func TestPeerResetMidFrame(t *testing.T) {
 		h    middleware.ConnHandler
 	}{{"frames", echoFrames(0, 0)}, {"messages", echoMessages()}} {
 		t.Run(layer.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			rec := record(layer.h)
 			srv := startServer(t, rec, nil)
 			_, raw := dialRaw(t, srv.URL)
@@ -164,7 +165,7 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 	const interval, timeout = 100 * time.Millisecond, 400 * time.Millisecond
 
 	t.Run("frozen proxy", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		rec := record(echoFrames(interval, timeout))
 		srv := startServer(t, rec, nil)
 		proxy := startProxy(t, srv.Addr)
@@ -203,7 +204,7 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 	})
 
 	t.Run("silent client", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		rec := record(echoFrames(interval, timeout))
 		srv := startServer(t, rec, nil)
 		start := time.Now()
@@ -226,7 +227,7 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 // connection and no other, and the server's memory does not grow meanwhile: a write blocks on
 // the socket, nothing queues behind it.
 func TestStoppedReaderTimesOut(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const writeTimeout = 300 * time.Millisecond
 	payload := bytes.Repeat([]byte{0xab}, 64<<10)
 	var pushed atomic.Int64
@@ -396,7 +397,7 @@ func TestCloseWhileSending(t *testing.T) {
 		{"peer drops TCP", func(s, _ *transport.Conn) { s.CloseNow() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			serverConn := make(chan *transport.Conn, 1)
 			rec := record(connFunc(func(ctx context.Context, c *transport.Conn) error {
 				serverConn <- c
@@ -538,7 +539,7 @@ func describe(kinds map[string]int) string {
 // before the 1001. Each connection carries echoes of the client's numbered messages and
 // numbered messages the server pushes from a goroutine of its own.
 func TestShutdownUnderLoad(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const conns = 100
 
 	// What the server accepted for sending, per client.

@@ -245,34 +245,6 @@ func readClose(nc net.Conn, r *bufio.Reader, within time.Duration) (frame.CloseC
 	}
 }
 
-// checkGoroutines fails the test if it ends with more goroutines than it started with. Call it
-// first, so that its cleanup runs after the servers' and connections' cleanups.
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		if n, ok := waitGoroutines(before, 5*time.Second); !ok {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
-// waitGoroutines waits until at most n goroutines run and returns the count it saw last.
-func waitGoroutines(n int, within time.Duration) (int, bool) {
-	deadline := time.Now().Add(within)
-	for {
-		got := runtime.NumGoroutine()
-		if got <= n {
-			return got, true
-		}
-		if time.Now().After(deadline) {
-			return got, false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // memSnapshot is the memory the Go runtime holds for live data after a collection.
 type memSnapshot struct {
 	heap, stack uint64 // HeapAlloc, StackInuse

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
@@ -48,7 +49,7 @@ func TestOversizedRequestHeaders(t *testing.T) {
 // the server's subprotocol when it is among them (wherever), none otherwise, and no extension
 // (ecows negotiates none yet) unless the list is malformed, which is a 400.
 func TestManyTokens(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var offered atomic.Int64
 	srv := startServer(t, echoFrames(0, 0), &handshake.ServerOptions{Subprotocols: []string{"chat", "superchat"}})
 	sel := startServer(t, echoFrames(0, 0), &handshake.ServerOptions{SelectSubprotocol: func(_ *http.Request, offers []string) string {
@@ -177,7 +178,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 		{"RecvFrame without a frame limit", echoFrames(0, 0), transport.Options{MaxPayloadLen: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			rec := record(tc.h)
 			// After its 1009 the server waits for the peer's end of the close handshake, at
 			// most CloseTimeout: the bytes after the header belong to the declared payload.
@@ -208,7 +209,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 	}
 
 	t.Run("client", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -265,7 +266,7 @@ func TestPingFlood(t *testing.T) {
 		h    middleware.ConnHandler
 	}{{"frames with AutoPong", echoFrames(0, 0)}, {"messages", echoMessages()}} {
 		t.Run(layer.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			const writeTimeout = 300 * time.Millisecond
 			rec := record(layer.h)
 			srv := startServer(t, rec, &handshake.ServerOptions{Options: transport.Options{WriteTimeout: writeTimeout}})
@@ -323,7 +324,7 @@ func TestOneByteFragments(t *testing.T) {
 		{"messages, default limit", echoMessages(), 0, 65535},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			limit := tc.limit
 			if limit == 0 {
 				limit = transport.DefaultMaxMessageLen
@@ -383,7 +384,7 @@ func TestOneByteFragments(t *testing.T) {
 // and in "ecows serve"; a page from the same origin, a non-browser client and an allowed
 // pattern can.
 func TestCrossOrigin(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	srv := startServer(t, echoFrames(0, 0), nil)
 	allowed := startServer(t, echoFrames(0, 0), &handshake.ServerOptions{OriginPatterns: []string{"*.example.com"}})
 	for _, tc := range []struct {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -63,7 +64,7 @@ func TestLoad(t *testing.T) {
 
 	// Everything the run allocated is unreachable now: the server is shut down and
 	// runLoadServer has returned.
-	goroutines, ok := waitGoroutines(goroutines0, 10*time.Second)
+	goroutines, ok := wstest.WaitGoroutines(goroutines0, 10*time.Second)
 	if !ok {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("server process: goroutines: %d before, %d after\n%s", goroutines0, goroutines, buf[:runtime.Stack(buf, true)])
@@ -336,7 +337,7 @@ func runLoadClients(t *testing.T, url string, conns int, duration time.Duration)
 	}
 	clients = nil
 	var ok bool
-	if r.Goroutines, ok = waitGoroutines(r.Goroutines0, 10*time.Second); !ok {
+	if r.Goroutines, ok = wstest.WaitGoroutines(r.Goroutines0, 10*time.Second); !ok {
 		t.Fatalf("client process: goroutines: %d before, %d after", r.Goroutines0, r.Goroutines)
 	}
 	r.Heap = liveMemory().heap

@@ -21,6 +21,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -263,7 +264,7 @@ func runMemCases(t *testing.T, title string, cases []memCase) {
 
 // runMemCase measures one case; ok is false when it failed before measuring.
 func runMemCase(t *testing.T, tc memCase, conns int, ceiling uint64, budget time.Duration) (r memResult, ok bool) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var compressed atomic.Int64
 	tr := &connTracker{h: tc.handler(&compressed), conns: make(map[*transport.Conn]struct{})}
 	srv := startServer(t, tr, &handshake.ServerOptions{Options: tc.opts})
