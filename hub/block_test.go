@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/hub"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -157,12 +158,8 @@ func stallRun(t *testing.T, members int, stall []time.Duration, run, blockTimeou
 		}
 	}
 	stopAll()
-	deadline := time.Now().Add(wait)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the hub closed, %d before", runtime.NumGoroutine(), baseline)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if n, ok := wstest.WaitGoroutines(baseline, wait); !ok {
+		t.Fatalf("%d goroutines after the hub closed, %d before", n, baseline)
 	}
 }
 
