@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestSizeClass(t *testing.T) {
@@ -82,23 +83,11 @@ func (w *wrappedConn) Read(p []byte) (int, error) {
 }
 
 func TestRawReadOnlyForNetTypes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	nc, sc := wstest.TCPPair(t)
+	if _, err := sc.Write(frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText}, []byte("hi"))); err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			c.Write(frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText}, []byte("hi")))
-			time.Sleep(100 * time.Millisecond)
-			c.Close()
-		}
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &wrappedConn{TCPConn: nc.(*net.TCPConn)}
+	w := &wrappedConn{TCPConn: nc}
 	c := NewConn(w, Client, Setup{}, nil)
 	defer c.CloseNow()
 	if c.raw != nil {
@@ -128,7 +117,7 @@ func TestIdleConnHeap(t *testing.T) {
 		clients := make([]net.Conn, n)
 		servers := make([]net.Conn, n)
 		for i := range n {
-			clients[i], servers[i] = tcpPair(t)
+			clients[i], servers[i] = wstest.TCPPair(t)
 		}
 		before := liveHeap()
 		for _, nc := range servers {

@@ -133,7 +133,7 @@ func (p *peer) masked2() bool { return !p.masked }
 
 // zPair returns a Conn in role with the agreement d, and the raw peer facing it.
 func zPair(t testing.TB, role Role, d DeflateParams, opts *Options) (*Conn, *peer) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	d.Enabled = true
 	return NewConn(a, role, Setup{Deflate: d}, opts), &peer{t: t, nc: b, masked: role == Server}
 }

@@ -25,7 +25,7 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 // echoPair returns a server Conn over a counting TCP stream and the raw client peer facing it.
 func echoPair(t *testing.T, opts *Options) (*Conn, *countingConn, *peer) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	cc := &countingConn{Conn: a}
 	return NewConn(cc, Server, Setup{}, opts), cc, &peer{t: t, nc: b, masked: true}
 }

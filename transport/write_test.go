@@ -341,7 +341,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestBufferedBytesReadFirst(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	first := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText, Masked: true, Key: [4]byte{9, 9, 9, 9}}, []byte("came with the handshake"))
 	c := NewConn(a, Server, Setup{Buffered: first[:10], Subprotocol: "chat", Extensions: "x"}, nil)
 	b.Write(first[10:])
@@ -489,9 +489,9 @@ func TestFailedSendCounts(t *testing.T) {
 		}
 	})
 	t.Run("reset", func(t *testing.T) {
-		a, b := tcpPair(t)
+		a, b := wstest.TCPPair(t)
 		c := NewConn(a, Server, Setup{}, nil)
-		b.(*net.TCPConn).SetLinger(0)
+		b.SetLinger(0)
 		b.Close() // a reset
 		a.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := a.Read(make([]byte, 1)); isTimeout(err) {
@@ -532,9 +532,9 @@ func TestFailedSendCounts(t *testing.T) {
 // slowPair returns a Conn in role over TCP with small socket buffers, and the raw far end,
 // so that a large write waits on the peer's reading rather than on the buffers.
 func slowPair(t *testing.T, role Role, opts *Options) (*Conn, net.Conn) {
-	a, b := tcpPair(t)
-	a.(*net.TCPConn).SetWriteBuffer(32 << 10)
-	b.(*net.TCPConn).SetReadBuffer(32 << 10)
+	a, b := wstest.TCPPair(t)
+	a.SetWriteBuffer(32 << 10)
+	b.SetReadBuffer(32 << 10)
 	return NewConn(a, role, Setup{}, opts), b
 }
 
