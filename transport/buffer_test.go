@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -119,7 +118,7 @@ func TestIdleConnHeap(t *testing.T) {
 		for i := range n {
 			clients[i], servers[i] = wstest.TCPPair(t)
 		}
-		before := liveHeap()
+		before := wstest.LiveHeap()
 		for _, nc := range servers {
 			go serve(nc)
 		}
@@ -133,7 +132,7 @@ func TestIdleConnHeap(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond) // for the last echoes' goroutines to wait again
-		per := float64(int64(liveHeap())-int64(before)) / n
+		per := float64(int64(wstest.LiveHeap())-int64(before)) / n
 		for i := range n {
 			clients[i].Close()
 			servers[i].Close()
@@ -178,16 +177,6 @@ func TestIdleConnHeap(t *testing.T) {
 	if ecows-plain > 320 {
 		t.Errorf("an idle Conn holds %.0f B more than a plain Read (%.0f B against %.0f B)", ecows-plain, ecows, plain)
 	}
-}
-
-// liveHeap returns the bytes of live heap objects, after the pools have been emptied.
-func liveHeap() uint64 {
-	var ms runtime.MemStats
-	for range 3 { // a pooled object survives one collection in the victim cache
-		runtime.GC()
-	}
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // TestConnSize keeps the Conn at the size the package documentation gives, which is what an

@@ -1312,10 +1312,7 @@ func BenchmarkCompressedRead(b *testing.B) {
 func idleConnBytes(n int, d DeflateParams) (bytesPerConn, goroutinesPerConn float64, closeAll func()) {
 	msg := testData(0, 2048, 1)
 	var conns []*Conn
-	runtime.GC()
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
+	before := wstest.LiveHeap()
 	g0 := runtime.NumGoroutine()
 	for range n {
 		a, b := net.Pipe()
@@ -1331,11 +1328,9 @@ func idleConnBytes(n int, d DeflateParams) (bytesPerConn, goroutinesPerConn floa
 		}
 		conns = append(conns, cl, sv)
 	}
-	runtime.GC() // pools keep their objects one GC longer
-	runtime.GC()
-	runtime.ReadMemStats(&after)
+	after := wstest.LiveHeap()
 	g1 := runtime.NumGoroutine()
-	return float64(after.HeapAlloc-before.HeapAlloc) / float64(len(conns)), float64(g1-g0) / float64(len(conns)), func() {
+	return float64(after-before) / float64(len(conns)), float64(g1-g0) / float64(len(conns)), func() {
 		for _, c := range conns {
 			c.CloseNow()
 		}
@@ -1392,14 +1387,7 @@ func BenchmarkDeflateIdleConn(b *testing.B) {
 // a regression cannot take the machine's memory.
 func connHeap(t *testing.T, n int, limit float64, open func()) float64 {
 	t.Helper()
-	var ms runtime.MemStats
-	heap := func() int64 {
-		for range 3 { // pools keep their objects one collection longer
-			runtime.GC()
-		}
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
+	heap := func() int64 { return int64(wstest.LiveHeap()) }
 	before := heap()
 	for i := range n {
 		open()
