@@ -253,23 +253,6 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
-// liveHeap returns the bytes of live heap once garbage and pooled buffers are gone: a
-// sync.Pool empties over two collections, and what finalizers free (the descriptors of
-// closed connections) goes a collection later, so it collects until the figure settles.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	last := uint64(0)
-	for range 10 {
-		runtime.GC()
-		runtime.ReadMemStats(&m)
-		if m.HeapAlloc <= last && last-m.HeapAlloc < 4<<10 {
-			break
-		}
-		last = m.HeapAlloc
-	}
-	return m.HeapAlloc
-}
-
 // handled returns handlers that signal on the channel once they have handled a data message
 // or its final frame, and keep nothing of it. The client does not read an answer: a Conn
 // that has read keeps its reader state, which may hold a buffer from the pool.
@@ -301,7 +284,7 @@ func idleHeap(t *testing.T, h ConnHandler, done <-chan struct{}, opts *transport
 		client *transport.Conn
 	}
 	ends := make([]end, 0, conns)
-	before := liveHeap()
+	before := wstest.LiveHeap()
 	for range conns {
 		client, server := pairWith(t, transport.Setup{}, opts)
 		s := runOn(t, context.Background(), h, client, server)
@@ -315,7 +298,7 @@ func idleHeap(t *testing.T, h ConnHandler, done <-chan struct{}, opts *transport
 		}
 		ends = append(ends, end{s, client})
 	}
-	held := liveHeap()
+	held := wstest.LiveHeap()
 	runtime.KeepAlive(send) // its message counts in before: it must in held too
 	for _, e := range ends {
 		e.client.Close(frame.CloseNormal, "")
