@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -309,23 +308,6 @@ func TestParamsOutliveTheHandler(t *testing.T) {
 	c.Close(frame.CloseNormal, "")
 }
 
-// liveHeap returns the bytes of live heap once garbage and pooled buffers are gone: a
-// sync.Pool empties over two collections, and what finalizers free goes a collection later,
-// so it collects until the figure settles.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	last := uint64(0)
-	for range 10 {
-		runtime.GC()
-		runtime.ReadMemStats(&m)
-		if m.HeapAlloc <= last && last-m.HeapAlloc < 4<<10 {
-			break
-		}
-		last = m.HeapAlloc
-	}
-	return m.HeapAlloc
-}
-
 type userKey struct{}
 
 // setUser is an HTTP middleware that puts a user in the request's context, as an
@@ -340,7 +322,7 @@ func setUser(next http.Handler) http.Handler {
 // all, and returns the server's and clients' live heap per idle connection.
 func idleHeap(t *testing.T, ws *Router, url string, header http.Header, conns int) float64 {
 	t.Helper()
-	before := liveHeap()
+	before := wstest.LiveHeap()
 	clients := make([]*transport.Conn, conns)
 	for i := range clients {
 		clients[i] = dial(t, url, &handshake.DialOptions{Header: header})
@@ -352,7 +334,7 @@ func idleHeap(t *testing.T, ws *Router, url string, header http.Header, conns in
 	if ws.Len() < conns {
 		t.Fatalf("%d connections served, want %d", ws.Len(), conns)
 	}
-	held := liveHeap()
+	held := wstest.LiveHeap()
 	for _, c := range clients {
 		c.Close(frame.CloseNormal, "")
 	}
