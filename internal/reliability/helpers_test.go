@@ -25,6 +25,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -252,12 +253,12 @@ type memSnapshot struct {
 
 func (m memSnapshot) total() uint64 { return m.heap + m.stack }
 
+// liveMemory returns the live heap once collections have settled, and the stacks in use.
 func liveMemory() memSnapshot {
-	runtime.GC()
-	runtime.GC() // a second cycle frees what the first one's finalizers and pools released
+	heap := wstest.LiveHeap()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSnapshot{heap: ms.HeapAlloc, stack: ms.StackInuse}
+	return memSnapshot{heap: heap, stack: ms.StackInuse}
 }
 
 // heapSampler records the largest HeapAlloc seen while it runs, without forcing collections,
