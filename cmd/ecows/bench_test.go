@@ -18,7 +18,7 @@ import (
 func TestBench(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	var progress syncBuffer
+	var progress wstest.Buffer
 	start := time.Now()
 	res, err := bench(context.Background(), benchConfig{url: s.wsURL(), conns: 4, size: 256, window: 8, duration: time.Second}, &progress)
 	if err != nil {
@@ -42,7 +42,7 @@ func TestBench(t *testing.T) {
 func TestBenchCommand(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	code := run(context.Background(), []string{"bench", "-c", "2", "-duration", "1100ms", s.wsURL(), "-size", "64"}, nil, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
@@ -63,7 +63,7 @@ func TestBenchStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	res, err := bench(ctx, benchConfig{url: s.wsURL(), conns: 2, size: 16, window: 1, duration: time.Hour}, &syncBuffer{})
+	res, err := bench(ctx, benchConfig{url: s.wsURL(), conns: 2, size: 16, window: 1, duration: time.Hour}, &wstest.Buffer{})
 	if err != nil || res.Messages == 0 {
 		t.Fatalf("%+v, %v", res, err)
 	}
@@ -88,7 +88,7 @@ func TestBenchNotAnEchoServer(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	_, err := bench(context.Background(), benchConfig{url: "ws" + strings.TrimPrefix(srv.URL, "http"), conns: 2, size: 32, window: 2, duration: 5 * time.Second}, &syncBuffer{})
+	_, err := bench(context.Background(), benchConfig{url: "ws" + strings.TrimPrefix(srv.URL, "http"), conns: 2, size: 32, window: 2, duration: 5 * time.Second}, &wstest.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "is it an echo server?") {
 		t.Fatalf("got %v", err)
 	}
@@ -101,7 +101,7 @@ func TestBenchNotAnEchoServer(t *testing.T) {
 func TestBenchDialFailure(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	_, err := bench(context.Background(), benchConfig{url: s.wsURL() + "/nowhere", conns: 3, size: 32, window: 2, duration: time.Second}, &syncBuffer{})
+	_, err := bench(context.Background(), benchConfig{url: s.wsURL() + "/nowhere", conns: 3, size: 32, window: 2, duration: time.Second}, &wstest.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "404 Not Found") {
 		t.Fatalf("got %v", err)
 	}

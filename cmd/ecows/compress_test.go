@@ -39,7 +39,7 @@ func TestCompressBadValue(t *testing.T) {
 		{"serve", "-compress="},
 		{"dial", "ws://127.0.0.1:1/ws", "-compress", "max"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr wstest.Buffer
 		code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), "-compress must be off, on or takeover") ||
 			!strings.Contains(stderr.String(), "usage: ecows "+args[0]) {
@@ -57,7 +57,7 @@ func TestCompressRoundTrip(t *testing.T) {
 			o, _ := compressOptions(mode)
 			s := startServe(t, serveConfig{compress: o})
 			line := strings.Repeat("compress me ✓ ", 2000/len("compress me ✓ ")+1)[:2000]
-			var stdout, stderr syncBuffer
+			var stdout, stderr wstest.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			code := run(ctx, []string{"dial", s.wsURL(), "-compress", mode}, strings.NewReader(line+"\n"), &stdout, &stderr)
@@ -80,7 +80,7 @@ func TestCompressRoundTrip(t *testing.T) {
 	}
 	// Without -compress on either side nothing is negotiated, and nothing shown.
 	s := startServe(t, serveConfig{})
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	if code := run(context.Background(), []string{"dial", s.wsURL(), "-compress", "on"}, strings.NewReader("x\n"), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}

@@ -20,7 +20,7 @@ func runDialTest(t *testing.T, url, input string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out wstest.Buffer
 	err := dial(ctx, url, nil, strings.NewReader(input), &out)
 	return out.String(), err
 }
@@ -114,7 +114,7 @@ func TestDialFrames(t *testing.T) {
 	defer srv.Close()
 	in, stdin := io.Pipe() // stays open: the server ends the session
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
@@ -140,7 +140,7 @@ func TestDialServerShutdown(t *testing.T) {
 	s := startServe(t, serveConfig{})
 	in, stdin := io.Pipe()
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- dial(context.Background(), s.wsURL(), nil, in, &out) }()
 	waitFor(t, &out, "* connected")
@@ -170,7 +170,7 @@ func TestDialServerError(t *testing.T) {
 	defer srv.Close()
 	in, stdin := io.Pipe()
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	err := dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil, in, &out)
 	if err == nil || !strings.Contains(err.Error(), "server closed the connection with 1008 (policy violation) go away") {
 		t.Fatalf("got %v\n%s", err, out.String())
@@ -180,7 +180,7 @@ func TestDialServerError(t *testing.T) {
 func TestDialHandshakeFailure(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	url := strings.Replace(s.wsURL(), "/ws", "/nowhere", 1)
 	code := run(context.Background(), []string{"dial", url}, strings.NewReader("hi\n"), &stdout, &stderr)
 	if code != 1 {
@@ -193,7 +193,7 @@ func TestDialHandshakeFailure(t *testing.T) {
 		t.Errorf("stdout: %s", stdout.String())
 	}
 
-	stderr = syncBuffer{}
+	stderr = wstest.Buffer{}
 	code = run(context.Background(), []string{"dial", "-timeout", "2s", "ws://127.0.0.1:1/"}, strings.NewReader(""), &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "handshake failed") {
 		t.Fatalf("exit %d, stderr: %s", code, stderr.String())
@@ -215,7 +215,7 @@ func TestDialFlags(t *testing.T) {
 	}))
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	code := run(context.Background(), []string{"dial", url, "-H", "X-Token: s3cret", "-subprotocol", "x, chat", "-origin", "http://example.com"},
 		strings.NewReader(""), &stdout, &stderr)
 	want := "* connected to " + url + " (subprotocol chat)\n< text: s3cret http://example.com\n< close: 1000 (normal closure)\n"
@@ -229,7 +229,7 @@ func TestDialInterrupted(t *testing.T) {
 	s := startServe(t, serveConfig{})
 	in, stdin := io.Pipe()
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- dial(ctx, s.wsURL(), nil, in, &out) }()

@@ -22,15 +22,15 @@ import (
 // testServer is an in-process "ecows serve" on a free port.
 type testServer struct {
 	*server
-	log  *syncBuffer // its log
-	stop func()      // shuts it down and waits for run to return
+	log  *wstest.Buffer // its log
+	stop func()         // shuts it down and waits for run to return
 }
 
 // startServe starts serve with cfg (the zero value's fields take the command's defaults) and
 // stops it when the test ends.
 func startServe(t *testing.T, cfg serveConfig) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &wstest.Buffer{}
 	cfg.addr = "127.0.0.1:0"
 	if cfg.path == "" {
 		cfg.path = "/ws"
@@ -78,26 +78,8 @@ func dialTest(t *testing.T, s *testServer) *transport.Conn {
 	return c
 }
 
-// syncBuffer is a bytes.Buffer that several goroutines may use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // waitFor waits until b holds want.
-func waitFor(t *testing.T, b *syncBuffer, want string) {
+func waitFor(t *testing.T, b *wstest.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(b.String(), want) {
