@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -114,24 +113,6 @@ func (r loadReport) send() {
 	fmt.Printf("%s%s\n", loadTag, b)
 }
 
-// lockedBuffer is a bytes.Buffer that several goroutines may write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // serverFigures is what the server process measured.
 type serverFigures struct {
 	held       memSnapshot // with every connection open and idle
@@ -151,7 +132,7 @@ func runLoadServer(t *testing.T, conns int, duration time.Duration) (serverFigur
 		"ECOWS_LOAD_CONNS="+strconv.Itoa(conns), "ECOWS_LOAD_DURATION="+duration.String(), "ECOWS_LOAD_HEAPPROFILE=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	setPdeathsig(cmd.SysProcAttr)
-	output := new(lockedBuffer) // everything the client process printed, for failures
+	output := new(wstest.Buffer) // everything the client process printed, for failures
 	cmd.Stderr = output
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -508,7 +508,7 @@ type memClient struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	answers chan string
-	output  *lockedBuffer // its standard error and untagged output, for failures
+	output  *wstest.Buffer // its standard error and untagged output, for failures
 	once    sync.Once
 }
 
@@ -518,7 +518,7 @@ func startMemClient(t *testing.T, spec memClientSpec) *memClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc := &memClient{answers: make(chan string, 1), output: new(lockedBuffer)}
+	mc := &memClient{answers: make(chan string, 1), output: new(wstest.Buffer)}
 	mc.cmd = exec.Command(os.Args[0])
 	mc.cmd.Env = append(os.Environ(), memClientEnv+"="+string(b))
 	mc.cmd.SysProcAttr = &syscall.SysProcAttr{}
