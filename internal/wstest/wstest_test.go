@@ -152,4 +152,9 @@ func TestBufferConcurrent(t *testing.T) {
 	if n := strings.Count(b.String(), "line\n"); n != 400 {
 		t.Fatalf("%d lines, want 400", n)
 	}
+	b.Reset()
+	b.Write([]byte("next"))
+	if got := b.String(); got != "next" {
+		t.Fatalf("after Reset: %q", got)
+	}
 }
