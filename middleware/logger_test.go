@@ -126,7 +126,7 @@ func TestLoggerDebugMessages(t *testing.T) {
 		{Messages[string](Text{}, echoText, Logger[string](&log)), "string"},
 		{Messages[[]byte](Bytes{}, HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error { return nil }), Logger[[]byte](&log)), "[]byte"},
 	} {
-		buf.b.Reset()
+		buf.Reset()
 		s := run(t, tc.h)
 		s.send(true, frame.OpText, "abcd")
 		s.closeClient()
@@ -150,7 +150,7 @@ func TestLoggerAbnormalEnd(t *testing.T) {
 		t.Fatalf("close event %v", ev)
 	}
 
-	buf.b.Reset()
+	buf.Reset()
 	s = run(t, Frames(echo, Logger[frame.Frame](&log)))
 	s.client.CloseNow()
 	s.result()
@@ -174,7 +174,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 		t.Fatalf("handler's close: %v", ev)
 	}
 
-	buf.b.Reset()
+	buf.Reset()
 	s = run(t, Messages[string](Text{}, echoText, Logger[string](&log)))
 	s.cancel()
 	s.expectClose()
@@ -184,7 +184,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 	}
 
 	// Outside ServeConn, the code comes from err alone.
-	buf.b.Reset()
+	buf.Reset()
 	h := Chain(echo, Logger[frame.Frame](&log))
 	_, server := pair(t, transport.Setup{})
 	h.(Opener).Open(context.Background(), server)
