@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -108,9 +107,8 @@ func TestRouteParamsAndAuth(t *testing.T) {
 // cancels request contexts, which breaks upgraders that type-assert http.Hijacker or keep the
 // request's context.
 func TestUnderChiAndHlogMiddleware(t *testing.T) {
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	logger := zerolog.New(zerolog.SyncWriter(&lockedWriter{&mu, &logs}))
+	var logs wstest.Buffer
+	logger := zerolog.New(&logs)
 	ws := New()
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, chimw.Logger, chimw.Compress(5), chimw.Timeout(100*time.Millisecond))
@@ -139,17 +137,6 @@ func TestUnderChiAndHlogMiddleware(t *testing.T) {
 		t.Fatal("chi's request id did not reach the handler")
 	}
 	c.Close(frame.CloseNormal, "")
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 func TestShutdown(t *testing.T) {
