@@ -3,7 +3,6 @@ package middleware
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -29,28 +28,7 @@ func pair(t testing.TB, setup transport.Setup) (client, server *transport.Conn) 
 // pairWith is pair with opts on both ends.
 func pairWith(t testing.TB, setup transport.Setup, opts *transport.Options) (client, server *transport.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- nc
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-accepted
-	if b == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
+	a, b := wstest.TCPPair(t)
 	return transport.NewConn(a, transport.Client, transport.Setup{}, opts),
 		transport.NewConn(b, transport.Server, setup, opts)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -197,25 +196,7 @@ type silentPeer struct {
 // newSilentPeer returns a new connection from a peer that sends nothing, not served yet.
 func newSilentPeer(t *testing.T) *silentPeer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, _ := ln.Accept()
-		accepted <- nc
-	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc := <-accepted
-	if nc == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { raw.Close(); nc.Close() })
+	raw, nc := wstest.TCPPair(t)
 	p := &silentPeer{
 		conn:   transport.NewConn(raw, transport.Client, transport.Setup{}, testOptions),
 		server: transport.NewConn(nc, transport.Server, transport.Setup{}, testOptions),
