@@ -33,6 +33,26 @@ type fuzzHandshakeServer struct {
 	badEnds []error
 }
 
+// readToEnd reads c's messages for at most within, until an error ends the reading. It
+// returns nil if that error is one a peer may cause (a protocol error, a close, a closed
+// Conn), and the error otherwise.
+func readToEnd(c *transport.Conn, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		_, _, err := c.ReadMessage(ctx, nil)
+		if err == nil {
+			continue
+		}
+		var pe *frame.ProtocolError
+		var ce *transport.CloseError
+		if errors.As(err, &pe) || errors.As(err, &ce) || errors.Is(err, transport.ErrClosed) {
+			return nil
+		}
+		return err
+	}
+}
+
 func startFuzzHandshakeServer(f *testing.F) *fuzzHandshakeServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,21 +81,10 @@ func startFuzzHandshakeServer(f *testing.F) *fuzzHandshakeServer {
 				return
 			}
 			defer c.CloseNow()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			for {
-				_, _, err := c.ReadMessage(ctx, nil)
-				if err == nil {
-					continue
-				}
-				var pe *frame.ProtocolError
-				var ce *transport.CloseError
-				if !errors.As(err, &pe) && !errors.As(err, &ce) && !errors.Is(err, transport.ErrClosed) {
-					s.mu.Lock()
-					s.badEnds = append(s.badEnds, err)
-					s.mu.Unlock()
-				}
-				return
+			if err := readToEnd(c, 3*time.Second); err != nil {
+				s.mu.Lock()
+				s.badEnds = append(s.badEnds, err)
+				s.mu.Unlock()
 			}
 		}),
 		ReadHeaderTimeout: 2 * time.Second,
@@ -237,20 +246,9 @@ func FuzzClientHandshake(f *testing.F) {
 			if p := c.Subprotocol(); p != "" && p != "chat" && p != "superchat" {
 				t.Fatalf("Dial succeeded with subprotocol %q, not offered", p)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			for {
-				_, _, err := c.ReadMessage(ctx, nil)
-				if err == nil {
-					continue
-				}
-				var pe *frame.ProtocolError
-				var ce *transport.CloseError
-				if !errors.As(err, &pe) && !errors.As(err, &ce) && !errors.Is(err, transport.ErrClosed) {
-					t.Fatalf("reading after the handshake ended with %T: %v", err, err)
-				}
-				break
+			if err := readToEnd(c, 3*time.Second); err != nil {
+				t.Fatalf("reading after the handshake ended with %T: %v", err, err)
 			}
-			cancel()
 			c.CloseNow()
 		}
 		select {
