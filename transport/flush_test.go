@@ -30,6 +30,20 @@ func echoPair(t *testing.T, opts *Options) (*Conn, *countingConn, *peer) {
 	return NewConn(cc, Server, Setup{}, opts), cc, &peer{t: t, nc: b, masked: true}
 }
 
+// echoMessages reads n messages on c and writes each back as it comes.
+func echoMessages(t *testing.T, c *Conn, n int) {
+	t.Helper()
+	for range n {
+		op, msg, err := c.ReadMessage(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteMessage(op, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestCoalescing sends 16 messages in one write and checks that the 16 echoes come back in
 // order, in fewer writes than messages, and one write each when FlushDelay is negative. The
 // delay is long, so that a busy machine pausing the loop cannot fire the timer.
@@ -45,15 +59,7 @@ func TestCoalescing(t *testing.T) {
 				batch = append(batch, p.frame(true, frame.OpText, fmt.Appendf(nil, "message %d", i))...)
 			}
 			p.write(batch)
-			for range 16 {
-				op, msg, err := server.ReadMessage(context.Background(), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := server.WriteMessage(op, msg); err != nil {
-					t.Fatal(err)
-				}
-			}
+			echoMessages(t, server, 16)
 			for i := range 16 {
 				f, err := p.read()
 				if err != nil {
@@ -181,15 +187,7 @@ func TestSlowTurnsWriteAtOnce(t *testing.T) {
 	// Quick turns: the replies to a burst are gathered again.
 	burst(16)
 	before := cc.writes.Load()
-	for range 16 {
-		op, msg, err := server.ReadMessage(context.Background(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := server.WriteMessage(op, msg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	echoMessages(t, server, 16)
 	for range 16 {
 		if _, err := p.read(); err != nil {
 			t.Fatal(err)
