@@ -111,6 +111,23 @@ func quietServer(t testing.TB, h http.Handler, tls bool) *httptest.Server {
 // wsURL returns the ws:// or wss:// URL of srv.
 func wsURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") }
 
+// sendRaw dials srv and writes req to it as it is, for requests a client would not send. The
+// connection it returns has a 5 s deadline for all that follows and is closed when the test
+// ends.
+func sendRaw(t testing.TB, srv *httptest.Server, req string) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
 // listen returns a listener on 127.0.0.1 that serves each accepted connection with serve in
 // its own goroutine. At the end of the test it closes the listener and every connection and
 // waits for the goroutines.

@@ -139,15 +139,7 @@ func TestUpgradeRequests(t *testing.T) {
 				}
 				results <- res
 			}), false)
-			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.WriteString(nc, rawRequest(tc.line, tc.mods...)); err != nil {
-				t.Fatal(err)
-			}
+			nc := sendRaw(t, srv, rawRequest(tc.line, tc.mods...))
 			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -236,15 +228,7 @@ func TestUpgradeRequestBody(t *testing.T) {
 				}
 				results <- upgradeResult{err: err, hijacked: spy.hijacked}
 			}), false)
-			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.WriteString(nc, rawRequest("", tc.mods...)+tc.after); err != nil {
-				t.Fatal(err)
-			}
+			nc := sendRaw(t, srv, rawRequest("", tc.mods...)+tc.after)
 			br := bufio.NewReader(nc)
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
@@ -356,14 +340,7 @@ func TestUpgradeFirstFrame(t *testing.T) {
 			}
 			got <- string(f.Payload)
 		}), false)
-		nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		if _, err := nc.Write(append([]byte(rawRequest("")), masked...)); err != nil {
-			t.Fatal(err)
-		}
+		sendRaw(t, srv, rawRequest("")+string(masked))
 		if s := <-got; s != "first" {
 			t.Fatalf("server got %q", s)
 		}
