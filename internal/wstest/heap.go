@@ -3,6 +3,9 @@ package wstest
 import (
 	"math"
 	"runtime"
+	"sync"
+	"testing"
+	"time"
 )
 
 // LiveHeap returns the bytes of live heap objects (runtime.MemStats.HeapAlloc) once garbage
@@ -22,4 +25,43 @@ func LiveHeap() uint64 {
 		last = ms.HeapAlloc
 	}
 	return ms.HeapAlloc
+}
+
+// HeapSampler records the largest HeapAlloc it sees while it runs. It forces no collection,
+// so it sees garbage too: what it reports bounds from above what the process needed.
+type HeapSampler struct {
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+	peak uint64 // written by the sampling goroutine; read once done is closed
+}
+
+// SampleHeap starts a HeapSampler that reads the heap at once and then every interval,
+// until Stop or the end of t.
+func SampleHeap(t testing.TB, every time.Duration) *HeapSampler {
+	s := &HeapSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		var ms runtime.MemStats
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			s.peak = max(s.peak, ms.HeapAlloc)
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { s.Stop() })
+	return s
+}
+
+// Stop stops the sampling, if it still runs, and returns the largest HeapAlloc seen.
+func (s *HeapSampler) Stop() uint64 {
+	s.once.Do(func() { close(s.stop) })
+	<-s.done
+	return s.peak
 }

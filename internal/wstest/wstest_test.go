@@ -108,6 +108,31 @@ func TestLiveHeap(t *testing.T) {
 	}
 }
 
+// The sampler sees what is live when it starts, and its goroutine ends at Stop or, without
+// one, with the test.
+func TestSampleHeap(t *testing.T) {
+	const size = 8 << 20
+	for _, stop := range []bool{true, false} {
+		t.Run(fmt.Sprint("stop ", stop), func(t *testing.T) {
+			CheckGoroutines(t)
+			tb := &recordingTB{TB: t}
+			held := make([]byte, size)
+			s := SampleHeap(tb, time.Millisecond)
+			if stop {
+				peak := s.Stop()
+				if peak < size {
+					t.Errorf("peak %d with %d bytes held", peak, size)
+				}
+				if again := s.Stop(); again != peak {
+					t.Errorf("Stop again: peak %d, then %d", peak, again)
+				}
+			}
+			runtime.KeepAlive(held)
+			tb.end()
+		})
+	}
+}
+
 func TestTCPPair(t *testing.T) {
 	CheckGoroutines(t)
 	tb := &recordingTB{TB: t}
