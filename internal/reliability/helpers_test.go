@@ -261,40 +261,6 @@ func liveMemory() memSnapshot {
 	return memSnapshot{heap: heap, stack: ms.StackInuse}
 }
 
-// heapSampler records the largest HeapAlloc seen while it runs, without forcing collections,
-// so that it sees garbage too: an upper bound of what the process needed.
-type heapSampler struct {
-	stop chan struct{}
-	done chan uint64
-}
-
-func sampleHeap(every time.Duration) *heapSampler {
-	s := &heapSampler{stop: make(chan struct{}), done: make(chan uint64, 1)}
-	go func() {
-		var peak uint64
-		var ms runtime.MemStats
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapAlloc)
-			select {
-			case <-s.stop:
-				s.done <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return s
-}
-
-// Stop returns the peak HeapAlloc.
-func (s *heapSampler) Stop() uint64 {
-	close(s.stop)
-	return <-s.done
-}
-
 // acceptFor returns the Sec-WebSocket-Accept value for key (RFC 6455 section 4.2.2).
 func acceptFor(key string) string {
 	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
