@@ -643,23 +643,7 @@ func TestDeflateBomb(t *testing.T) {
 	if got, _ := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(bomb(1000))), 2<<20)); len(got) < 1000*1030 || bytes.Count(got, []byte{0}) != len(got) {
 		t.Fatalf("the bomb inflates to %d bytes", len(got))
 	}
-	var peak uint64
-	var stop sync.WaitGroup
-	done := make(chan struct{})
-	stop.Add(1)
-	go func() {
-		defer stop.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapAlloc)
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	sampler := wstest.SampleHeap(t, 5*time.Millisecond)
 	whole := bomb(1 << 20) // 1 GiB inflated
 	for api := range 3 {
 		for _, frag := range []int{1024, 0} {
@@ -698,8 +682,7 @@ func TestDeflateBomb(t *testing.T) {
 			c.CloseNow()
 		}
 	}
-	close(done)
-	stop.Wait()
+	peak := sampler.Stop()
 	if peak > 64<<20 {
 		t.Fatalf("heap reached %d MiB", peak>>20)
 	}
