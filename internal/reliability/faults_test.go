@@ -286,7 +286,7 @@ func TestStoppedReaderTimesOut(t *testing.T) {
 	}()
 
 	mem0 := liveMemory()
-	sampler := wstest.SampleHeap(t, 20 * time.Millisecond)
+	sampler := wstest.SampleHeap(t, 20*time.Millisecond)
 	start := time.Now()
 	dialRawBuf(t, srv.URL+"?push=1", 4<<10) // and never reads
 	e := rec.next(t, 20*time.Second)

@@ -278,7 +278,7 @@ func TestPingFlood(t *testing.T) {
 				batch = clientFrame(batch, true, frame.OpPing, make([]byte, frame.MaxControlPayload))
 			}
 			mem0 := liveMemory()
-			sampler := wstest.SampleHeap(t, 20 * time.Millisecond)
+			sampler := wstest.SampleHeap(t, 20*time.Millisecond)
 			start := time.Now()
 			var pings atomic.Int64
 			flooding := make(chan struct{})
@@ -340,7 +340,7 @@ func TestOneByteFragments(t *testing.T) {
 			}()
 
 			mem0 := liveMemory()
-			sampler := wstest.SampleHeap(t, 20 * time.Millisecond)
+			sampler := wstest.SampleHeap(t, 20*time.Millisecond)
 			start := time.Now()
 			payload := make([]byte, tc.fragment)
 			var buf []byte

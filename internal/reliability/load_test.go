@@ -188,7 +188,7 @@ func runLoadServer(t *testing.T, conns int, duration time.Duration) (serverFigur
 	if path := os.Getenv("ECOWS_LOAD_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
 	}
-	sampler := wstest.SampleHeap(t, 250 * time.Millisecond)
+	sampler := wstest.SampleHeap(t, 250*time.Millisecond)
 	io.WriteString(stdin, "go\n")
 	r, ok = next(duration + 5*time.Minute)
 	fig.peakHeap = sampler.Stop()
