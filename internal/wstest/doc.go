@@ -3,9 +3,9 @@
 // over 127.0.0.1, and a buffer that a logger writes to while the test reads it.
 //
 // It imports only the standard library, so that every package's tests can use it, transport's
-// own in-package tests included: a helper that needs an ecows package (a pair of
-// transport.Conns, say) would make that package's tests an import cycle, so such helpers stay
-// with the tests that use them, built on TCPPair.
+// and handshake's own in-package tests included: a helper that needs an ecows package would
+// make that package's tests an import cycle. Such helpers live in subpackages that say what
+// they import: dialtest (handshake, transport) dials test servers.
 //
 // Helpers that take a testing.TB call t.Helper, release what they make with t.Cleanup, and
 // wait a bounded time (generous, for a busy machine) before they fail the test.
