@@ -21,24 +21,13 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
 
 func wsURL(srv *httptest.Server, path string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
-}
-
-func dial(t *testing.T, url string, opts *handshake.DialOptions) *transport.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, url, opts)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
 }
 
 // roundTrip sends msg and returns the text of the answer.
@@ -94,7 +83,7 @@ func TestRouteParamsAndAuth(t *testing.T) {
 	if !errors.As(err, &se) || resp == nil || resp.StatusCode != http.StatusUnauthorized || !bytes.Contains(se.Body, []byte("no token")) {
 		t.Fatalf("without token: %v %v", resp, err)
 	}
-	c := dial(t, wsURL(srv, "/rooms/42?q=x"), &handshake.DialOptions{Header: http.Header{"Authorization": {"Bearer secret"}}})
+	c := dialtest.Dial(t, wsURL(srv, "/rooms/42?q=x"), &handshake.DialOptions{Header: http.Header{"Authorization": {"Bearer secret"}}})
 	if got := roundTrip(t, c, "hi"); got != "42/x: hi" {
 		t.Fatalf("got %q", got)
 	}
@@ -125,7 +114,7 @@ func TestUnderChiAndHlogMiddleware(t *testing.T) {
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
 
-	c := dial(t, wsURL(srv, "/echo"), &handshake.DialOptions{Header: http.Header{"Accept-Encoding": {"gzip"}}})
+	c := dialtest.Dial(t, wsURL(srv, "/echo"), &handshake.DialOptions{Header: http.Header{"Accept-Encoding": {"gzip"}}})
 	if got := roundTrip(t, c, "one"); got != "one" {
 		t.Fatalf("got %q", got)
 	}
@@ -153,7 +142,7 @@ func TestShutdown(t *testing.T) {
 	const n = 5
 	conns := make([]*transport.Conn, n)
 	for i := range conns {
-		conns[i] = dial(t, wsURL(srv, "/echo"), nil)
+		conns[i] = dialtest.Dial(t, wsURL(srv, "/echo"), nil)
 		roundTrip(t, conns[i], "up")
 	}
 	if ws.Len() != n {
@@ -197,7 +186,7 @@ func TestShutdownDeadline(t *testing.T) {
 		&handshake.ServerOptions{Options: transport.Options{CloseTimeout: time.Minute}})
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	dial(t, wsURL(srv, "/"), nil) // a client that never reads, so never answers the close
+	dialtest.Dial(t, wsURL(srv, "/"), nil) // a client that never reads, so never answers the close
 	for ws.Len() == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -223,7 +212,7 @@ func TestRegisterOnShutdown(t *testing.T) {
 	srv.Config.RegisterOnShutdown(func() { ws.Shutdown(context.Background()) })
 	srv.Start()
 	defer srv.Close()
-	c := dial(t, wsURL(srv, "/"), nil)
+	c := dialtest.Dial(t, wsURL(srv, "/"), nil)
 	srv.Config.Shutdown(context.Background())
 	_, _, err := c.ReadMessage(context.Background(), nil)
 	if transport.CloseStatus(err) != frame.CloseGoingAway {
@@ -250,7 +239,7 @@ func TestJSONEndpoint(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
-	c := dial(t, wsURL(srv, "/rooms/go"), nil)
+	c := dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil)
 	var out chatOut
 	if err := json.Unmarshal([]byte(roundTrip(t, c, `{"user":"ann","text":"hello"}`)), &out); err != nil {
 		t.Fatal(err)
@@ -280,7 +269,7 @@ func TestParamsOutliveTheHandler(t *testing.T) {
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
 
-	c := dial(t, wsURL(srv, "/rooms/first"), nil)
+	c := dialtest.Dial(t, wsURL(srv, "/rooms/first"), nil)
 	for i := range 50 { // recycle chi's routing contexts
 		res, err := http.Get(srv.URL + "/other/" + strconv.Itoa(i))
 		if err != nil {
@@ -312,7 +301,7 @@ func idleHeap(t *testing.T, ws *Router, url string, header http.Header, conns in
 	before := wstest.LiveHeap()
 	clients := make([]*transport.Conn, conns)
 	for i := range clients {
-		clients[i] = dial(t, url, &handshake.DialOptions{Header: header})
+		clients[i] = dialtest.Dial(t, url, &handshake.DialOptions{Header: header})
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for ws.Len() < conns && time.Now().Before(deadline) {
@@ -360,7 +349,7 @@ func TestIdleConnKeepsNoHeaders(t *testing.T) {
 	for i := range 27 {
 		big.Set("X-Padding-"+strconv.Itoa(i), strings.Repeat("p", 500)) // 13.5 KiB in all
 	}
-	c := dial(t, url, &handshake.DialOptions{Header: big})
+	c := dialtest.Dial(t, url, &handshake.DialOptions{Header: big})
 	if got := roundTrip(t, c, "who?"); got != "42 /rooms/{id} true ann x" {
 		t.Fatalf("handler saw %q", got)
 	}
