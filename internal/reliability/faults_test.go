@@ -21,6 +21,7 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
@@ -169,7 +170,7 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 		rec := record(echoFrames(interval, timeout))
 		srv := startServer(t, rec, nil)
 		proxy := startProxy(t, srv.Addr)
-		c := dial(t, "ws://"+proxy.Addr()+"/ws", nil)
+		c := dialtest.Dial(t, "ws://"+proxy.Addr()+"/ws", nil)
 		// The client reads, which answers the server's pings.
 		read := make(chan error, 1)
 		go func() {
@@ -263,7 +264,7 @@ func TestStoppedReaderTimesOut(t *testing.T) {
 	srv := startServer(t, mux, &handshake.ServerOptions{Options: transport.Options{WriteTimeout: writeTimeout}})
 
 	// A healthy client echoes all along.
-	healthy := dial(t, srv.URL, nil)
+	healthy := dialtest.Dial(t, srv.URL, nil)
 	stopEcho := make(chan struct{})
 	echoed := make(chan error, 1)
 	var roundTrips atomic.Int64
@@ -408,7 +409,7 @@ func TestCloseWhileSending(t *testing.T) {
 				}
 			}))
 			srv := startServer(t, rec, nil)
-			c := dial(t, srv.URL, nil)
+			c := dialtest.Dial(t, srv.URL, nil)
 			server := <-serverConn
 			reading := make(chan error, 1)
 			go func() {
@@ -605,7 +606,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	clients := make([]*client, conns)
 	var wg sync.WaitGroup
 	for i := range clients {
-		cl := &client{id: uint64(i), c: dial(t, srv.URL, nil)}
+		cl := &client{id: uint64(i), c: dialtest.Dial(t, srv.URL, nil)}
 		clients[i] = cl
 		window := make(chan struct{}, 8)
 		readDone := make(chan struct{})

@@ -26,6 +26,7 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -174,23 +175,6 @@ func (r *recorder) next(t testing.TB, within time.Duration) ended {
 
 func noProxy(*http.Request) (*url.URL, error) { return nil, nil }
 
-// dial opens a client Conn to url, closed at the end of the test.
-func dial(t testing.TB, url string, opts *handshake.DialOptions) *transport.Conn {
-	t.Helper()
-	if opts == nil {
-		opts = &handshake.DialOptions{}
-	}
-	opts.Proxy = noProxy
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, url, opts)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
 // dialRaw runs the handshake with Dial and returns the TCP connection under the Conn, for
 // tests that write hand-made bytes or misbehave at the socket level.
 func dialRaw(t testing.TB, url string) (*transport.Conn, *net.TCPConn) {
@@ -213,7 +197,7 @@ func dialRawBuf(t testing.TB, url string, rcvbuf int) (*transport.Conn, *net.TCP
 		}
 		return nc, err
 	}}
-	c := dial(t, url, opts)
+	c := dialtest.Dial(t, url, opts)
 	return c, raw
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
@@ -74,7 +75,7 @@ func TestManyTokens(t *testing.T) {
 	}
 
 	timed("Dial offering 500 subprotocols, the server's last", func() {
-		c := dial(t, srv.URL, &handshake.DialOptions{Subprotocols: append(tokens("p", 499), "superchat")})
+		c := dialtest.Dial(t, srv.URL, &handshake.DialOptions{Subprotocols: append(tokens("p", 499), "superchat")})
 		if c.Subprotocol() != "superchat" {
 			t.Errorf("subprotocol %q, want superchat", c.Subprotocol())
 		}
@@ -240,7 +241,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 				return err
 			}()
 		}()
-		c := dial(t, "ws://"+ln.Addr().String()+"/", nil)
+		c := dialtest.Dial(t, "ws://"+ln.Addr().String()+"/", nil)
 		large0, total0 := largeAllocs(), totalAlloc()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
