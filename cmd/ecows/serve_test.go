@@ -14,8 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -65,19 +65,6 @@ func startServe(t *testing.T, cfg serveConfig) *testServer {
 	return ts
 }
 
-// dialTest connects to s with the library's client.
-func dialTest(t *testing.T, s *testServer) *transport.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, s.wsURL(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
 // waitFor waits until b holds want.
 func waitFor(t *testing.T, b *wstest.Buffer, want string) {
 	t.Helper()
@@ -104,7 +91,7 @@ func readMessage(t *testing.T, c *transport.Conn) (frame.Opcode, string) {
 func TestServeEchoesMessages(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	c := dialTest(t, s)
+	c := dialtest.Dial(t, s.wsURL(), nil)
 
 	c.WriteMessage(frame.OpText, []byte("hello"))
 	if op, msg := readMessage(t, c); op != frame.OpText || msg != "hello" {
@@ -162,7 +149,7 @@ func TestServeEchoesMessages(t *testing.T) {
 func TestServeLimits(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{maxPayload: 10, rate: 2})
-	c := dialTest(t, s)
+	c := dialtest.Dial(t, s.wsURL(), nil)
 	c.WriteMessage(frame.OpText, []byte("0123456789")) // at the cap: fine
 	if _, msg := readMessage(t, c); msg != "0123456789" {
 		t.Fatalf("got %q", msg)
@@ -173,7 +160,7 @@ func TestServeLimits(t *testing.T) {
 		t.Fatalf("over -max-payload: %v (code %d), want 1009", err, code)
 	}
 
-	c = dialTest(t, s)
+	c = dialtest.Dial(t, s.wsURL(), nil)
 	for range 5 {
 		c.WriteMessage(frame.OpText, []byte("x"))
 	}
@@ -190,7 +177,7 @@ func TestServeLimits(t *testing.T) {
 func TestServeShutdownSendsGoingAway(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	c := dialTest(t, s)
+	c := dialtest.Dial(t, s.wsURL(), nil)
 	c.WriteMessage(frame.OpText, []byte("hi"))
 	readMessage(t, c)
 
