@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -19,14 +19,7 @@ func dialEcho(t *testing.T) *transport.Conn {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(echo))
 	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
+	return dialtest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 }
 
 func TestEcho(t *testing.T) {
