@@ -4,15 +4,14 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/transport"
 )
 
 func TestBench(t *testing.T) {
@@ -74,21 +73,15 @@ func TestBenchStopsOnCancel(t *testing.T) {
 
 func TestBenchNotAnEchoServer(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	url := wsServer(t, nil, func(c *transport.Conn, _ *http.Request) {
 		for {
 			if _, _, err := c.ReadMessage(context.Background(), nil); err != nil {
 				return
 			}
 			c.WriteMessage(frame.OpText, []byte("thanks"))
 		}
-	}))
-	defer srv.Close()
-	_, err := bench(context.Background(), benchConfig{url: "ws" + strings.TrimPrefix(srv.URL, "http"), conns: 2, size: 32, window: 2, duration: 5 * time.Second}, &wstest.Buffer{})
+	})
+	_, err := bench(context.Background(), benchConfig{url: url, conns: 2, size: 32, window: 2, duration: 5 * time.Second}, &wstest.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "is it an echo server?") {
 		t.Fatalf("got %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/transport"
 )
 
 // runDialTest runs dial against url with input as its standard input and returns its output
@@ -88,15 +89,26 @@ func TestDialBadCommands(t *testing.T) {
 	}
 }
 
-func TestDialFrames(t *testing.T) {
-	wstest.CheckGoroutines(t)
-	// A server that sends one of each kind of frame, then closes with a reason.
+// wsServer starts a server that upgrades each request with opts and hands the Conn to serve,
+// closing it once serve returns. It returns the server's ws:// URL; the server stops when the
+// test ends.
+func wsServer(t *testing.T, opts *handshake.ServerOptions, serve func(c *transport.Conn, r *http.Request)) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
+		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
 			return
 		}
 		defer c.CloseNow()
+		serve(c, r)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func TestDialFrames(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	// A server that sends one of each kind of frame, then closes with a reason.
+	url := wsServer(t, nil, func(c *transport.Conn, _ *http.Request) {
 		c.SendBinary([]byte{1, 2, 3})
 		c.SendBinary(make([]byte, 100))
 		c.SendFrame(false, frame.OpText, []byte("hel"))
@@ -110,14 +122,12 @@ func TestDialFrames(t *testing.T) {
 		}
 		c.SendPong([]byte{0xff})
 		c.Close(frame.CloseNormal, "bye")
-	}))
-	defer srv.Close()
+	})
 	in, stdin := io.Pipe() // stays open: the server ends the session
 	defer stdin.Close()
 	var out wstest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	if err := dial(ctx, url, nil, in, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -160,18 +170,13 @@ func TestDialServerShutdown(t *testing.T) {
 
 func TestDialServerError(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
+	url := wsServer(t, nil, func(c *transport.Conn, _ *http.Request) {
 		c.Close(frame.ClosePolicyViolation, "go away")
-	}))
-	defer srv.Close()
+	})
 	in, stdin := io.Pipe()
 	defer stdin.Close()
 	var out wstest.Buffer
-	err := dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil, in, &out)
+	err := dial(context.Background(), url, nil, in, &out)
 	if err == nil || !strings.Contains(err.Error(), "server closed the connection with 1008 (policy violation) go away") {
 		t.Fatalf("got %v\n%s", err, out.String())
 	}
@@ -202,19 +207,11 @@ func TestDialHandshakeFailure(t *testing.T) {
 
 func TestDialFlags(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, &handshake.ServerOptions{
-			Subprotocols:   []string{"chat"},
-			OriginPatterns: []string{"example.com"},
-		})
-		if err != nil {
-			return
-		}
+	opts := &handshake.ServerOptions{Subprotocols: []string{"chat"}, OriginPatterns: []string{"example.com"}}
+	url := wsServer(t, opts, func(c *transport.Conn, r *http.Request) {
 		c.SendText([]byte(r.Header.Get("X-Token") + " " + r.Header.Get("Origin")))
 		c.Close(frame.CloseNormal, "")
-	}))
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	})
 	var stdout, stderr wstest.Buffer
 	code := run(context.Background(), []string{"dial", url, "-H", "X-Token: s3cret", "-subprotocol", "x, chat", "-origin", "http://example.com"},
 		strings.NewReader(""), &stdout, &stderr)
