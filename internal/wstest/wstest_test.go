@@ -133,6 +133,13 @@ func TestSampleHeap(t *testing.T) {
 	}
 }
 
+// The example of RFC 6455 section 1.3.
+func TestAcceptKey(t *testing.T) {
+	if got := AcceptKey("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestTCPPair(t *testing.T) {
 	CheckGoroutines(t)
 	tb := &recordingTB{TB: t}
