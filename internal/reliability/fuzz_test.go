@@ -19,6 +19,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -170,7 +171,7 @@ func checkServerAnswer(t *testing.T, in string, out []byte) {
 		if err != nil {
 			t.Fatalf("101 to a request that does not parse (%v)", err)
 		}
-		if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptFor(req.Header.Get("Sec-WebSocket-Key")); got != want {
+		if got, want := resp.Header.Get("Sec-WebSocket-Accept"), wstest.AcceptKey(req.Header.Get("Sec-WebSocket-Key")); got != want {
 			t.Fatalf("101 with Sec-WebSocket-Accept %q, want %q", got, want)
 		}
 	case resp.StatusCode >= 400 && resp.StatusCode <= 505:
@@ -275,7 +276,7 @@ func serveRaw(nc *net.TCPConn, answer string) error {
 	if err != nil {
 		return fmt.Errorf("reading Dial's request: %w", err)
 	}
-	answer = strings.ReplaceAll(answer, "{ACCEPT}", acceptFor(req.Header.Get("Sec-WebSocket-Key")))
+	answer = strings.ReplaceAll(answer, "{ACCEPT}", wstest.AcceptKey(req.Header.Get("Sec-WebSocket-Key")))
 	nc.Write([]byte(answer)) // Dial may have given up already
 	nc.CloseWrite()
 	_, err = io.Copy(io.Discard, br)

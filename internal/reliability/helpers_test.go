@@ -3,8 +3,6 @@ package reliability
 import (
 	"bufio"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -243,12 +241,6 @@ func liveMemory() memSnapshot {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memSnapshot{heap: heap, stack: ms.StackInuse}
-}
-
-// acceptFor returns the Sec-WebSocket-Accept value for key (RFC 6455 section 4.2.2).
-func acceptFor(key string) string {
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
 // upgradeRequest returns a valid opening handshake for host with the extra header lines.

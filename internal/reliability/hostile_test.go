@@ -230,7 +230,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 					return err
 				}
 				resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-					acceptFor(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
+					wstest.AcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
 				if _, err := nc.Write(append([]byte(resp), hugeHeader(false)...)); err != nil {
 					return err
 				}
