@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // fakeConn is a net.Conn over memory: reads come from in, writes go to out (or fail with
@@ -194,9 +196,10 @@ func cannedServer(t testing.TB, answer func(r *http.Request) string) string {
 	return "ws://" + ln.Addr().String()
 }
 
-// acceptFor returns the Sec-WebSocket-Accept value for r's key.
+// acceptFor returns the Sec-WebSocket-Accept value for r's key, computed apart from the
+// code under test.
 func acceptFor(r *http.Request) string {
-	return string(appendAccept(nil, r.Header.Get("Sec-WebSocket-Key")))
+	return wstest.AcceptKey(r.Header.Get("Sec-WebSocket-Key"))
 }
 
 // switching returns a 101 answer to r with the right accept key and the extra header lines.
