@@ -39,6 +39,7 @@ type HeapSampler struct {
 // SampleHeap starts a HeapSampler that reads the heap at once and then every interval,
 // until Stop or the end of t.
 func SampleHeap(t testing.TB, every time.Duration) *HeapSampler {
+	t.Helper()
 	s := &HeapSampler{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
