@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -168,7 +169,7 @@ func TestDeflateHandshake(t *testing.T) {
 	msg := bytes.Repeat([]byte("compress me, compress me again; "), 200)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			type seen struct {
 				offer, ext string
 				rsv1       bool

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -67,7 +68,7 @@ func roundTrip(t *testing.T, c *transport.Conn, errs <-chan error, want string) 
 }
 
 func TestDialRoundTrip(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	srv, errs := echoServer(t, &ServerOptions{Subprotocols: []string{"chat.v2", "chat"}}, false)
 	u := wsURL(srv)
 	c, resp, err := Dial(t.Context(), u+"/echo?room=1", &DialOptions{Subprotocols: []string{"chat", "chat.v2"}})
@@ -85,7 +86,7 @@ func TestDialRoundTrip(t *testing.T) {
 }
 
 func TestDialTLS(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	srv, errs := echoServer(t, nil, true)
 	u := wsURL(srv)
 	t.Run("untrusted", func(t *testing.T) {
@@ -120,7 +121,7 @@ func TestDialTLS(t *testing.T) {
 }
 
 func TestDialTLSState(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	tlsSrv, tlsErrs := echoServer(t, nil, true)
 	plainSrv, plainErrs := echoServer(t, nil, false)
 	pool := x509.NewCertPool()
@@ -265,7 +266,7 @@ func TestDialResponses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			u := cannedServer(t, tc.answer)
 			c, resp, err := Dial(t.Context(), u, tc.opts)
 			if c != nil {
@@ -291,7 +292,7 @@ func wantErr(target error) func(*testing.T, error, *http.Response) {
 // TestDialFirstFrame checks that a frame the server sent in the same write as its 101 answer
 // reaches the Conn.
 func TestDialFirstFrame(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	u := cannedServer(t, func(r *http.Request) string {
 		return switching(r, "") + string(frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpBinary}, []byte("first")))
 	})
@@ -328,7 +329,7 @@ func TestDialRequest(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.uri, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			var (
 				addr string
 				wg   sync.WaitGroup
@@ -412,7 +413,7 @@ func silentServer(t *testing.T) string {
 }
 
 func TestDialTimeout(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	addr := silentServer(t)
 	for _, scheme := range []string{"ws", "wss"} {
 		start := time.Now()
@@ -427,7 +428,7 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestDialCancel(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	addr := silentServer(t)
 	for _, scheme := range []string{"ws", "wss"} {
 		ctx, cancel := context.WithCancel(t.Context())
@@ -501,7 +502,7 @@ func (p *connectProxy) use(userinfo string) func(*http.Request) (*url.URL, error
 }
 
 func TestDialProxy(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	for _, secure := range []bool{false, true} {
 		srv, errs := echoServer(t, nil, secure)
 		u := wsURL(srv)
@@ -526,7 +527,7 @@ func TestDialProxy(t *testing.T) {
 }
 
 func TestDialProxyData(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	ln := listen(t, func(c net.Conn) {
 		defer c.Close()
 		http.ReadRequest(bufio.NewReader(c))
@@ -607,7 +608,7 @@ func TestDialHeadFlood(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			u := floodServer(t, tc.head, tc.fill)
 			opts := &DialOptions{MaxResponseHeaderBytes: tc.maxHead}
 			runtime.GC()
@@ -664,7 +665,7 @@ func TestDialHeadBound(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			u := cannedServer(t, func(r *http.Request) string {
 				if tc.answer != "" {
 					return tc.answer
@@ -704,7 +705,7 @@ func TestDialHeadBound(t *testing.T) {
 
 // TestDialProxyHeadFlood checks that the bound holds for the proxy's answer to CONNECT too.
 func TestDialProxyHeadFlood(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	u := floodServer(t, "HTTP/1.1 200 Connection established\r\n", repeat("X-Flood-%d: a\r\n", 32<<10))
 	_, _, err := Dial(t.Context(), "ws://example.com/", &DialOptions{
 		Proxy:                  func(*http.Request) (*url.URL, error) { return url.Parse("http" + strings.TrimPrefix(u, "ws")) },

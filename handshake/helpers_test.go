@@ -8,29 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// checkGoroutines fails the test if it ends with more goroutines than it started with. Call it
-// first, so that its cleanup runs after the servers' and connections' cleanups.
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
+	"github.com/ecows/ecows/internal/wstest"
+)
 
 // fakeConn is a net.Conn over memory: reads come from in, writes go to out (or fail with
 // writeErr). It lets tests and benchmarks drive Upgrade without a network.
@@ -129,6 +113,23 @@ func quietServer(t testing.TB, h http.Handler, tls bool) *httptest.Server {
 // wsURL returns the ws:// or wss:// URL of srv.
 func wsURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") }
 
+// sendRaw dials srv and writes req to it as it is, for requests a client would not send. The
+// connection it returns has a 5 s deadline for all that follows and is closed when the test
+// ends.
+func sendRaw(t testing.TB, srv *httptest.Server, req string) net.Conn {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
 // listen returns a listener on 127.0.0.1 that serves each accepted connection with serve in
 // its own goroutine. At the end of the test it closes the listener and every connection and
 // waits for the goroutines.
@@ -195,9 +196,10 @@ func cannedServer(t testing.TB, answer func(r *http.Request) string) string {
 	return "ws://" + ln.Addr().String()
 }
 
-// acceptFor returns the Sec-WebSocket-Accept value for r's key.
+// acceptFor returns the Sec-WebSocket-Accept value for r's key, computed apart from the
+// code under test.
 func acceptFor(r *http.Request) string {
-	return string(appendAccept(nil, r.Header.Get("Sec-WebSocket-Key")))
+	return wstest.AcceptKey(r.Header.Get("Sec-WebSocket-Key"))
 }
 
 // switching returns a 101 answer to r with the right accept key and the extra header lines.

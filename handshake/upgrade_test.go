@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -126,7 +127,7 @@ func TestUpgradeRequests(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			results := make(chan upgradeResult, 1)
 			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				spy := &spyWriter{ResponseWriter: w}
@@ -138,15 +139,7 @@ func TestUpgradeRequests(t *testing.T) {
 				}
 				results <- res
 			}), false)
-			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.WriteString(nc, rawRequest(tc.line, tc.mods...)); err != nil {
-				t.Fatal(err)
-			}
+			nc := sendRaw(t, srv, rawRequest(tc.line, tc.mods...))
 			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -220,7 +213,7 @@ func TestUpgradeRequestBody(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			results := make(chan upgradeResult, 1)
 			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				spy := &spyWriter{ResponseWriter: w}
@@ -235,15 +228,7 @@ func TestUpgradeRequestBody(t *testing.T) {
 				}
 				results <- upgradeResult{err: err, hijacked: spy.hijacked}
 			}), false)
-			nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nc.Close()
-			nc.SetDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.WriteString(nc, rawRequest("", tc.mods...)+tc.after); err != nil {
-				t.Fatal(err)
-			}
+			nc := sendRaw(t, srv, rawRequest("", tc.mods...)+tc.after)
 			br := bufio.NewReader(nc)
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
@@ -339,7 +324,7 @@ func TestUpgradeFirstFrame(t *testing.T) {
 	})
 
 	t.Run("tcp", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		got := make(chan string, 1)
 		srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := Upgrade(w, r, nil)
@@ -355,14 +340,7 @@ func TestUpgradeFirstFrame(t *testing.T) {
 			}
 			got <- string(f.Payload)
 		}), false)
-		nc, err := net.Dial("tcp", srv.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		if _, err := nc.Write(append([]byte(rawRequest("")), masked...)); err != nil {
-			t.Fatal(err)
-		}
+		sendRaw(t, srv, rawRequest("")+string(masked))
 		if s := <-got; s != "first" {
 			t.Fatalf("server got %q", s)
 		}
@@ -385,7 +363,7 @@ func TestUpgradeWrapped(t *testing.T) {
 	}
 
 	t.Run("Unwrap", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		errs := make(chan error, 1)
 		srv := quietServer(t, wrapWith(func(w http.ResponseWriter) http.ResponseWriter { return &unwrappingWriter{w} }, errs), false)
 		c, _, err := Dial(t.Context(), wsURL(srv), nil)
@@ -404,7 +382,7 @@ func TestUpgradeWrapped(t *testing.T) {
 	})
 
 	t.Run("opaque", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		errs := make(chan error, 1)
 		srv := quietServer(t, wrapWith(func(w http.ResponseWriter) http.ResponseWriter { return opaque{w} }, errs), false)
 		_, resp, err := Dial(t.Context(), wsURL(srv), nil)

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"runtime"
 	"slices"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/hub"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -52,17 +52,11 @@ func stallRun(t *testing.T, members int, stall []time.Duration, run, blockTimeou
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-
 	const interval = 40 * time.Millisecond
 	n := int(run / interval)
 	readers := make([]*stallReader, members)
 	for i := range readers {
-		client, server := tcpPair(t, ln, i < len(stall))
+		client, server := tcpPair(t, i < len(stall))
 		r := &stallReader{c: client, stallAt: -1, resume: make(chan struct{}), all: make(chan struct{}), ended: make(chan struct{})}
 		if i < len(stall) {
 			r.stallAt = stall[i]
@@ -157,35 +151,21 @@ func stallRun(t *testing.T, members int, stall []time.Duration, run, blockTimeou
 		}
 	}
 	stopAll()
-	deadline := time.Now().Add(wait)
-	for runtime.NumGoroutine() > baseline {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d goroutines after the hub closed, %d before", runtime.NumGoroutine(), baseline)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if n, ok := wstest.WaitGoroutines(baseline, wait); !ok {
+		t.Fatalf("%d goroutines after the hub closed, %d before", n, baseline)
 	}
 }
 
 // tcpPair returns both ends of a WebSocket connection over loopback TCP; small shrinks the
 // socket buffers, so that a client that stops reading stalls the server's writes soon.
-func tcpPair(t *testing.T, ln net.Listener, small bool) (client, server *transport.Conn) {
+func tcpPair(t *testing.T, small bool) (client, server *transport.Conn) {
 	t.Helper()
-	d := net.Dialer{Timeout: wait}
-	cc, err := d.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln.(*net.TCPListener).SetDeadline(time.Now().Add(wait))
-	sc, err := ln.Accept()
-	if err != nil {
-		cc.Close()
-		t.Fatal(err)
-	}
+	cc, sc := wstest.TCPPair(t)
 	if small {
 		// Not smaller: a receive buffer below loopback's 64 KiB segments may never advertise
 		// a window again, even once the client reads.
-		cc.(*net.TCPConn).SetReadBuffer(64 << 10)
-		sc.(*net.TCPConn).SetWriteBuffer(8 << 10)
+		cc.SetReadBuffer(64 << 10)
+		sc.SetWriteBuffer(8 << 10)
 	}
 	client = transport.NewConn(cc, transport.Client, transport.Setup{}, &transport.Options{CloseTimeout: 100 * time.Millisecond})
 	// The write to a stalled client must outlast the test, which reads it again at the end.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -80,11 +81,8 @@ func TestIdleMemberHoldsNothing(t *testing.T) {
 			if err := h.Close(); err != nil {
 				t.Fatal(err)
 			}
-			for runtime.NumGoroutine() > baseline {
-				if time.Now().After(deadline) {
-					t.Fatalf("%d goroutines after Close, %d before", runtime.NumGoroutine(), baseline)
-				}
-				time.Sleep(time.Millisecond)
+			if n, ok := wstest.WaitGoroutines(baseline, 10*time.Second); !ok {
+				t.Fatalf("%d goroutines after Close, %d before", n, baseline)
 			}
 		})
 	}

@@ -4,10 +4,11 @@ import (
 	"testing"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestAutoPong(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	s := run(t, Frames(rec.frames(), AutoPong(nil)))
 	s.send(false, frame.OpText, "a")

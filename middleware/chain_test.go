@@ -9,12 +9,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
 // The built-in middleware together, in the order the package documentation recommends.
 func TestBuiltinsTogether(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	rec := &recorder{}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -40,7 +41,7 @@ func hook(name string, rec *recorder, openErr error) Middleware[frame.Frame] {
 }
 
 func TestChainOrder(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	s := run(t, Frames(&hooked{name: "h", rec: rec}, hook("a", rec, nil), hook("b", rec, nil)))
 	s.send(true, frame.OpText, "x")
@@ -65,7 +66,7 @@ func TestChainBuiltPerConnection(t *testing.T) {
 }
 
 func TestOpenErrorRefuses(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	refuse := &frame.ProtocolError{Code: frame.ClosePolicyViolation, Reason: "no entry"}
 	s := run(t, Frames(&hooked{name: "h", rec: rec}, hook("a", rec, nil), hook("b", rec, refuse)))

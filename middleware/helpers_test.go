@@ -1,17 +1,15 @@
 package middleware
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -30,28 +28,7 @@ func pair(t testing.TB, setup transport.Setup) (client, server *transport.Conn) 
 // pairWith is pair with opts on both ends.
 func pairWith(t testing.TB, setup transport.Setup, opts *transport.Options) (client, server *transport.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, err := ln.Accept()
-		if err != nil {
-			t.Error(err)
-		}
-		accepted <- nc
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := <-accepted
-	if b == nil {
-		t.FailNow()
-	}
-	t.Cleanup(func() { a.Close(); b.Close() })
+	a, b := wstest.TCPPair(t)
 	return transport.NewConn(a, transport.Client, transport.Setup{}, opts),
 		transport.NewConn(b, transport.Server, setup, opts)
 }
@@ -170,23 +147,6 @@ func (s *served) closeClient() {
 	}
 }
 
-// checkGoroutines fails the test if goroutines started during it are still running at its
-// end. Register it first, so that it runs after the other cleanups.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
 // echo is a frame handler that sends data frames back as they came.
 var echo = HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f frame.Frame) error {
 	if !f.Opcode.IsData() {
@@ -232,23 +192,14 @@ func (r *recorder) frames() Handler[frame.Frame] {
 
 // logBuffer is a zerolog destination whose lines the test reads as JSON.
 type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
+	wstest.Buffer
 }
 
 // events returns the logged events with message msg.
 func (l *logBuffer) events(t testing.TB, msg string) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(l.String()), "\n") {
 		if line == "" {
 			continue
 		}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -26,7 +26,7 @@ func TestKeepaliveClosesSilentPeer(t *testing.T) {
 		{"default timeout", Frames(echo, Keepalive(50*time.Millisecond, 0))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			start := time.Now()
 			s := run(t, tc.h)
 			if err := s.result(); !errors.Is(err, transport.ErrClosed) {
@@ -62,7 +62,7 @@ func TestKeepaliveSparesLivePeer(t *testing.T) {
 		{"messages", Messages[string](Text{}, echoText, Keepalive(50*time.Millisecond, 300*time.Millisecond))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := run(t, tc.h)
 			read := make(chan error, 1)
 			go func() {
@@ -98,7 +98,7 @@ func TestKeepaliveSparesSlowAnswers(t *testing.T) {
 		{"messages", Messages[string](Text{}, echoText, Keepalive(interval, timeout))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := run(t, tc.h)
 			var answers sync.WaitGroup
 			pings := 0
@@ -157,7 +157,7 @@ func TestKeepaliveClosedWithoutOpen(t *testing.T) {
 // A handler that holds the read loop longer than the timeout keeps the connection alive: the
 // peer's pongs wait unread meanwhile.
 func TestKeepaliveSlowHandler(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	slow := HandlerFunc[string](func(ctx context.Context, c *transport.Conn, s string) error {
 		time.Sleep(500 * time.Millisecond)
 		return echoText(ctx, c, s)
@@ -196,25 +196,7 @@ type silentPeer struct {
 // newSilentPeer returns a new connection from a peer that sends nothing, not served yet.
 func newSilentPeer(t *testing.T) *silentPeer {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		nc, _ := ln.Accept()
-		accepted <- nc
-	}()
-	raw, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc := <-accepted
-	if nc == nil {
-		t.Fatal("accept failed")
-	}
-	t.Cleanup(func() { raw.Close(); nc.Close() })
+	raw, nc := wstest.TCPPair(t)
 	p := &silentPeer{
 		conn:   transport.NewConn(raw, transport.Client, transport.Setup{}, testOptions),
 		server: transport.NewConn(nc, transport.Server, transport.Setup{}, testOptions),
@@ -267,7 +249,7 @@ func (s *stamper[T]) Closed(context.Context, *transport.Conn, error) {
 // peer is not cut before the shortest silence documented: timeout-interval after its last
 // frame, the whole timeout after Open.
 func TestKeepaliveCutsWithinBound(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const interval, conns = time.Second, 200
 	const timeout = 2 * interval
 	bound := timeout + time.Second

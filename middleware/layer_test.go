@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -37,7 +38,7 @@ func spy(rec *recorder) AnyMiddleware {
 // One AnyMiddleware value serves at both layers: it sees each unit's kind, its hooks run in
 // the chain's order, and the handler after it gets the unit unchanged.
 func TestAnyMiddlewareAtBothLayers(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	for _, tc := range []struct {
 		name string
 		h    func(rec *recorder, mw AnyMiddleware) ConnHandler

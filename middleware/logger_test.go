@@ -9,6 +9,7 @@ import (
 	zlog "github.com/rs/zerolog/log"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -31,7 +32,7 @@ func checkConnFields(t *testing.T, ev map[string]any, s *served) {
 }
 
 func TestLoggerOpenAndClose(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.InfoLevel)
 	s := runCtx(t, infoCtx(), Frames(echo, Logger(&log)))
@@ -125,7 +126,7 @@ func TestLoggerDebugMessages(t *testing.T) {
 		{Messages[string](Text{}, echoText, Logger(&log)), "string"},
 		{Messages[[]byte](Bytes{}, HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error { return nil }), Logger(&log)), "[]byte"},
 	} {
-		buf.b.Reset()
+		buf.Reset()
 		s := run(t, tc.h)
 		s.send(true, frame.OpText, "abcd")
 		s.closeClient()
@@ -149,7 +150,7 @@ func TestLoggerAbnormalEnd(t *testing.T) {
 		t.Fatalf("close event %v", ev)
 	}
 
-	buf.b.Reset()
+	buf.Reset()
 	s = run(t, Frames(echo, Logger(&log)))
 	s.client.CloseNow()
 	s.result()
@@ -173,7 +174,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 		t.Fatalf("handler's close: %v", ev)
 	}
 
-	buf.b.Reset()
+	buf.Reset()
 	s = run(t, Messages[string](Text{}, echoText, Logger(&log)))
 	s.cancel()
 	s.expectClose()
@@ -183,7 +184,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 	}
 
 	// Outside ServeConn, the code comes from err alone.
-	buf.b.Reset()
+	buf.Reset()
 	h := Chain(echo, Logger(&log))
 	_, server := pair(t, transport.Setup{})
 	h.(Opener).Open(context.Background(), server)

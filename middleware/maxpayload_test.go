@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestMaxPayloadFrame(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Frames(echo, MaxPayload(10, 0)))
 	s.send(true, frame.OpText, strings.Repeat("a", 10))
 	s.send(false, frame.OpText, strings.Repeat("b", 10)) // no message cap: fragments add up freely
@@ -28,7 +29,7 @@ func TestMaxPayloadFrame(t *testing.T) {
 }
 
 func TestMaxPayloadMessage(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Frames(echo, MaxPayload(0, 10)))
 	s.send(false, frame.OpText, "12345")
 	s.send(true, frame.OpContinuation, "67890")

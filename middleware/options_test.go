@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // A negative option means none, unlimited or off, as in transport.Options; zero means the
@@ -56,7 +57,7 @@ func timeout(d time.Duration) func(Handler[frame.Frame]) bool {
 
 // With a negative timeout a silent peer is pinged and never cut.
 func TestKeepalivePingsOnly(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const interval = 20 * time.Millisecond
 	s := run(t, Frames(echo, Keepalive(interval, -1)))
 	time.Sleep(20 * interval) // ten default timeouts of silence

@@ -9,11 +9,12 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
 func TestRateLimitWait(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Messages[string](Text{}, echoText, RateLimit(RateLimitOptions{Rate: 20, Burst: 2})))
 	start := time.Now()
 	for range 6 {
@@ -30,7 +31,7 @@ func TestRateLimitWait(t *testing.T) {
 }
 
 func TestRateLimitWaitCancelled(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	s := run(t, Frames(rec.frames(), RateLimit(RateLimitOptions{Rate: 0.001})))
 	s.send(true, frame.OpText, "1")
@@ -49,7 +50,7 @@ func TestRateLimitWaitCancelled(t *testing.T) {
 }
 
 func TestRateLimitWaitConnClosed(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Frames(echo, RateLimit(RateLimitOptions{Rate: 0.001})))
 	s.send(true, frame.OpText, "1")
 	s.send(true, frame.OpText, "2")
@@ -61,7 +62,7 @@ func TestRateLimitWaitConnClosed(t *testing.T) {
 }
 
 func TestRateLimitDropMessages(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	var drops []int
 	s := run(t, Messages[string](Text{}, HandlerFunc[string](func(_ context.Context, _ *transport.Conn, m string) error {
@@ -87,7 +88,7 @@ func TestRateLimitDropMessages(t *testing.T) {
 
 // At the frame layer ExceedDrop discards whole messages and never control frames.
 func TestRateLimitDropFrames(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	dropped := 0
 	s := run(t, Frames(rec.frames(), RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedDrop, OnDrop: func(_ context.Context, _ *transport.Conn, n int) {
@@ -113,7 +114,7 @@ func TestRateLimitDropFrames(t *testing.T) {
 }
 
 func TestRateLimitClose(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Messages[string](Text{}, echoText, RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedClose})))
 	s.send(true, frame.OpText, "1")
 	s.send(true, frame.OpText, "2")
@@ -129,7 +130,7 @@ func TestRateLimitClose(t *testing.T) {
 }
 
 func TestRateLimitSparesControlFrames(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	s := run(t, Frames(rec.frames(), RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedClose})))
 	s.send(true, frame.OpText, "x")

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -26,7 +27,7 @@ var panicky = HandlerFunc[string](func(ctx context.Context, c *transport.Conn, s
 
 // One connection's panic closes it with 1011 while another served by the same handler goes on.
 func TestRecoverIsolatesPanic(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var buf logBuffer
 	log := zerolog.New(&buf)
 	h := Messages[string](Text{}, panicky, Recover(&log))

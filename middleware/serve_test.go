@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
 func TestFramesPassesControlFramesAndEndsClean(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	s := run(t, Frames(rec.frames()))
 	s.client.SendPing([]byte("p"))
@@ -29,7 +30,7 @@ func TestFramesPassesControlFramesAndEndsClean(t *testing.T) {
 }
 
 func TestHandlerErrorCloses1011(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	boom := errors.New("boom")
 	s := run(t, Frames(HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error {
 		return boom
@@ -59,7 +60,7 @@ func TestHandlerSendMistakeCloses1011(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := run(t, Messages[string](Text{}, HandlerFunc[string](func(_ context.Context, c *transport.Conn, _ string) error {
 				return send(c)
 			})))
@@ -76,7 +77,7 @@ func TestHandlerSendMistakeCloses1011(t *testing.T) {
 }
 
 func TestHandlerCloseError(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Frames(HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error {
 		return &transport.CloseError{Code: 4000, Reason: "bye"}
 	})))
@@ -90,7 +91,7 @@ func TestHandlerCloseError(t *testing.T) {
 }
 
 func TestCancelSendsGoingAway(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Frames(echo))
 	s.send(true, frame.OpText, "x")
 	if got := s.recvText(); got != "x" {
@@ -108,7 +109,7 @@ func TestCancelSendsGoingAway(t *testing.T) {
 // A handler that gives up because ctx was cancelled ends the connection as the cancellation
 // does, not as a failure.
 func TestCancelDuringHandler(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	entered := make(chan struct{})
 	s := run(t, Frames(HandlerFunc[frame.Frame](func(ctx context.Context, _ *transport.Conn, _ frame.Frame) error {
 		close(entered)
@@ -128,7 +129,7 @@ func TestCancelDuringHandler(t *testing.T) {
 
 // A peer that does not answer the cancellation's close frame is cut off after CloseTimeout.
 func TestCancelSilentPeer(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Frames(echo))
 	start := time.Now()
 	s.cancel()
@@ -141,7 +142,7 @@ func TestCancelSilentPeer(t *testing.T) {
 }
 
 func TestAbnormalEnd(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Frames(echo))
 	s.client.CloseNow()
 	var ce *transport.CloseError
@@ -151,7 +152,7 @@ func TestAbnormalEnd(t *testing.T) {
 }
 
 func TestMessagesText(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Messages[string](Text{}, echoText))
 	s.send(false, frame.OpText, "hel")
 	s.client.SendPing([]byte("between fragments"))
@@ -169,7 +170,7 @@ func TestMessagesText(t *testing.T) {
 }
 
 func TestMessagesBytes(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	s := run(t, Messages[[]byte](Bytes{}, HandlerFunc[[]byte](func(_ context.Context, c *transport.Conn, b []byte) error {
 		rec.add(string(b))
@@ -191,7 +192,7 @@ func TestMessagesBytes(t *testing.T) {
 type point struct{ X, Y int }
 
 func TestMessagesJSON(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := run(t, Messages[point](JSON[point]{}, HandlerFunc[point](func(_ context.Context, c *transport.Conn, p point) error {
 		return Send(c, JSON[point]{}, point{p.Y, p.X})
 	})))
@@ -252,23 +253,6 @@ func TestTruncate(t *testing.T) {
 	}
 }
 
-// liveHeap returns the bytes of live heap once garbage and pooled buffers are gone: a
-// sync.Pool empties over two collections, and what finalizers free (the descriptors of
-// closed connections) goes a collection later, so it collects until the figure settles.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	last := uint64(0)
-	for range 10 {
-		runtime.GC()
-		runtime.ReadMemStats(&m)
-		if m.HeapAlloc <= last && last-m.HeapAlloc < 4<<10 {
-			break
-		}
-		last = m.HeapAlloc
-	}
-	return m.HeapAlloc
-}
-
 // handled returns handlers that signal on the channel once they have handled a data message
 // or its final frame, and keep nothing of it. The client does not read an answer: a Conn
 // that has read keeps its reader state, which may hold a buffer from the pool.
@@ -300,7 +284,7 @@ func idleHeap(t *testing.T, h ConnHandler, done <-chan struct{}, opts *transport
 		client *transport.Conn
 	}
 	ends := make([]end, 0, conns)
-	before := liveHeap()
+	before := wstest.LiveHeap()
 	for range conns {
 		client, server := pairWith(t, transport.Setup{}, opts)
 		s := runOn(t, context.Background(), h, client, server)
@@ -314,7 +298,7 @@ func idleHeap(t *testing.T, h ConnHandler, done <-chan struct{}, opts *transport
 		}
 		ends = append(ends, end{s, client})
 	}
-	held := liveHeap()
+	held := wstest.LiveHeap()
 	runtime.KeepAlive(send) // its message counts in before: it must in held too
 	for _, e := range ends {
 		e.client.Close(frame.CloseNormal, "")
@@ -330,7 +314,7 @@ func idleHeap(t *testing.T, h ConnHandler, done <-chan struct{}, opts *transport
 // Fifty connections of each kind make the figure exact to a few hundred bytes, and keep the
 // test under half a minute with the race detector, which makes every megabyte slow.
 func TestIdleAfterLargeMessage(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const conns, large, small = 50, 1_000_000, 100
 	bigFrames := &transport.Options{CloseTimeout: time.Second, MaxPayloadLen: 2 << 20}
 	textMsg := func(n int) func(*transport.Conn) error {

@@ -12,6 +12,8 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/hub"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -20,7 +22,7 @@ const wait = 5 * time.Second
 // A route puts its connections in the room named by its URL, the sender is skipped, and the
 // router's Shutdown closes the hub registered with CloseOnShutdown.
 func TestRooms(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	ws := New()
 	h, err := hub.New(nil)
 	if err != nil {
@@ -34,7 +36,7 @@ func TestRooms(t *testing.T) {
 	}, Rooms(h, URLParam("room"))), &handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	ann, bob, cid := dial(t, wsURL(srv, "/rooms/go"), nil), dial(t, wsURL(srv, "/rooms/go"), nil), dial(t, wsURL(srv, "/rooms/rust"), nil)
+	ann, bob, cid := dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/rust"), nil)
 	deadline := time.Now().Add(wait)
 	for h.Count("go") != 2 || h.Count("rust") != 1 {
 		if time.Now().After(deadline) {
@@ -76,7 +78,7 @@ func TestRooms(t *testing.T) {
 	srv2 := httptest.NewServer(r2)
 	defer srv2.Close()
 	defer c.Shutdown(context.Background())
-	late := dial(t, wsURL(srv2, "/"), nil)
+	late := dialtest.Dial(t, wsURL(srv2, "/"), nil)
 	if _, _, err := late.ReadMessage(ctx, nil); !isClose(err, frame.CloseGoingAway) {
 		t.Fatalf("a connection to a closed hub: %v", err)
 	}
@@ -101,13 +103,13 @@ func (c *closer) Close() error {
 // Shutdown closes what CloseOnShutdown registered once it has told the connections 1001,
 // returns their errors, and closes at once what is registered after it began.
 func TestCloseOnShutdown(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
 	ws.Get(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	c := dial(t, wsURL(srv, "/"), nil)
+	c := dialtest.Dial(t, wsURL(srv, "/"), nil)
 	boom := errors.New("boom")
 	a, b := &closer{closed: make(chan struct{})}, &closer{closed: make(chan struct{}), err: boom}
 	ws.CloseOnShutdown(a)

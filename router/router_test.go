@@ -8,10 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +20,14 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
 
 func wsURL(srv *httptest.Server, path string) string {
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + path
-}
-
-func dial(t *testing.T, url string, opts *handshake.DialOptions) *transport.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, url, opts)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
 }
 
 // roundTrip sends msg and returns the text of the answer.
@@ -55,20 +43,6 @@ func roundTrip(t *testing.T, c *transport.Conn, msg string) string {
 		t.Fatal(err)
 	}
 	return string(got)
-}
-
-func checkGoroutines(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
 }
 
 // queryKey is the context key under which keepQuery keeps the query parameter q.
@@ -96,7 +70,7 @@ func requireToken(next http.Handler) http.Handler {
 }
 
 func TestRouteParamsAndAuth(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
 	ws.Get(r.With(requireToken, keepQuery), "/rooms/{id}", Text(roomEcho), nil)
@@ -109,7 +83,7 @@ func TestRouteParamsAndAuth(t *testing.T) {
 	if !errors.As(err, &se) || resp == nil || resp.StatusCode != http.StatusUnauthorized || !bytes.Contains(se.Body, []byte("no token")) {
 		t.Fatalf("without token: %v %v", resp, err)
 	}
-	c := dial(t, wsURL(srv, "/rooms/42?q=x"), &handshake.DialOptions{Header: http.Header{"Authorization": {"Bearer secret"}}})
+	c := dialtest.Dial(t, wsURL(srv, "/rooms/42?q=x"), &handshake.DialOptions{Header: http.Header{"Authorization": {"Bearer secret"}}})
 	if got := roundTrip(t, c, "hi"); got != "42/x: hi" {
 		t.Fatalf("got %q", got)
 	}
@@ -122,9 +96,8 @@ func TestRouteParamsAndAuth(t *testing.T) {
 // cancels request contexts, which breaks upgraders that type-assert http.Hijacker or keep the
 // request's context.
 func TestUnderChiAndHlogMiddleware(t *testing.T) {
-	var logs bytes.Buffer
-	var mu sync.Mutex
-	logger := zerolog.New(zerolog.SyncWriter(&lockedWriter{&mu, &logs}))
+	var logs wstest.Buffer
+	logger := zerolog.New(&logs)
 	ws := New()
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, chimw.Logger, chimw.Compress(5), chimw.Timeout(100*time.Millisecond))
@@ -141,7 +114,7 @@ func TestUnderChiAndHlogMiddleware(t *testing.T) {
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
 
-	c := dial(t, wsURL(srv, "/echo"), &handshake.DialOptions{Header: http.Header{"Accept-Encoding": {"gzip"}}})
+	c := dialtest.Dial(t, wsURL(srv, "/echo"), &handshake.DialOptions{Header: http.Header{"Accept-Encoding": {"gzip"}}})
 	if got := roundTrip(t, c, "one"); got != "one" {
 		t.Fatalf("got %q", got)
 	}
@@ -155,19 +128,8 @@ func TestUnderChiAndHlogMiddleware(t *testing.T) {
 	c.Close(frame.CloseNormal, "")
 }
 
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
 func TestShutdown(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
 	ws.Get(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
@@ -180,7 +142,7 @@ func TestShutdown(t *testing.T) {
 	const n = 5
 	conns := make([]*transport.Conn, n)
 	for i := range conns {
-		conns[i] = dial(t, wsURL(srv, "/echo"), nil)
+		conns[i] = dialtest.Dial(t, wsURL(srv, "/echo"), nil)
 		roundTrip(t, conns[i], "up")
 	}
 	if ws.Len() != n {
@@ -224,7 +186,7 @@ func TestShutdownDeadline(t *testing.T) {
 		&handshake.ServerOptions{Options: transport.Options{CloseTimeout: time.Minute}})
 	srv := httptest.NewServer(r)
 	defer srv.Close()
-	dial(t, wsURL(srv, "/"), nil) // a client that never reads, so never answers the close
+	dialtest.Dial(t, wsURL(srv, "/"), nil) // a client that never reads, so never answers the close
 	for ws.Len() == 0 {
 		time.Sleep(time.Millisecond)
 	}
@@ -250,7 +212,7 @@ func TestRegisterOnShutdown(t *testing.T) {
 	srv.Config.RegisterOnShutdown(func() { ws.Shutdown(context.Background()) })
 	srv.Start()
 	defer srv.Close()
-	c := dial(t, wsURL(srv, "/"), nil)
+	c := dialtest.Dial(t, wsURL(srv, "/"), nil)
 	srv.Config.Shutdown(context.Background())
 	_, _, err := c.ReadMessage(context.Background(), nil)
 	if transport.CloseStatus(err) != frame.CloseGoingAway {
@@ -277,7 +239,7 @@ func TestJSONEndpoint(t *testing.T) {
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
-	c := dial(t, wsURL(srv, "/rooms/go"), nil)
+	c := dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil)
 	var out chatOut
 	if err := json.Unmarshal([]byte(roundTrip(t, c, `{"user":"ann","text":"hello"}`)), &out); err != nil {
 		t.Fatal(err)
@@ -307,7 +269,7 @@ func TestParamsOutliveTheHandler(t *testing.T) {
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
 
-	c := dial(t, wsURL(srv, "/rooms/first"), nil)
+	c := dialtest.Dial(t, wsURL(srv, "/rooms/first"), nil)
 	for i := range 50 { // recycle chi's routing contexts
 		res, err := http.Get(srv.URL + "/other/" + strconv.Itoa(i))
 		if err != nil {
@@ -320,23 +282,6 @@ func TestParamsOutliveTheHandler(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 	c.Close(frame.CloseNormal, "")
-}
-
-// liveHeap returns the bytes of live heap once garbage and pooled buffers are gone: a
-// sync.Pool empties over two collections, and what finalizers free goes a collection later,
-// so it collects until the figure settles.
-func liveHeap() uint64 {
-	var m runtime.MemStats
-	last := uint64(0)
-	for range 10 {
-		runtime.GC()
-		runtime.ReadMemStats(&m)
-		if m.HeapAlloc <= last && last-m.HeapAlloc < 4<<10 {
-			break
-		}
-		last = m.HeapAlloc
-	}
-	return m.HeapAlloc
 }
 
 type userKey struct{}
@@ -353,10 +298,10 @@ func setUser(next http.Handler) http.Handler {
 // all, and returns the server's and clients' live heap per idle connection.
 func idleHeap(t *testing.T, ws *Router, url string, header http.Header, conns int) float64 {
 	t.Helper()
-	before := liveHeap()
+	before := wstest.LiveHeap()
 	clients := make([]*transport.Conn, conns)
 	for i := range clients {
-		clients[i] = dial(t, url, &handshake.DialOptions{Header: header})
+		clients[i] = dialtest.Dial(t, url, &handshake.DialOptions{Header: header})
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for ws.Len() < conns && time.Now().Before(deadline) {
@@ -365,7 +310,7 @@ func idleHeap(t *testing.T, ws *Router, url string, header http.Header, conns in
 	if ws.Len() < conns {
 		t.Fatalf("%d connections served, want %d", ws.Len(), conns)
 	}
-	held := liveHeap()
+	held := wstest.LiveHeap()
 	for _, c := range clients {
 		c.Close(frame.CloseNormal, "")
 	}
@@ -380,7 +325,7 @@ func idleHeap(t *testing.T, ws *Router, url string, header http.Header, conns in
 // URL parameters, route pattern, request id, a value an HTTP middleware set before the upgrade
 // and one kept with Keep.
 func TestIdleConnKeepsNoHeaders(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const conns = 200
 	ws := New()
 	r := chi.NewRouter()
@@ -404,7 +349,7 @@ func TestIdleConnKeepsNoHeaders(t *testing.T) {
 	for i := range 27 {
 		big.Set("X-Padding-"+strconv.Itoa(i), strings.Repeat("p", 500)) // 13.5 KiB in all
 	}
-	c := dial(t, url, &handshake.DialOptions{Header: big})
+	c := dialtest.Dial(t, url, &handshake.DialOptions{Header: big})
 	if got := roundTrip(t, c, "who?"); got != "42 /rooms/{id} true ann x" {
 		t.Fatalf("handler saw %q", got)
 	}

@@ -6,12 +6,12 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
 	"unsafe"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestSizeClass(t *testing.T) {
@@ -82,23 +82,11 @@ func (w *wrappedConn) Read(p []byte) (int, error) {
 }
 
 func TestRawReadOnlyForNetTypes(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	nc, sc := wstest.TCPPair(t)
+	if _, err := sc.Write(frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText}, []byte("hi"))); err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			c.Write(frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText}, []byte("hi")))
-			time.Sleep(100 * time.Millisecond)
-			c.Close()
-		}
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &wrappedConn{TCPConn: nc.(*net.TCPConn)}
+	w := &wrappedConn{TCPConn: nc}
 	c := NewConn(w, Client, Setup{}, nil)
 	defer c.CloseNow()
 	if c.raw != nil {
@@ -128,9 +116,9 @@ func TestIdleConnHeap(t *testing.T) {
 		clients := make([]net.Conn, n)
 		servers := make([]net.Conn, n)
 		for i := range n {
-			clients[i], servers[i] = tcpPair(t)
+			clients[i], servers[i] = wstest.TCPPair(t)
 		}
-		before := liveHeap()
+		before := wstest.LiveHeap()
 		for _, nc := range servers {
 			go serve(nc)
 		}
@@ -144,7 +132,7 @@ func TestIdleConnHeap(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond) // for the last echoes' goroutines to wait again
-		per := float64(int64(liveHeap())-int64(before)) / n
+		per := float64(int64(wstest.LiveHeap())-int64(before)) / n
 		for i := range n {
 			clients[i].Close()
 			servers[i].Close()
@@ -189,16 +177,6 @@ func TestIdleConnHeap(t *testing.T) {
 	if ecows-plain > 320 {
 		t.Errorf("an idle Conn holds %.0f B more than a plain Read (%.0f B against %.0f B)", ecows-plain, ecows, plain)
 	}
-}
-
-// liveHeap returns the bytes of live heap objects, after the pools have been emptied.
-func liveHeap() uint64 {
-	var ms runtime.MemStats
-	for range 3 { // a pooled object survives one collection in the victim cache
-		runtime.GC()
-	}
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // TestConnSize keeps the Conn at the size the package documentation gives, which is what an

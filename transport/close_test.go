@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestPeerInitiatedClose(t *testing.T) {
 	for _, role := range []Role{Server, Client} {
 		t.Run(role.String(), func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := rawPair(t, role, &Options{CloseTimeout: time.Second})
 			p.send(true, frame.OpClose, []byte{0x0f, 0xa0, 'o', 'k'}) // 4000 "ok"
 			done := make(chan struct{})
@@ -67,7 +68,7 @@ func TestEmptyCloseIsEchoedEmpty(t *testing.T) {
 
 func TestCloseHandshake(t *testing.T) {
 	t.Run("peer answers, data first", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		c, p := rawPair(t, Server, &Options{CloseTimeout: 2 * time.Second})
 		go func() {
 			if got := p.expectClose(); got != frame.CloseGoingAway {
@@ -100,7 +101,7 @@ func TestCloseHandshake(t *testing.T) {
 		p.expectEOF()
 	})
 	t.Run("with a concurrent reader", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		client, server := connPair(t, false, &Options{CloseTimeout: 2 * time.Second})
 		var wg sync.WaitGroup
 		wg.Add(2)
@@ -146,7 +147,7 @@ func TestCloseHandshake(t *testing.T) {
 }
 
 func TestCloseNow(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	c, p := rawPair(t, Server, nil)
 	done := make(chan error)
 	go func() { _, err := c.RecvFrame(0); done <- err }()
@@ -164,7 +165,7 @@ func TestCloseNow(t *testing.T) {
 }
 
 func TestCloseWhileSending(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	client, server := connPair(t, false, &Options{CloseTimeout: time.Second})
 	go func() {
 		for {
@@ -285,7 +286,7 @@ func TestCloseRead(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := rawPair(t, Server, &Options{CloseTimeout: 5 * time.Second})
 			parent, cancel := context.WithCancel(t.Context())
 			defer cancel()

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // The peer's side of permessage-deflate, built on compress/flate independently of the Conn's
@@ -132,7 +133,7 @@ func (p *peer) masked2() bool { return !p.masked }
 
 // zPair returns a Conn in role with the agreement d, and the raw peer facing it.
 func zPair(t testing.TB, role Role, d DeflateParams, opts *Options) (*Conn, *peer) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	d.Enabled = true
 	return NewConn(a, role, Setup{Deflate: d}, opts), &peer{t: t, nc: b, masked: role == Server}
 }
@@ -348,7 +349,7 @@ func TestDeflateRFCExamples(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := zPair(t, Server, tt.d, zOpts())
 			defer c.CloseNow()
 			for i, payload := range tt.payloads {
@@ -561,7 +562,7 @@ func TestDeflateProtocolViolations(t *testing.T) {
 	for _, tt := range tests {
 		for _, role := range []Role{Server, Client} {
 			t.Run(tt.name+"/"+role.String(), func(t *testing.T) {
-				checkGoroutines(t)
+				wstest.CheckGoroutines(t)
 				opts := zOpts()
 				if tt.limit > 0 {
 					opts.MaxMessageLen = tt.limit
@@ -646,23 +647,7 @@ func TestDeflateBomb(t *testing.T) {
 	if got, _ := io.ReadAll(io.LimitReader(flate.NewReader(bytes.NewReader(bomb(1000))), 2<<20)); len(got) < 1000*1030 || bytes.Count(got, []byte{0}) != len(got) {
 		t.Fatalf("the bomb inflates to %d bytes", len(got))
 	}
-	var peak uint64
-	var stop sync.WaitGroup
-	done := make(chan struct{})
-	stop.Add(1)
-	go func() {
-		defer stop.Done()
-		var ms runtime.MemStats
-		for {
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapAlloc)
-			select {
-			case <-done:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	sampler := wstest.SampleHeap(t, 5*time.Millisecond)
 	whole := bomb(1 << 20) // 1 GiB inflated
 	for api := range 3 {
 		for _, frag := range []int{1024, 0} {
@@ -701,8 +686,7 @@ func TestDeflateBomb(t *testing.T) {
 			c.CloseNow()
 		}
 	}
-	close(done)
-	stop.Wait()
+	peak := sampler.Stop()
 	if peak > 64<<20 {
 		t.Fatalf("heap reached %d MiB", peak>>20)
 	}
@@ -716,7 +700,7 @@ func TestDeflateResumesAfterTimeout(t *testing.T) {
 	for _, d := range []DeflateParams{{}, {PeerNoContextTakeover: true}} {
 		for api := range 3 {
 			t.Run(fmt.Sprintf("%+v/%d", d, api), func(t *testing.T) {
-				checkGoroutines(t)
+				wstest.CheckGoroutines(t)
 				c, p := zPair(t, Server, d, zOpts())
 				defer c.CloseNow()
 				z := newPeerDeflate(flate.BestSpeed, !d.PeerNoContextTakeover)
@@ -1025,7 +1009,7 @@ func TestDeflateCloseReapsInflater(t *testing.T) {
 	msg := append(buf.Bytes(), 0x06)
 	for _, end := range []string{"Close", "CloseNow", "peer close", "violation", "garbage"} {
 		t.Run(end, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := zPair(t, Server, DeflateParams{}, zOpts())
 			b := p.zframes(frame.OpBinary, msg, 1000)
 			p.write(b[:2016]) // two frames of three
@@ -1070,7 +1054,7 @@ func TestDeflateCloseReapsInflater(t *testing.T) {
 		})
 	}
 	t.Run("dropped", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		a, b := net.Pipe()
 		c := NewConn(a, Server, Setup{Deflate: DeflateParams{Enabled: true}}, zOpts())
 		p := &peer{t: t, nc: b, masked: true}
@@ -1315,10 +1299,7 @@ func BenchmarkCompressedRead(b *testing.B) {
 func idleConnBytes(n int, d DeflateParams) (bytesPerConn, goroutinesPerConn float64, closeAll func()) {
 	msg := testData(0, 2048, 1)
 	var conns []*Conn
-	runtime.GC()
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
+	before := wstest.LiveHeap()
 	g0 := runtime.NumGoroutine()
 	for range n {
 		a, b := net.Pipe()
@@ -1334,11 +1315,9 @@ func idleConnBytes(n int, d DeflateParams) (bytesPerConn, goroutinesPerConn floa
 		}
 		conns = append(conns, cl, sv)
 	}
-	runtime.GC() // pools keep their objects one GC longer
-	runtime.GC()
-	runtime.ReadMemStats(&after)
+	after := wstest.LiveHeap()
 	g1 := runtime.NumGoroutine()
-	return float64(after.HeapAlloc-before.HeapAlloc) / float64(len(conns)), float64(g1-g0) / float64(len(conns)), func() {
+	return float64(after-before) / float64(len(conns)), float64(g1-g0) / float64(len(conns)), func() {
 		for _, c := range conns {
 			c.CloseNow()
 		}
@@ -1395,14 +1374,7 @@ func BenchmarkDeflateIdleConn(b *testing.B) {
 // a regression cannot take the machine's memory.
 func connHeap(t *testing.T, n int, limit float64, open func()) float64 {
 	t.Helper()
-	var ms runtime.MemStats
-	heap := func() int64 {
-		for range 3 { // pools keep their objects one collection longer
-			runtime.GC()
-		}
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
+	heap := func() int64 { return int64(wstest.LiveHeap()) }
 	before := heap()
 	for i := range n {
 		open()
@@ -1440,7 +1412,7 @@ func TestDeflateDeclaredLength(t *testing.T) {
 		for _, takeover := range []bool{false, true} {
 			for api, name := range []string{"ReadMessage", "NextReader", "RecvFrame"} {
 				t.Run(fmt.Sprintf("%s/takeover=%v/%s", tc.name, takeover, name), func(t *testing.T) {
-					checkGoroutines(t)
+					wstest.CheckGoroutines(t)
 					var wg sync.WaitGroup
 					var ends []net.Conn
 					defer func() {
@@ -1525,7 +1497,7 @@ func TestDeflateIdleAfterMessage(t *testing.T) {
 			msg, zwire []byte
 		}{{"1KiB-JSON", json, zjson}, {"256KiB-zeros", zeros, zzeros}} {
 			t.Run(name+"/"+kind.name, func(t *testing.T) {
-				checkGoroutines(t)
+				wstest.CheckGoroutines(t)
 				var plain float64
 				for _, m := range modes {
 					var ends []net.Conn

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // countingConn counts the writes made to a net.Conn.
@@ -24,9 +25,23 @@ func (c *countingConn) Write(p []byte) (int, error) {
 
 // echoPair returns a server Conn over a counting TCP stream and the raw client peer facing it.
 func echoPair(t *testing.T, opts *Options) (*Conn, *countingConn, *peer) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	cc := &countingConn{Conn: a}
 	return NewConn(cc, Server, Setup{}, opts), cc, &peer{t: t, nc: b, masked: true}
+}
+
+// echoMessages reads n messages on c and writes each back as it comes.
+func echoMessages(t *testing.T, c *Conn, n int) {
+	t.Helper()
+	for range n {
+		op, msg, err := c.ReadMessage(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestCoalescing sends 16 messages in one write and checks that the 16 echoes come back in
@@ -44,15 +59,7 @@ func TestCoalescing(t *testing.T) {
 				batch = append(batch, p.frame(true, frame.OpText, fmt.Appendf(nil, "message %d", i))...)
 			}
 			p.write(batch)
-			for range 16 {
-				op, msg, err := server.ReadMessage(context.Background(), nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if _, err := server.WriteMessage(context.Background(), op, msg); err != nil {
-					t.Fatal(err)
-				}
-			}
+			echoMessages(t, server, 16)
 			for i := range 16 {
 				f, err := p.read()
 				if err != nil {
@@ -70,7 +77,7 @@ func TestCoalescing(t *testing.T) {
 // TestFlushDelay checks that a reply gathered while more input waits goes out after
 // FlushDelay even though the reader never comes back for that input.
 func TestFlushDelay(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	server, cc, p := echoPair(t, &Options{FlushDelay: 5 * time.Millisecond})
 	p.write(append(p.frame(true, frame.OpText, []byte("first")), p.frame(true, frame.OpText, []byte("second"))...))
 	if _, msg, err := server.ReadMessage(context.Background(), nil); err != nil || string(msg) != "first" {
@@ -180,15 +187,7 @@ func TestSlowTurnsWriteAtOnce(t *testing.T) {
 	// Quick turns: the replies to a burst are gathered again.
 	burst(16)
 	before := cc.writes.Load()
-	for range 16 {
-		op, msg, err := server.ReadMessage(context.Background(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := server.WriteMessage(context.Background(), op, msg); err != nil {
-			t.Fatal(err)
-		}
-	}
+	echoMessages(t, server, 16)
 	for range 16 {
 		if _, err := p.read(); err != nil {
 			t.Fatal(err)

@@ -4,41 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
-
-// tcpPair returns both ends of a TCP connection on 127.0.0.1.
-func tcpPair(t testing.TB) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type res struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan res, 1)
-	go func() {
-		c, err := ln.Accept()
-		ch <- res{c, err}
-	}()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := <-ch
-	if r.err != nil {
-		t.Fatal(r.err)
-	}
-	t.Cleanup(func() { a.Close(); r.c.Close() })
-	return a, r.c
-}
 
 // connPair returns a client and a server Conn joined over TCP or net.Pipe.
 func connPair(t testing.TB, pipe bool, opts *Options) (client, server *Conn) {
@@ -48,7 +19,7 @@ func connPair(t testing.TB, pipe bool, opts *Options) (client, server *Conn) {
 		a, b = net.Pipe()
 		t.Cleanup(func() { a.Close(); b.Close() })
 	} else {
-		a, b = tcpPair(t)
+		a, b = wstest.TCPPair(t)
 	}
 	return NewConn(a, Client, Setup{}, opts), NewConn(b, Server, Setup{}, opts)
 }
@@ -62,7 +33,7 @@ type peer struct {
 
 // rawPair returns a Conn in role and the raw peer facing it (a client peer masks).
 func rawPair(t testing.TB, role Role, opts *Options) (*Conn, *peer) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	return NewConn(a, role, Setup{}, opts), &peer{t: t, nc: b, masked: role == Server}
 }
 
@@ -118,22 +89,6 @@ func (p *peer) expectEOF() {
 		}
 		return
 	}
-}
-
-// checkGoroutines fails the test if goroutines started during it are still running.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
 }
 
 func mustEqual(t testing.TB, got, want []byte) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 type jsonNote struct {
@@ -18,7 +19,7 @@ type jsonNote struct {
 }
 
 func TestJSONRoundTrip(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	client, server := connPair(t, false, nil)
 	defer client.CloseNow()
 	defer server.CloseNow()
@@ -74,7 +75,7 @@ func TestJSONErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			client, server := connPair(t, false, nil)
 			defer client.CloseNow()
 			defer server.CloseNow()
@@ -99,7 +100,7 @@ func TestJSONErrors(t *testing.T) {
 		})
 	}
 	t.Run("unencodable", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		c, p := rawPair(t, Server, nil)
 		defer c.CloseNow()
 		var ue *json.UnsupportedTypeError

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestPrepared(t *testing.T) {
@@ -62,7 +63,7 @@ func TestPrepared(t *testing.T) {
 func TestWritePreparedBatch(t *testing.T) {
 	for _, role := range []Role{Server, Client} {
 		t.Run(role.String(), func(t *testing.T) {
-			a, b := tcpPair(t)
+			a, b := wstest.TCPPair(t)
 			cc := &countingConn{Conn: a}
 			c := NewConn(cc, role, Setup{}, &Options{MaxPayloadLen: 1000})
 			peer := &peer{t: t, nc: b, masked: role == Server}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestProtocolViolations(t *testing.T) {
@@ -75,7 +76,7 @@ func TestProtocolViolations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			opts := &Options{CloseTimeout: 2 * time.Second}
 			if tt.opts != nil {
 				opts.MaxPayloadLen, opts.MaxMessageLen = tt.opts.MaxPayloadLen, tt.opts.MaxMessageLen
@@ -303,7 +304,7 @@ func TestReadMessageResumesAfterContextTimeout(t *testing.T) {
 }
 
 func TestReadMessageCancel(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	c, _ := rawPair(t, Server, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(30*time.Millisecond, cancel)
@@ -434,7 +435,7 @@ func TestTimeoutBoundsEndingCalls(t *testing.T) {
 			}, frame.CloseMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := rawPair(t, tc.role, &Options{CloseTimeout: closeTimeout})
 			p.write(tc.input(p))
 			start := time.Now()
@@ -608,7 +609,7 @@ func TestSetReadLimit(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			opts := &Options{MaxMessageLen: tt.opts, CloseTimeout: time.Second}
 			var c *Conn
 			var p *peer

@@ -15,12 +15,13 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestRoundTrip(t *testing.T) {
 	for _, transport := range []string{"tcp", "pipe"} {
 		t.Run(transport, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			client, server := connPair(t, transport == "pipe", &Options{MaxPayloadLen: 1000})
 			big := bytes.Repeat([]byte("x"), 2500)
 			go func() {
@@ -342,7 +343,7 @@ func TestStats(t *testing.T) {
 }
 
 func TestBufferedBytesReadFirst(t *testing.T) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	first := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpText, Masked: true, Key: [4]byte{9, 9, 9, 9}}, []byte("came with the handshake"))
 	c := NewConn(a, Server, Setup{Buffered: first[:10], Subprotocol: "chat", Extensions: "x"}, nil)
 	b.Write(first[10:])
@@ -490,9 +491,9 @@ func TestFailedSendCounts(t *testing.T) {
 		}
 	})
 	t.Run("reset", func(t *testing.T) {
-		a, b := tcpPair(t)
+		a, b := wstest.TCPPair(t)
 		c := NewConn(a, Server, Setup{}, nil)
-		b.(*net.TCPConn).SetLinger(0)
+		b.SetLinger(0)
 		b.Close() // a reset
 		a.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := a.Read(make([]byte, 1)); isTimeout(err) {
@@ -533,9 +534,9 @@ func TestFailedSendCounts(t *testing.T) {
 // slowPair returns a Conn in role over TCP with small socket buffers, and the raw far end,
 // so that a large write waits on the peer's reading rather than on the buffers.
 func slowPair(t *testing.T, role Role, opts *Options) (*Conn, net.Conn) {
-	a, b := tcpPair(t)
-	a.(*net.TCPConn).SetWriteBuffer(32 << 10)
-	b.(*net.TCPConn).SetReadBuffer(32 << 10)
+	a, b := wstest.TCPPair(t)
+	a.SetWriteBuffer(32 << 10)
+	b.SetReadBuffer(32 << 10)
 	return NewConn(a, role, Setup{}, opts), b
 }
 
@@ -614,9 +615,9 @@ func TestWriteTimeoutCutsStall(t *testing.T) {
 // buffers, so that a large write blocks as soon as the peer stops reading.
 func stalledPair(t *testing.T, compress bool) (*Conn, *peer) {
 	t.Helper()
-	a, b := tcpPair(t)
-	a.(*net.TCPConn).SetWriteBuffer(4096)
-	b.(*net.TCPConn).SetReadBuffer(4096)
+	a, b := wstest.TCPPair(t)
+	a.SetWriteBuffer(4096)
+	b.SetReadBuffer(4096)
 	opts := &Options{MaxMessageLen: -1, CloseTimeout: time.Second}
 	var setup Setup
 	if compress {
@@ -664,7 +665,7 @@ func TestWriteContext(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+", done before", func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := stalledPair(t, tt.compress)
 			defer c.CloseNow()
 			ctx, cancel := context.WithTimeout(t.Context(), time.Nanosecond)
@@ -686,7 +687,7 @@ func TestWriteContext(t *testing.T) {
 			}
 		})
 		t.Run(tt.name+", mid-write", func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := stalledPair(t, tt.compress)
 			defer c.CloseNow()
 			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
@@ -720,7 +721,7 @@ func TestWriteContext(t *testing.T) {
 
 // A context that ends after its write has returned changes nothing.
 func TestWriteContextAfterWrite(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	client, server := connPair(t, false, &Options{MaxMessageLen: -1})
 	defer client.CloseNow()
 	defer server.CloseNow()

@@ -4,20 +4,20 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/transport"
 )
 
 func TestBench(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	var progress syncBuffer
+	var progress wstest.Buffer
 	start := time.Now()
 	res, err := bench(context.Background(), benchConfig{url: s.wsURL(), conns: 4, size: 256, window: 8, duration: time.Second}, &progress)
 	if err != nil {
@@ -39,9 +39,9 @@ func TestBench(t *testing.T) {
 }
 
 func TestBenchCommand(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	code := run(context.Background(), []string{"bench", "-c", "2", "-duration", "1100ms", s.wsURL(), "-size", "64"}, nil, &stdout, &stderr)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), stderr.String())
@@ -57,12 +57,12 @@ func TestBenchCommand(t *testing.T) {
 }
 
 func TestBenchStopsOnCancel(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	res, err := bench(ctx, benchConfig{url: s.wsURL(), conns: 2, size: 16, window: 1, duration: time.Hour}, &syncBuffer{})
+	res, err := bench(ctx, benchConfig{url: s.wsURL(), conns: 2, size: 16, window: 1, duration: time.Hour}, &wstest.Buffer{})
 	if err != nil || res.Messages == 0 {
 		t.Fatalf("%+v, %v", res, err)
 	}
@@ -72,22 +72,16 @@ func TestBenchStopsOnCancel(t *testing.T) {
 }
 
 func TestBenchNotAnEchoServer(t *testing.T) {
-	checkGoroutines(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
+	wstest.CheckGoroutines(t)
+	url := wsServer(t, nil, func(c *transport.Conn, _ *http.Request) {
 		for {
 			if _, _, err := c.ReadMessage(context.Background(), nil); err != nil {
 				return
 			}
 			c.WriteMessage(context.Background(), frame.OpText, []byte("thanks"))
 		}
-	}))
-	defer srv.Close()
-	_, err := bench(context.Background(), benchConfig{url: "ws" + strings.TrimPrefix(srv.URL, "http"), conns: 2, size: 32, window: 2, duration: 5 * time.Second}, &syncBuffer{})
+	})
+	_, err := bench(context.Background(), benchConfig{url: url, conns: 2, size: 32, window: 2, duration: 5 * time.Second}, &wstest.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "is it an echo server?") {
 		t.Fatalf("got %v", err)
 	}
@@ -98,9 +92,9 @@ func TestBenchNotAnEchoServer(t *testing.T) {
 }
 
 func TestBenchDialFailure(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	_, err := bench(context.Background(), benchConfig{url: s.wsURL() + "/nowhere", conns: 3, size: 32, window: 2, duration: time.Second}, &syncBuffer{})
+	_, err := bench(context.Background(), benchConfig{url: s.wsURL() + "/nowhere", conns: 3, size: 32, window: 2, duration: time.Second}, &wstest.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "404 Not Found") {
 		t.Fatalf("got %v", err)
 	}

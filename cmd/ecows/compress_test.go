@@ -8,6 +8,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -38,7 +39,7 @@ func TestCompressBadValue(t *testing.T) {
 		{"serve", "-compress="},
 		{"dial", "ws://127.0.0.1:1/ws", "-compress", "max"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr wstest.Buffer
 		code := run(context.Background(), args, strings.NewReader(""), &stdout, &stderr)
 		if code != 2 || !strings.Contains(stderr.String(), "-compress must be off, on or takeover") ||
 			!strings.Contains(stderr.String(), "usage: ecows "+args[0]) {
@@ -50,13 +51,13 @@ func TestCompressBadValue(t *testing.T) {
 // TestCompressRoundTrip runs "ecows dial -compress on|takeover" against "serve -compress" in
 // the same mode: dial shows the negotiated extension and the 2 KB line comes back.
 func TestCompressRoundTrip(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	for _, mode := range []string{"on", "takeover"} {
 		t.Run(mode, func(t *testing.T) {
 			o, _ := compressOptions(mode)
 			s := startServe(t, serveConfig{compress: o})
 			line := strings.Repeat("compress me ✓ ", 2000/len("compress me ✓ ")+1)[:2000]
-			var stdout, stderr syncBuffer
+			var stdout, stderr wstest.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			code := run(ctx, []string{"dial", s.wsURL(), "-compress", mode}, strings.NewReader(line+"\n"), &stdout, &stderr)
@@ -79,7 +80,7 @@ func TestCompressRoundTrip(t *testing.T) {
 	}
 	// Without -compress on either side nothing is negotiated, and nothing shown.
 	s := startServe(t, serveConfig{})
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	if code := run(context.Background(), []string{"dial", s.wsURL(), "-compress", "on"}, strings.NewReader("x\n"), &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d; stderr:\n%s", code, stderr.String())
 	}
@@ -92,7 +93,7 @@ func TestCompressRoundTrip(t *testing.T) {
 // came in one frame is echoed compressed (RSV1) through WriteMessage, fragments uncompressed
 // through SendFrame, and both come back whole.
 func TestServeCompressedEcho(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{compress: &transport.CompressionOptions{}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

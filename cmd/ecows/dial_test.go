@@ -11,6 +11,8 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/transport"
 )
 
 // runDialTest runs dial against url with input as its standard input and returns its output
@@ -19,13 +21,13 @@ func runDialTest(t *testing.T, url, input string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out wstest.Buffer
 	err := dial(ctx, url, nil, strings.NewReader(input), &out)
 	return out.String(), err
 }
 
 func TestDialEcho(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "hello\n//slash\n\nlast line without newline")
 	if err != nil {
@@ -43,7 +45,7 @@ func TestDialEcho(t *testing.T) {
 }
 
 func TestDialPing(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "/ping abc\n/ping\n")
 	if err != nil {
@@ -55,7 +57,7 @@ func TestDialPing(t *testing.T) {
 }
 
 func TestDialClose(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "/close 4000 bye\nnot sent\n")
 	if err != nil {
@@ -71,7 +73,7 @@ func TestDialClose(t *testing.T) {
 }
 
 func TestDialBadCommands(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	out, err := runDialTest(t, s.wsURL(), "/nope\n/close 1005\n/close x\n/ping "+strings.Repeat("p", 126)+"\n")
 	if err != nil {
@@ -87,15 +89,26 @@ func TestDialBadCommands(t *testing.T) {
 	}
 }
 
-func TestDialFrames(t *testing.T) {
-	checkGoroutines(t)
-	// A server that sends one of each kind of frame, then closes with a reason.
+// wsServer starts a server that upgrades each request with opts and hands the Conn to serve,
+// closing it once serve returns. It returns the server's ws:// URL; the server stops when the
+// test ends.
+func wsServer(t *testing.T, opts *handshake.ServerOptions, serve func(c *transport.Conn, r *http.Request)) string {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
+		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
 			return
 		}
 		defer c.CloseNow()
+		serve(c, r)
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func TestDialFrames(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	// A server that sends one of each kind of frame, then closes with a reason.
+	url := wsServer(t, nil, func(c *transport.Conn, _ *http.Request) {
 		c.SendBinary([]byte{1, 2, 3})
 		c.SendBinary(make([]byte, 100))
 		c.SendFrame(false, frame.OpText, []byte("hel"))
@@ -109,14 +122,12 @@ func TestDialFrames(t *testing.T) {
 		}
 		c.SendPong([]byte{0xff})
 		c.Close(frame.CloseNormal, "bye")
-	}))
-	defer srv.Close()
+	})
 	in, stdin := io.Pipe() // stays open: the server ends the session
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	if err := dial(ctx, url, nil, in, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -135,11 +146,11 @@ func TestDialFrames(t *testing.T) {
 }
 
 func TestDialServerShutdown(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	in, stdin := io.Pipe()
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- dial(context.Background(), s.wsURL(), nil, in, &out) }()
 	waitFor(t, &out, "* connected")
@@ -158,28 +169,23 @@ func TestDialServerShutdown(t *testing.T) {
 }
 
 func TestDialServerError(t *testing.T) {
-	checkGoroutines(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
+	wstest.CheckGoroutines(t)
+	url := wsServer(t, nil, func(c *transport.Conn, _ *http.Request) {
 		c.Close(frame.ClosePolicyViolation, "go away")
-	}))
-	defer srv.Close()
+	})
 	in, stdin := io.Pipe()
 	defer stdin.Close()
-	var out syncBuffer
-	err := dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil, in, &out)
+	var out wstest.Buffer
+	err := dial(context.Background(), url, nil, in, &out)
 	if err == nil || !strings.Contains(err.Error(), "server closed the connection with 1008 (policy violation) go away") {
 		t.Fatalf("got %v\n%s", err, out.String())
 	}
 }
 
 func TestDialHandshakeFailure(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	url := strings.Replace(s.wsURL(), "/ws", "/nowhere", 1)
 	code := run(context.Background(), []string{"dial", url}, strings.NewReader("hi\n"), &stdout, &stderr)
 	if code != 1 {
@@ -192,7 +198,7 @@ func TestDialHandshakeFailure(t *testing.T) {
 		t.Errorf("stdout: %s", stdout.String())
 	}
 
-	stderr = syncBuffer{}
+	stderr = wstest.Buffer{}
 	code = run(context.Background(), []string{"dial", "-timeout", "2s", "ws://127.0.0.1:1/"}, strings.NewReader(""), &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "handshake failed") {
 		t.Fatalf("exit %d, stderr: %s", code, stderr.String())
@@ -200,21 +206,13 @@ func TestDialHandshakeFailure(t *testing.T) {
 }
 
 func TestDialFlags(t *testing.T) {
-	checkGoroutines(t)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, &handshake.ServerOptions{
-			Subprotocols:   []string{"chat"},
-			OriginPatterns: []string{"example.com"},
-		})
-		if err != nil {
-			return
-		}
+	wstest.CheckGoroutines(t)
+	opts := &handshake.ServerOptions{Subprotocols: []string{"chat"}, OriginPatterns: []string{"example.com"}}
+	url := wsServer(t, opts, func(c *transport.Conn, r *http.Request) {
 		c.SendText([]byte(r.Header.Get("X-Token") + " " + r.Header.Get("Origin")))
 		c.Close(frame.CloseNormal, "")
-	}))
-	defer srv.Close()
-	url := "ws" + strings.TrimPrefix(srv.URL, "http")
-	var stdout, stderr syncBuffer
+	})
+	var stdout, stderr wstest.Buffer
 	code := run(context.Background(), []string{"dial", url, "-H", "X-Token: s3cret", "-subprotocol", "x, chat", "-origin", "http://example.com"},
 		strings.NewReader(""), &stdout, &stderr)
 	want := "* connected to " + url + " (subprotocol chat)\n< text: s3cret http://example.com\n< close: 1000 (normal closure)\n"
@@ -224,11 +222,11 @@ func TestDialFlags(t *testing.T) {
 }
 
 func TestDialInterrupted(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	in, stdin := io.Pipe()
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- dial(ctx, s.wsURL(), nil, in, &out) }()

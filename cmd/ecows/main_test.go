@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -46,7 +47,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"bench", "ws://a", "-duration", "0s"}, 2, "-duration must be"},
 		{[]string{"bench", "ws://a", "-duration", "soon"}, 2, "invalid value"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr wstest.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
 		if code != tc.code || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("ecows %s: exit %d, stderr:\n%s\nwant exit %d and %q", strings.Join(tc.args, " "), code, stderr.String(), tc.code, tc.want)
@@ -85,7 +86,7 @@ func TestBinary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr syncBuffer
+	var stderr wstest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

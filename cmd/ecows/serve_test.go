@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -15,22 +14,23 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
 )
 
 // testServer is an in-process "ecows serve" on a free port.
 type testServer struct {
 	*server
-	log  *syncBuffer // its log
-	stop func()      // shuts it down and waits for run to return
+	log  *wstest.Buffer // its log
+	stop func()         // shuts it down and waits for run to return
 }
 
 // startServe starts serve with cfg (the zero value's fields take the command's defaults) and
 // stops it when the test ends.
 func startServe(t *testing.T, cfg serveConfig) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &wstest.Buffer{}
 	cfg.addr = "127.0.0.1:0"
 	if cfg.path == "" {
 		cfg.path = "/ws"
@@ -65,58 +65,8 @@ func startServe(t *testing.T, cfg serveConfig) *testServer {
 	return ts
 }
 
-// dialTest connects to s with the library's client.
-func dialTest(t *testing.T, s *testServer) *transport.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, s.wsURL(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
-// checkGoroutines fails the test if goroutines started after it was called are still running
-// when the test and its other cleanups are over, after a grace period for them to end. Call it
-// first.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Errorf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-// syncBuffer is a bytes.Buffer that several goroutines may use.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // waitFor waits until b holds want.
-func waitFor(t *testing.T, b *syncBuffer, want string) {
+func waitFor(t *testing.T, b *wstest.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.Contains(b.String(), want) {
@@ -139,9 +89,9 @@ func readMessage(t *testing.T, c *transport.Conn) (frame.Opcode, string) {
 }
 
 func TestServeEchoesMessages(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	c := dialTest(t, s)
+	c := dialtest.Dial(t, s.wsURL(), nil)
 
 	c.WriteMessage(context.Background(), frame.OpText, []byte("hello"))
 	if op, msg := readMessage(t, c); op != frame.OpText || msg != "hello" {
@@ -197,9 +147,9 @@ func TestServeEchoesMessages(t *testing.T) {
 }
 
 func TestServeLimits(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{maxPayload: 10, rate: 2})
-	c := dialTest(t, s)
+	c := dialtest.Dial(t, s.wsURL(), nil)
 	c.WriteMessage(context.Background(), frame.OpText, []byte("0123456789")) // at the cap: fine
 	if _, msg := readMessage(t, c); msg != "0123456789" {
 		t.Fatalf("got %q", msg)
@@ -210,7 +160,7 @@ func TestServeLimits(t *testing.T) {
 		t.Fatalf("over -max-payload: %v (code %d), want 1009", err, code)
 	}
 
-	c = dialTest(t, s)
+	c = dialtest.Dial(t, s.wsURL(), nil)
 	for range 5 {
 		c.WriteMessage(context.Background(), frame.OpText, []byte("x"))
 	}
@@ -225,9 +175,9 @@ func TestServeLimits(t *testing.T) {
 }
 
 func TestServeShutdownSendsGoingAway(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
-	c := dialTest(t, s)
+	c := dialtest.Dial(t, s.wsURL(), nil)
 	c.WriteMessage(context.Background(), frame.OpText, []byte("hi"))
 	readMessage(t, c)
 
@@ -252,7 +202,7 @@ func TestServeShutdownSendsGoingAway(t *testing.T) {
 }
 
 func TestServePage(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{path: "/echo"})
 	defer http.DefaultClient.CloseIdleConnections()
 	resp, err := http.Get(s.pageURL() + "/")
@@ -281,7 +231,7 @@ func TestServePage(t *testing.T) {
 }
 
 func TestServeURLs(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := startServe(t, serveConfig{})
 	if !strings.HasPrefix(s.pageURL(), "http://127.0.0.1:") || strings.HasSuffix(s.pageURL(), ":0") {
 		t.Errorf("page URL %s", s.pageURL())

@@ -10,20 +10,22 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
-	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
 )
 
-func TestEcho(t *testing.T) {
+// dialEcho starts the echo server and returns a connection to it; both end with the test.
+func dialEcho(t *testing.T) *transport.Conn {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(echo))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return dialtest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+}
+
+func TestEcho(t *testing.T) {
+	c := dialEcho(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := handshake.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
 
 	for _, m := range []struct {
 		op   frame.Opcode
@@ -56,17 +58,11 @@ func TestEchoRefusesPlainHTTP(t *testing.T) {
 }
 
 func TestEchoClosesOnBadText(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(echo))
-	defer srv.Close()
+	c := dialEcho(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	c, _, err := handshake.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
 	c.SendFrame(true, frame.OpText, []byte("bad \xff"))
-	_, _, err = c.ReadMessage(ctx, nil)
+	_, _, err := c.ReadMessage(ctx, nil)
 	var ce *transport.CloseError
 	if !errors.As(err, &ce) || ce.Code != frame.CloseInvalidPayload {
 		t.Fatalf("got %v, want a 1007 close", err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // TestMain runs the suite and then checks that every goroutine it started, in the testees
@@ -15,29 +17,13 @@ func TestMain(m *testing.M) {
 	base := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
-		if err := settle(base, 10*time.Second); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		if n, ok := wstest.WaitGoroutines(base, 10*time.Second); !ok {
+			buf := make([]byte, 1<<20)
+			fmt.Fprintf(os.Stderr, "goroutine leak: %d goroutines, %d before the tests:\n%s\n", n, base, buf[:runtime.Stack(buf, true)])
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// settle waits for the number of goroutines to fall back to base.
-func settle(base int, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		n := runtime.NumGoroutine()
-		if n <= base {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			return fmt.Errorf("goroutine leak: %d goroutines, %d before the tests:\n%s", n, base, buf)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestServer runs every group against an ecows echo server (handshake.Upgrade), the suite

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
 	"net"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -128,7 +128,7 @@ func connectServer(t *testing.T, deadline time.Time) (*peer, <-chan error) {
 		h, err = tp.ReadMIMEHeader()
 	}
 	if err == nil {
-		err = checkUpgradeHeaders(h, "Sec-Websocket-Accept", accept(key))
+		err = checkUpgradeHeaders(h, "Sec-Websocket-Accept", wstest.AcceptKey(key))
 	}
 	if err != nil {
 		conn.Close()
@@ -197,7 +197,7 @@ func connectClient(t *testing.T, deadline time.Time) (*peer, <-chan error) {
 		fail(fmt.Errorf("no Host header"))
 	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + accept(key) + "\r\n\r\n"
+		"Sec-WebSocket-Accept: " + wstest.AcceptKey(key) + "\r\n\r\n"
 	if _, err := conn.Write([]byte(resp)); err != nil {
 		fail(err)
 	}
@@ -224,10 +224,4 @@ func newKey() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return base64.StdEncoding.EncodeToString(b[:])
-}
-
-// accept computes Sec-WebSocket-Accept for key (RFC 6455 section 4.2.2).
-func accept(key string) string {
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(sum[:])
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
@@ -37,7 +39,7 @@ func TestPeerResetMidFrame(t *testing.T) {
 		h    middleware.ConnHandler
 	}{{"frames", echoFrames(0, 0)}, {"messages", echoMessages()}} {
 		t.Run(layer.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			rec := record(layer.h)
 			srv := startServer(t, rec, nil)
 			_, raw := dialRaw(t, srv.URL)
@@ -164,11 +166,11 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 	const interval, timeout = 100 * time.Millisecond, 400 * time.Millisecond
 
 	t.Run("frozen proxy", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		rec := record(echoFrames(interval, timeout))
 		srv := startServer(t, rec, nil)
 		proxy := startProxy(t, srv.Addr)
-		c := dial(t, "ws://"+proxy.Addr()+"/ws", nil)
+		c := dialtest.Dial(t, "ws://"+proxy.Addr()+"/ws", nil)
 		// The client reads, which answers the server's pings.
 		read := make(chan error, 1)
 		go func() {
@@ -203,7 +205,7 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 	})
 
 	t.Run("silent client", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		rec := record(echoFrames(interval, timeout))
 		srv := startServer(t, rec, nil)
 		start := time.Now()
@@ -226,7 +228,7 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 // connection and no other, and the server's memory does not grow meanwhile: a write blocks on
 // the socket, nothing queues behind it.
 func TestStoppedReaderTimesOut(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const writeTimeout = 300 * time.Millisecond
 	payload := bytes.Repeat([]byte{0xab}, 64<<10)
 	var pushed atomic.Int64
@@ -262,7 +264,7 @@ func TestStoppedReaderTimesOut(t *testing.T) {
 	srv := startServer(t, mux, &handshake.ServerOptions{Options: transport.Options{WriteTimeout: writeTimeout}})
 
 	// A healthy client echoes all along.
-	healthy := dial(t, srv.URL, nil)
+	healthy := dialtest.Dial(t, srv.URL, nil)
 	stopEcho := make(chan struct{})
 	echoed := make(chan error, 1)
 	var roundTrips atomic.Int64
@@ -285,7 +287,7 @@ func TestStoppedReaderTimesOut(t *testing.T) {
 	}()
 
 	mem0 := liveMemory()
-	sampler := sampleHeap(20 * time.Millisecond)
+	sampler := wstest.SampleHeap(t, 20*time.Millisecond)
 	start := time.Now()
 	dialRawBuf(t, srv.URL+"?push=1", 4<<10) // and never reads
 	e := rec.next(t, 20*time.Second)
@@ -396,7 +398,7 @@ func TestCloseWhileSending(t *testing.T) {
 		{"peer drops TCP", func(s, _ *transport.Conn) { s.CloseNow() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			serverConn := make(chan *transport.Conn, 1)
 			rec := record(connFunc(func(ctx context.Context, c *transport.Conn) error {
 				serverConn <- c
@@ -407,7 +409,7 @@ func TestCloseWhileSending(t *testing.T) {
 				}
 			}))
 			srv := startServer(t, rec, nil)
-			c := dial(t, srv.URL, nil)
+			c := dialtest.Dial(t, srv.URL, nil)
 			server := <-serverConn
 			reading := make(chan error, 1)
 			go func() {
@@ -538,7 +540,7 @@ func describe(kinds map[string]int) string {
 // before the 1001. Each connection carries echoes of the client's numbered messages and
 // numbered messages the server pushes from a goroutine of its own.
 func TestShutdownUnderLoad(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const conns = 100
 
 	// What the server accepted for sending, per client.
@@ -604,7 +606,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 	clients := make([]*client, conns)
 	var wg sync.WaitGroup
 	for i := range clients {
-		cl := &client{id: uint64(i), c: dial(t, srv.URL, nil)}
+		cl := &client{id: uint64(i), c: dialtest.Dial(t, srv.URL, nil)}
 		clients[i] = cl
 		window := make(chan struct{}, 8)
 		readDone := make(chan struct{})

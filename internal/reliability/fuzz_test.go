@@ -19,6 +19,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -31,6 +32,26 @@ type fuzzHandshakeServer struct {
 	mu      sync.Mutex
 	panics  []string
 	badEnds []error
+}
+
+// readToEnd reads c's messages for at most within, until an error ends the reading. It
+// returns nil if that error is one a peer may cause (a protocol error, a close, a closed
+// Conn), and the error otherwise.
+func readToEnd(c *transport.Conn, within time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		_, _, err := c.ReadMessage(ctx, nil)
+		if err == nil {
+			continue
+		}
+		var pe *frame.ProtocolError
+		var ce *transport.CloseError
+		if errors.As(err, &pe) || errors.As(err, &ce) || errors.Is(err, transport.ErrClosed) {
+			return nil
+		}
+		return err
+	}
 }
 
 func startFuzzHandshakeServer(f *testing.F) *fuzzHandshakeServer {
@@ -61,21 +82,10 @@ func startFuzzHandshakeServer(f *testing.F) *fuzzHandshakeServer {
 				return
 			}
 			defer c.CloseNow()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			defer cancel()
-			for {
-				_, _, err := c.ReadMessage(ctx, nil)
-				if err == nil {
-					continue
-				}
-				var pe *frame.ProtocolError
-				var ce *transport.CloseError
-				if !errors.As(err, &pe) && !errors.As(err, &ce) && !errors.Is(err, transport.ErrClosed) {
-					s.mu.Lock()
-					s.badEnds = append(s.badEnds, err)
-					s.mu.Unlock()
-				}
-				return
+			if err := readToEnd(c, 3*time.Second); err != nil {
+				s.mu.Lock()
+				s.badEnds = append(s.badEnds, err)
+				s.mu.Unlock()
 			}
 		}),
 		ReadHeaderTimeout: 2 * time.Second,
@@ -161,7 +171,7 @@ func checkServerAnswer(t *testing.T, in string, out []byte) {
 		if err != nil {
 			t.Fatalf("101 to a request that does not parse (%v)", err)
 		}
-		if got, want := resp.Header.Get("Sec-WebSocket-Accept"), acceptFor(req.Header.Get("Sec-WebSocket-Key")); got != want {
+		if got, want := resp.Header.Get("Sec-WebSocket-Accept"), wstest.AcceptKey(req.Header.Get("Sec-WebSocket-Key")); got != want {
 			t.Fatalf("101 with Sec-WebSocket-Accept %q, want %q", got, want)
 		}
 	case resp.StatusCode >= 400 && resp.StatusCode <= 505:
@@ -237,20 +247,9 @@ func FuzzClientHandshake(f *testing.F) {
 			if p := c.Subprotocol(); p != "" && p != "chat" && p != "superchat" {
 				t.Fatalf("Dial succeeded with subprotocol %q, not offered", p)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			for {
-				_, _, err := c.ReadMessage(ctx, nil)
-				if err == nil {
-					continue
-				}
-				var pe *frame.ProtocolError
-				var ce *transport.CloseError
-				if !errors.As(err, &pe) && !errors.As(err, &ce) && !errors.Is(err, transport.ErrClosed) {
-					t.Fatalf("reading after the handshake ended with %T: %v", err, err)
-				}
-				break
+			if err := readToEnd(c, 3*time.Second); err != nil {
+				t.Fatalf("reading after the handshake ended with %T: %v", err, err)
 			}
-			cancel()
 			c.CloseNow()
 		}
 		select {
@@ -277,7 +276,7 @@ func serveRaw(nc *net.TCPConn, answer string) error {
 	if err != nil {
 		return fmt.Errorf("reading Dial's request: %w", err)
 	}
-	answer = strings.ReplaceAll(answer, "{ACCEPT}", acceptFor(req.Header.Get("Sec-WebSocket-Key")))
+	answer = strings.ReplaceAll(answer, "{ACCEPT}", wstest.AcceptKey(req.Header.Get("Sec-WebSocket-Key")))
 	nc.Write([]byte(answer)) // Dial may have given up already
 	nc.CloseWrite()
 	_, err = io.Copy(io.Discard, br)

@@ -3,8 +3,6 @@ package reliability
 import (
 	"bufio"
 	"context"
-	"crypto/sha1"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +23,8 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -173,23 +173,6 @@ func (r *recorder) next(t testing.TB, within time.Duration) ended {
 
 func noProxy(*http.Request) (*url.URL, error) { return nil, nil }
 
-// dial opens a client Conn to url, closed at the end of the test.
-func dial(t testing.TB, url string, opts *handshake.DialOptions) *transport.Conn {
-	t.Helper()
-	if opts == nil {
-		opts = &handshake.DialOptions{}
-	}
-	opts.Proxy = noProxy
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, url, opts)
-	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
-}
-
 // dialRaw runs the handshake with Dial and returns the TCP connection under the Conn, for
 // tests that write hand-made bytes or misbehave at the socket level.
 func dialRaw(t testing.TB, url string) (*transport.Conn, *net.TCPConn) {
@@ -212,7 +195,7 @@ func dialRawBuf(t testing.TB, url string, rcvbuf int) (*transport.Conn, *net.TCP
 		}
 		return nc, err
 	}}
-	c := dial(t, url, opts)
+	c := dialtest.Dial(t, url, opts)
 	return c, raw
 }
 
@@ -245,34 +228,6 @@ func readClose(nc net.Conn, r *bufio.Reader, within time.Duration) (frame.CloseC
 	}
 }
 
-// checkGoroutines fails the test if it ends with more goroutines than it started with. Call it
-// first, so that its cleanup runs after the servers' and connections' cleanups.
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		if n, ok := waitGoroutines(before, 5*time.Second); !ok {
-			buf := make([]byte, 1<<20)
-			t.Errorf("goroutines: %d before, %d after\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
-
-// waitGoroutines waits until at most n goroutines run and returns the count it saw last.
-func waitGoroutines(n int, within time.Duration) (int, bool) {
-	deadline := time.Now().Add(within)
-	for {
-		got := runtime.NumGoroutine()
-		if got <= n {
-			return got, true
-		}
-		if time.Now().After(deadline) {
-			return got, false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // memSnapshot is the memory the Go runtime holds for live data after a collection.
 type memSnapshot struct {
 	heap, stack uint64 // HeapAlloc, StackInuse
@@ -280,52 +235,12 @@ type memSnapshot struct {
 
 func (m memSnapshot) total() uint64 { return m.heap + m.stack }
 
+// liveMemory returns the live heap once collections have settled, and the stacks in use.
 func liveMemory() memSnapshot {
-	runtime.GC()
-	runtime.GC() // a second cycle frees what the first one's finalizers and pools released
+	heap := wstest.LiveHeap()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSnapshot{heap: ms.HeapAlloc, stack: ms.StackInuse}
-}
-
-// heapSampler records the largest HeapAlloc seen while it runs, without forcing collections,
-// so that it sees garbage too: an upper bound of what the process needed.
-type heapSampler struct {
-	stop chan struct{}
-	done chan uint64
-}
-
-func sampleHeap(every time.Duration) *heapSampler {
-	s := &heapSampler{stop: make(chan struct{}), done: make(chan uint64, 1)}
-	go func() {
-		var peak uint64
-		var ms runtime.MemStats
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			runtime.ReadMemStats(&ms)
-			peak = max(peak, ms.HeapAlloc)
-			select {
-			case <-s.stop:
-				s.done <- peak
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return s
-}
-
-// Stop returns the peak HeapAlloc.
-func (s *heapSampler) Stop() uint64 {
-	close(s.stop)
-	return <-s.done
-}
-
-// acceptFor returns the Sec-WebSocket-Accept value for key (RFC 6455 section 4.2.2).
-func acceptFor(key string) string {
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	return base64.StdEncoding.EncodeToString(sum[:])
+	return memSnapshot{heap: heap, stack: ms.StackInuse}
 }
 
 // upgradeRequest returns a valid opening handshake for host with the extra header lines.

@@ -18,6 +18,8 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
@@ -48,7 +50,7 @@ func TestOversizedRequestHeaders(t *testing.T) {
 // the server's subprotocol when it is among them (wherever), none otherwise, and no extension
 // (ecows negotiates none yet) unless the list is malformed, which is a 400.
 func TestManyTokens(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var offered atomic.Int64
 	srv := startServer(t, echoFrames(0, 0), &handshake.ServerOptions{Subprotocols: []string{"chat", "superchat"}})
 	sel := startServer(t, echoFrames(0, 0), &handshake.ServerOptions{SelectSubprotocol: func(_ *http.Request, offers []string) string {
@@ -73,7 +75,7 @@ func TestManyTokens(t *testing.T) {
 	}
 
 	timed("Dial offering 500 subprotocols, the server's last", func() {
-		c := dial(t, srv.URL, &handshake.DialOptions{Subprotocols: append(tokens("p", 499), "superchat")})
+		c := dialtest.Dial(t, srv.URL, &handshake.DialOptions{Subprotocols: append(tokens("p", 499), "superchat")})
 		if c.Subprotocol() != "superchat" {
 			t.Errorf("subprotocol %q, want superchat", c.Subprotocol())
 		}
@@ -177,7 +179,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 		{"RecvFrame without a frame limit", echoFrames(0, 0), transport.Options{MaxPayloadLen: -1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			rec := record(tc.h)
 			// After its 1009 the server waits for the peer's end of the close handshake, at
 			// most CloseTimeout: the bytes after the header belong to the declared payload.
@@ -208,7 +210,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 	}
 
 	t.Run("client", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +230,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 					return err
 				}
 				resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
-					acceptFor(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
+					wstest.AcceptKey(req.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n"
 				if _, err := nc.Write(append([]byte(resp), hugeHeader(false)...)); err != nil {
 					return err
 				}
@@ -239,7 +241,7 @@ func TestHugeDeclaredLength(t *testing.T) {
 				return err
 			}()
 		}()
-		c := dial(t, "ws://"+ln.Addr().String()+"/", nil)
+		c := dialtest.Dial(t, "ws://"+ln.Addr().String()+"/", nil)
 		large0, total0 := largeAllocs(), totalAlloc()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -265,7 +267,7 @@ func TestPingFlood(t *testing.T) {
 		h    middleware.ConnHandler
 	}{{"frames with AutoPong", echoFrames(0, 0)}, {"messages", echoMessages()}} {
 		t.Run(layer.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			const writeTimeout = 300 * time.Millisecond
 			rec := record(layer.h)
 			srv := startServer(t, rec, &handshake.ServerOptions{Options: transport.Options{WriteTimeout: writeTimeout}})
@@ -277,7 +279,7 @@ func TestPingFlood(t *testing.T) {
 				batch = clientFrame(batch, true, frame.OpPing, make([]byte, frame.MaxControlPayload))
 			}
 			mem0 := liveMemory()
-			sampler := sampleHeap(20 * time.Millisecond)
+			sampler := wstest.SampleHeap(t, 20*time.Millisecond)
 			start := time.Now()
 			var pings atomic.Int64
 			flooding := make(chan struct{})
@@ -323,7 +325,7 @@ func TestOneByteFragments(t *testing.T) {
 		{"messages, default limit", echoMessages(), 0, 65535},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			limit := tc.limit
 			if limit == 0 {
 				limit = transport.DefaultMaxMessageLen
@@ -339,7 +341,7 @@ func TestOneByteFragments(t *testing.T) {
 			}()
 
 			mem0 := liveMemory()
-			sampler := sampleHeap(20 * time.Millisecond)
+			sampler := wstest.SampleHeap(t, 20*time.Millisecond)
 			start := time.Now()
 			payload := make([]byte, tc.fragment)
 			var buf []byte
@@ -383,7 +385,7 @@ func TestOneByteFragments(t *testing.T) {
 // and in "ecows serve"; a page from the same origin, a non-browser client and an allowed
 // pattern can.
 func TestCrossOrigin(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	srv := startServer(t, echoFrames(0, 0), nil)
 	allowed := startServer(t, echoFrames(0, 0), &handshake.ServerOptions{OriginPatterns: []string{"*.example.com"}})
 	for _, tc := range []struct {

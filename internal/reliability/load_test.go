@@ -2,7 +2,6 @@ package reliability
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -63,7 +63,7 @@ func TestLoad(t *testing.T) {
 
 	// Everything the run allocated is unreachable now: the server is shut down and
 	// runLoadServer has returned.
-	goroutines, ok := waitGoroutines(goroutines0, 10*time.Second)
+	goroutines, ok := wstest.WaitGoroutines(goroutines0, 10*time.Second)
 	if !ok {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("server process: goroutines: %d before, %d after\n%s", goroutines0, goroutines, buf[:runtime.Stack(buf, true)])
@@ -113,24 +113,6 @@ func (r loadReport) send() {
 	fmt.Printf("%s%s\n", loadTag, b)
 }
 
-// lockedBuffer is a bytes.Buffer that several goroutines may write.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // serverFigures is what the server process measured.
 type serverFigures struct {
 	held       memSnapshot // with every connection open and idle
@@ -150,7 +132,7 @@ func runLoadServer(t *testing.T, conns int, duration time.Duration) (serverFigur
 		"ECOWS_LOAD_CONNS="+strconv.Itoa(conns), "ECOWS_LOAD_DURATION="+duration.String(), "ECOWS_LOAD_HEAPPROFILE=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{}
 	setPdeathsig(cmd.SysProcAttr)
-	output := new(lockedBuffer) // everything the client process printed, for failures
+	output := new(wstest.Buffer) // everything the client process printed, for failures
 	cmd.Stderr = output
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -206,7 +188,7 @@ func runLoadServer(t *testing.T, conns int, duration time.Duration) (serverFigur
 	if path := os.Getenv("ECOWS_LOAD_HEAPPROFILE"); path != "" {
 		writeHeapProfile(t, path)
 	}
-	sampler := sampleHeap(250 * time.Millisecond)
+	sampler := wstest.SampleHeap(t, 250*time.Millisecond)
 	io.WriteString(stdin, "go\n")
 	r, ok = next(duration + 5*time.Minute)
 	fig.peakHeap = sampler.Stop()
@@ -336,7 +318,7 @@ func runLoadClients(t *testing.T, url string, conns int, duration time.Duration)
 	}
 	clients = nil
 	var ok bool
-	if r.Goroutines, ok = waitGoroutines(r.Goroutines0, 10*time.Second); !ok {
+	if r.Goroutines, ok = wstest.WaitGoroutines(r.Goroutines0, 10*time.Second); !ok {
 		t.Fatalf("client process: goroutines: %d before, %d after", r.Goroutines0, r.Goroutines)
 	}
 	r.Heap = liveMemory().heap

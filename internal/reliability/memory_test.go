@@ -21,6 +21,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -263,7 +264,7 @@ func runMemCases(t *testing.T, title string, cases []memCase) {
 
 // runMemCase measures one case; ok is false when it failed before measuring.
 func runMemCase(t *testing.T, tc memCase, conns int, ceiling uint64, budget time.Duration) (r memResult, ok bool) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var compressed atomic.Int64
 	tr := &connTracker{h: tc.handler(&compressed), conns: make(map[*transport.Conn]struct{})}
 	srv := startServer(t, tr, &handshake.ServerOptions{Options: tc.opts})
@@ -507,7 +508,7 @@ type memClient struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	answers chan string
-	output  *lockedBuffer // its standard error and untagged output, for failures
+	output  *wstest.Buffer // its standard error and untagged output, for failures
 	once    sync.Once
 }
 
@@ -517,7 +518,7 @@ func startMemClient(t *testing.T, spec memClientSpec) *memClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mc := &memClient{answers: make(chan string, 1), output: new(lockedBuffer)}
+	mc := &memClient{answers: make(chan string, 1), output: new(wstest.Buffer)}
 	mc.cmd = exec.Command(os.Args[0])
 	mc.cmd.Env = append(os.Environ(), memClientEnv+"="+string(b))
 	mc.cmd.SysProcAttr = &syscall.SysProcAttr{}

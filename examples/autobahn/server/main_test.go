@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -17,15 +18,8 @@ func dial(t *testing.T, path string) *transport.Conn {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(echo))
 	t.Cleanup(srv.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, _, err := handshake.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+path,
+	return dialtest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+path,
 		&handshake.DialOptions{Options: transport.Options{MaxPayloadLen: maxLen, MaxMessageLen: maxLen}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.CloseNow() })
-	return c
 }
 
 func recv(t *testing.T, c *transport.Conn) frame.Frame {
