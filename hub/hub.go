@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ecows/ecows/internal/option"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -94,11 +95,11 @@ func New(opts *Options) (*Hub, error) {
 	h := &Hub{
 		node:          opts.NodeID,
 		broker:        opts.Broker,
-		queueLen:      orDefault(opts.QueueLen, defaultQueueLen),
+		queueLen:      option.Or(opts.QueueLen, defaultQueueLen),
 		policy:        opts.OnSlow,
-		blockTimeout:  orDefault(opts.BlockTimeout, defaultBlockTimeout),
-		unsubDelay:    max(orDefault(opts.UnsubscribeDelay, defaultUnsubscribeDelay), 0),
-		brokerTimeout: orDefault(opts.BrokerTimeout, defaultBrokerTimeout),
+		blockTimeout:  option.Or(opts.BlockTimeout, defaultBlockTimeout),
+		unsubDelay:    max(option.Or(opts.UnsubscribeDelay, defaultUnsubscribeDelay), 0),
+		brokerTimeout: option.Or(opts.BrokerTimeout, defaultBrokerTimeout),
 		onGap:         opts.OnGap,
 		start:         time.Now(),
 		topics:        make(map[string]*topic),
@@ -116,18 +117,6 @@ func New(opts *Options) (*Hub, error) {
 		return nil, fmt.Errorf("hub: opening broker: %w", err)
 	}
 	return h, nil
-}
-
-// orDefault maps a zero option to its default and a negative one to "none" (-1), as
-// transport's options do.
-func orDefault[T int | time.Duration](v, def T) T {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return -1
-	}
-	return v
 }
 
 // brokerContext returns the context of one call to the broker, bounded by BrokerTimeout

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/option"
 )
 
 // config is what a Conn takes from its Options, with the defaults filled in. Connections made
@@ -35,16 +36,16 @@ var (
 // configFor returns the config for opts, shared with earlier Conns when it can be.
 func configFor(opts *Options) *config {
 	l := limits{
-		maxPayload:   orDefault(opts.MaxPayloadLen, DefaultMaxPayloadLen),
-		writeTimeout: orDefault(opts.WriteTimeout, DefaultWriteTimeout),
-		closeTimeout: orDefault(opts.CloseTimeout, DefaultCloseTimeout),
-		flushDelay:   orDefault(opts.FlushDelay, DefaultFlushDelay),
+		maxPayload:   option.Or(opts.MaxPayloadLen, DefaultMaxPayloadLen),
+		writeTimeout: option.Or(opts.WriteTimeout, DefaultWriteTimeout),
+		closeTimeout: option.Or(opts.CloseTimeout, DefaultCloseTimeout),
+		flushDelay:   option.Or(opts.FlushDelay, DefaultFlushDelay),
 		// A control frame is read whole into the buffer, and written whole into the batch, so
 		// each must hold the largest one.
-		rsize: max(orDefault(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload),
-		wsize: max(orDefault(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload),
+		rsize: max(option.Or(opts.ReadBufferSize, DefaultReadBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload),
+		wsize: max(option.Or(opts.WriteBufferSize, DefaultWriteBufferSize), frame.MaxHeaderLen+frame.MaxControlPayload),
 	}
-	l.maxMessage = orDefault(opts.MaxMessageLen, max(DefaultMaxMessageLen, l.maxPayload))
+	l.maxMessage = option.Or(opts.MaxMessageLen, max(DefaultMaxMessageLen, l.maxPayload))
 	if opts.PingHandler != nil || opts.PongHandler != nil {
 		// Functions cannot be compared, so a config with handlers is never shared.
 		return &config{limits: l, onPing: opts.PingHandler, onPong: opts.PongHandler}
@@ -61,15 +62,4 @@ func configFor(opts *Options) *config {
 	}
 	nShared.Add(1)
 	return cf
-}
-
-// orDefault maps a zero option to its default and a negative one to "none" (-1).
-func orDefault[T int | int64 | time.Duration](v, def T) T {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return -1
-	}
-	return v
 }
