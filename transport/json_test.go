@@ -30,23 +30,20 @@ func TestJSONRoundTrip(t *testing.T) {
 		{ID: 2, Text: "κόσμε \"quoted\"\n", Tags: []string{"a", "b"}, Meta: map[string]string{"k": "v"}},
 		{},
 	}
+	hop := func(from, to *Conn, v jsonNote) (got jsonNote) {
+		if err := WriteJSON(ctx, from, v); err != nil {
+			t.Fatal(err)
+		}
+		if err := ReadJSON(ctx, to, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
 	for _, want := range notes {
 		// Client to server, and the server's answer back: both roles, both directions.
-		if err := WriteJSON(ctx, client, want); err != nil {
-			t.Fatal(err)
-		}
-		var got jsonNote
-		if err := ReadJSON(ctx, server, &got); err != nil {
-			t.Fatal(err)
-		}
+		got := hop(client, server, want)
 		got.ID++
-		if err := WriteJSON(ctx, server, got); err != nil {
-			t.Fatal(err)
-		}
-		var back jsonNote
-		if err := ReadJSON(ctx, client, &back); err != nil {
-			t.Fatal(err)
-		}
+		back := hop(server, client, got)
 		want.ID++
 		wb, _ := json.Marshal(want)
 		bb, _ := json.Marshal(back)
