@@ -98,6 +98,9 @@ type Setup struct {
 	Buffered []byte
 	// Deflate is the permessage-deflate agreement, if any; Extensions reports it as text.
 	Deflate DeflateParams
+	// HTTP2 says the stream is an HTTP/2 stream (RFC 8441) rather than a connection of its
+	// own, for Conn.HTTP2 to report.
+	HTTP2 bool
 }
 
 // Conn is one WebSocket connection over a byte stream, in either role. It speaks RFC 6455:
@@ -149,6 +152,7 @@ const (
 	readEnded              // the read side has ended, and rare.rerr says how (endCall)
 	slowTurns              // the reader's caller takes FlushDelay or more between calls (flush.go)
 	writeCut               // a message write's context ended mid-write: no write may go on (write.go)
+	overHTTP2              // the stream is an HTTP/2 stream (Setup.HTTP2)
 )
 
 func (c *Conn) is(bit uint32) bool { return c.state.Load()&bit != 0 }
@@ -250,8 +254,15 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		c.rmu.Unlock()
 	}
 	c.raw, c.rawFn = rawReader(c)
+	if setup.HTTP2 {
+		c.set(overHTTP2) // a flag bit, so the common case pays nothing
+	}
 	return c
 }
+
+// HTTP2 reports whether c runs over an HTTP/2 stream (RFC 8441) rather than a connection of
+// its own, as Setup said; for logs and metrics.
+func (c *Conn) HTTP2() bool { return c.is(overHTTP2) }
 
 // Role reports which end of the connection c is.
 func (c *Conn) Role() Role { return c.role }
