@@ -18,4 +18,7 @@
 // (permessage-deflate, RFC 7692) is negotiated when the options' Compression field is set: Dial
 // offers it, Upgrade accepts the first offer it can honour, and each side checks the other's
 // parameters as section 7 requires.
+//
+// Upgrade also serves WebSockets over HTTP/2 (RFC 8441 extended CONNECT), when net/http's
+// HTTP/2 server advertises it (GODEBUG=http2xconnect=1).
 package handshake

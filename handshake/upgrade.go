@@ -68,9 +68,21 @@ var defaultServerOptions ServerOptions
 //
 // With opts.Compression set, Upgrade accepts the first permessage-deflate offer (RFC 7692) it
 // can honour and the Conn compresses; other extensions, and offers it declines, are ignored.
+//
+// An HTTP/2 extended CONNECT request (RFC 8441: method CONNECT, :protocol websocket) is
+// upgraded too, with the same options, checks and error statuses, less what concerns HTTP/1.1
+// (Upgrade, Connection, the key): Upgrade answers 200 and the Conn runs over the request's
+// stream, reading the request body and writing the response; its HTTP2 method reports true.
+// net/http's HTTP/2 server offers extended CONNECT only when the process starts with
+// GODEBUG=http2xconnect=1 (Go 1.24 and later). The stream ends when the handler returns, so
+// over HTTP/2 the handler must not return before the Conn is done (<-c.Done()); closing the
+// Conn ends the stream, not the HTTP/2 connection.
 func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*transport.Conn, error) {
 	if opts == nil {
 		opts = &defaultServerOptions
+	}
+	if r.Method == http.MethodConnect && r.ProtoMajor == 2 {
+		return upgradeH2(w, r, opts)
 	}
 	key, herr := checkRequest(r, opts)
 	if herr != nil {
@@ -188,19 +200,27 @@ func checkRequest(r *http.Request, opts *ServerOptions) (key string, err *Handsh
 	if err := checkOrigin(r, opts); err != nil {
 		return "", err
 	}
+	if err := checkExtensions(h); err != nil {
+		return "", err
+	}
+	return keys[0], nil
+}
+
+// checkExtensions refuses a Sec-WebSocket-Extensions header that does not parse.
+func checkExtensions(h http.Header) *HandshakeError {
 	for _, v := range h["Sec-Websocket-Extensions"] {
 		p := extParser{s: v}
 		for {
 			name, perr := p.next()
 			if perr != nil {
-				return "", &HandshakeError{Status: ErrBadExtensions.Status, Reason: ErrBadExtensions.Reason, Err: perr}
+				return &HandshakeError{Status: ErrBadExtensions.Status, Reason: ErrBadExtensions.Reason, Err: perr}
 			}
 			if name == "" {
 				break
 			}
 		}
 	}
-	return keys[0], nil
+	return nil
 }
 
 // validKey reports whether key is the base64 form of 16 bytes, as section 4.1 requires.

@@ -1,0 +1,79 @@
+package handshake
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ecows/ecows/transport"
+)
+
+// ErrH2Protocol refuses an HTTP/2 CONNECT request whose :protocol pseudo-header is not
+// websocket (RFC 8441 section 4), such as a plain CONNECT meant for a proxy.
+var ErrH2Protocol = &HandshakeError{Status: http.StatusBadRequest, Reason: "CONNECT :protocol is not websocket"}
+
+// upgradeH2 is Upgrade for an RFC 8441 extended CONNECT request: the WebSocket runs over the
+// request's stream, so nothing is hijacked; the answer is 200 and the Conn reads the request
+// body and writes the response.
+func upgradeH2(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*transport.Conn, error) {
+	if herr := checkH2Request(r, opts); herr != nil {
+		refuse(w, herr)
+		return nil, herr
+	}
+	subprotocol := selectSubprotocol(r, opts)
+	var ext string
+	var deflate transport.DeflateParams
+	if opts.Compression != nil {
+		ext, deflate = acceptDeflate(r.Header["Sec-Websocket-Extensions"], opts.Compression)
+	}
+
+	h := w.Header()
+	for name, values := range opts.Header {
+		if !isToken(name) || handshakeHeader(name) {
+			continue
+		}
+		for _, v := range values {
+			h.Add(name, strings.NewReplacer("\r", " ", "\n", " ").Replace(v))
+		}
+	}
+	if subprotocol != "" {
+		h.Set("Sec-WebSocket-Protocol", subprotocol)
+	}
+	if ext != "" {
+		h.Set("Sec-WebSocket-Extensions", ext)
+	}
+	rc := http.NewResponseController(w)
+	// The server's ReadTimeout and WriteTimeout bound the request, not the WebSocket that
+	// follows; the Conn sets its own deadlines.
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return nil, fmt.Errorf("websocket: sending the 200 response: %w", err)
+	}
+	s := newH2Stream(r, w, rc)
+	setup := transport.Setup{Subprotocol: subprotocol, Extensions: ext, Deflate: deflate, HTTP2: true}
+	return transport.NewConn(s, transport.Server, setup, &opts.Options), nil
+}
+
+// checkH2Request applies RFC 8441 section 5: the checks of RFC 6455 section 4.2.1 that do
+// not concern HTTP/1.1's Upgrade mechanism (version, Origin, extensions), in the same order
+// and with the same errors as checkRequest. There is no key: the stream itself proves that
+// the server understood the request.
+func checkH2Request(r *http.Request, opts *ServerOptions) *HandshakeError {
+	h := r.Header
+	switch {
+	case !strings.EqualFold(h.Get(":protocol"), "websocket"):
+		return ErrH2Protocol
+	case r.Host == "":
+		return ErrNoHost
+	}
+	if v := h["Sec-Websocket-Version"]; len(v) != 1 || strings.Trim(v[0], " \t") != "13" {
+		return ErrVersion
+	}
+	if err := checkOrigin(r, opts); err != nil {
+		return err
+	}
+	return checkExtensions(h)
+}
