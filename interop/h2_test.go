@@ -1,0 +1,278 @@
+package interop
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/transport"
+)
+
+// init runs the test binary again with GODEBUG=http2xconnect=1 when it lacks it. net/http
+// reads the variable from the environment once, before TestMain, and offers extended CONNECT
+// (RFC 8441) on its HTTP/2 server only with it; a //go:debug directive cannot set it, since
+// net/http does not read it through the runtime's settings.
+func init() {
+	godebug := os.Getenv("GODEBUG")
+	if strings.Contains(godebug, "http2xconnect=1") {
+		return
+	}
+	if godebug != "" {
+		godebug += ","
+	}
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	cmd.Env = append(os.Environ(), "GODEBUG="+godebug+"http2xconnect=1")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		os.Exit(ee.ExitCode())
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "running the tests with GODEBUG=http2xconnect=1:", err)
+		os.Exit(2)
+	}
+	os.Exit(0)
+}
+
+// h2BinaryLen is the binary message the HTTP/2 peers echo: more than one WebSocket frame
+// (MaxPayloadLen 65535) and more than one HTTP/2 DATA frame (16 KiB).
+const h2BinaryLen = 70000
+
+// h2Server is an ecows echo server that speaks HTTP/1.1 and HTTP/2 on one TLS port. Its
+// WebSocket handler records whether each request came over HTTP/2 and how each connection
+// ended.
+type h2Server struct {
+	url  string // https://127.0.0.1:port
+	srv  *http.Server
+	mu   sync.Mutex
+	reqs []h2Request
+	wg   sync.WaitGroup
+}
+
+// h2Request is what the server saw of one WebSocket request.
+type h2Request struct {
+	proto  string // r.Proto
+	major  int    // r.ProtoMajor
+	http2  bool   // Conn.HTTP2
+	err    error  // how the echo loop ended
+	echoed int    // messages echoed
+}
+
+// startH2Server starts the server; extra handlers serve other paths. ecows' CloseTimeout is
+// closeTimeout, as everywhere in these tests.
+func startH2Server(t *testing.T, extra map[string]http.Handler, opts *handshake.ServerOptions) *h2Server {
+	t.Helper()
+	setupCert(t)
+	s := &h2Server{}
+	if opts == nil {
+		// Browsers send a message as one frame, whatever its size.
+		opts = &handshake.ServerOptions{Options: transport.Options{CloseTimeout: closeTimeout, MaxPayloadLen: largeLimit, MaxMessageLen: largeLimit}}
+	}
+	mux := http.NewServeMux()
+	for path, h := range extra {
+		mux.Handle(path, h)
+	}
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		rec := h2Request{proto: r.Proto, major: r.ProtoMajor}
+		c, err := handshake.Upgrade(w, r, opts)
+		if err != nil {
+			rec.err = err
+			s.record(rec)
+			return
+		}
+		s.wg.Add(1)
+		defer s.wg.Done()
+		defer c.CloseNow()
+		rec.http2 = c.HTTP2()
+		var buf []byte
+		for {
+			op, msg, err := c.ReadMessage(context.Background(), buf[:0])
+			if err != nil {
+				rec.err = err
+				break
+			}
+			if _, err := c.WriteMessage(op, msg); err != nil {
+				rec.err = err
+				break
+			}
+			rec.echoed++
+			buf = msg
+		}
+		s.record(rec)
+	})
+	ln := listen(t)
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{testCert}, NextProtos: []string{"h2", "http/1.1"}},
+		ErrorLog:          log.New(io.Discard, "", 0),
+	}
+	go s.srv.ServeTLS(ln, "", "")
+	s.url = "https://" + ln.Addr().String()
+	t.Cleanup(func() {
+		s.srv.Close()
+		s.wg.Wait()
+	})
+	return s
+}
+
+func (s *h2Server) record(r h2Request) {
+	s.mu.Lock()
+	s.reqs = append(s.reqs, r)
+	s.mu.Unlock()
+}
+
+// awaitRequests waits until n WebSocket requests have ended and returns them.
+func (s *h2Server) awaitRequests(t *testing.T, n int) []h2Request {
+	t.Helper()
+	for deadline := time.Now().Add(scenarioTimeout); ; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		got := append([]h2Request(nil), s.reqs...)
+		s.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d WebSocket requests ended within %v, want %d: %+v", len(got), scenarioTimeout, n, got)
+		}
+	}
+}
+
+// checkH2Echo checks that a request came over HTTP/2, echoed want messages and ended with
+// the client's close 1000.
+func checkH2Echo(t *testing.T, r h2Request, want int) {
+	t.Helper()
+	if r.major != 2 || !r.http2 {
+		t.Errorf("WebSocket request over %s (Conn.HTTP2 %v), want HTTP/2", r.proto, r.http2)
+	}
+	if r.echoed != want {
+		t.Errorf("echoed %d messages, want %d", r.echoed, want)
+	}
+	var ce *transport.CloseError
+	if !errors.As(r.err, &ce) || ce.Code != frame.CloseNormal {
+		t.Errorf("echo loop ended with %v, want the client's close 1000", r.err)
+	}
+}
+
+// h2Page opens a WebSocket to the server that served it, which is HTTP/2 when the page came
+// over HTTP/2: a text and a 70,000-byte binary echo, then a close, and it posts what it saw.
+const h2Page = `<!doctype html>
+<meta charset="utf-8">
+<title>ecows interop: WebSocket over HTTP/2</title>
+<script>
+'use strict';
+const N = ` + "70000" + `;
+const report = {};
+function post() {
+  fetch('/results', {method: 'POST', body: JSON.stringify(report)});
+}
+const ws = new WebSocket('wss://' + location.host + '/ws');
+ws.binaryType = 'arraybuffer';
+const timer = setTimeout(() => { report.error = 'timeout'; post(); }, 15000);
+let step = 0;
+ws.onopen = () => ws.send('hello over HTTP/2 ✓');
+ws.onerror = () => { report.error = 'error event'; };
+ws.onmessage = (e) => {
+  if (step === 0) {
+    report.text = e.data;
+    const b = new Uint8Array(N);
+    for (let i = 0; i < N; i++) b[i] = i % 251;
+    ws.send(b);
+  } else {
+    const got = new Uint8Array(e.data);
+    let ok = got.length === N;
+    for (let i = 0; ok && i < N; i++) ok = got[i] === i % 251;
+    report.binary = ok;
+    ws.close(1000, 'done');
+  }
+  step++;
+};
+ws.onclose = (e) => {
+  clearTimeout(timer);
+  report.code = e.code;
+  report.wasClean = e.wasClean;
+  post();
+};
+</script>
+`
+
+// TestH2Chromium loads a page from an ecows server over HTTP/2 in headless Chromium; the page
+// opens new WebSocket("wss://...") to the same server, which Chromium sends as an extended
+// CONNECT on the page's HTTP/2 connection once the server advertises it.
+func TestH2Chromium(t *testing.T) {
+	chromium := requireChromium(t)
+	type report struct {
+		Text     string `json:"text"`
+		Binary   bool   `json:"binary"`
+		Code     int    `json:"code"`
+		WasClean bool   `json:"wasClean"`
+		Error    string `json:"error"`
+	}
+	posted := make(chan report, 1)
+	pageProto := make(chan string, 1)
+	s := startH2Server(t, map[string]http.Handler{
+		"GET /{$}": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case pageProto <- r.Proto:
+			default:
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, h2Page)
+		}),
+		"GET /favicon.ico": http.NotFoundHandler(),
+		"POST /results": http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var rep report
+			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&rep); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			select {
+			case posted <- rep:
+			default:
+			}
+		}),
+	}, nil)
+
+	profile, err := os.MkdirTemp("", "ecows-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(profile) })
+	p := startProc(t, nil, chromium,
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--disable-extensions", "--no-default-browser-check",
+		"--ignore-certificate-errors", "--user-data-dir="+profile, s.url+"/")
+	var rep report
+	select {
+	case rep = <-posted:
+	case <-p.done:
+		t.Fatalf("chromium exited before the page posted its results: %v\n%s", p.err, p.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the page did not post its results within 60 s; chromium said:\n%s", p.stderr.String())
+	}
+	killProcessGroup(p.cmd)
+
+	if proto := <-pageProto; proto != "HTTP/2.0" {
+		t.Errorf("page served over %s, want HTTP/2.0", proto)
+	}
+	if rep.Error != "" || rep.Text != "hello over HTTP/2 ✓" || !rep.Binary || rep.Code != 1000 || !rep.WasClean {
+		t.Errorf("page saw %+v; want the text and binary echoed and a clean close 1000", rep)
+	}
+	reqs := s.awaitRequests(t, 1)
+	checkH2Echo(t, reqs[0], 2)
+}
