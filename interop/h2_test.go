@@ -276,3 +276,28 @@ func TestH2Chromium(t *testing.T) {
 	reqs := s.awaitRequests(t, 1)
 	checkH2Echo(t, reqs[0], 2)
 }
+
+// TestH2NodeClient runs Node's built-in http2 module as the client of an ecows server: an
+// extended CONNECT with frames written by peers/h2_peer.js, a text and a 70,000-byte binary
+// echoed, then a close handshake.
+func TestH2NodeClient(t *testing.T) {
+	requireNode(t)
+	s := startH2Server(t, nil, nil)
+	setupCert(t)
+	r := runClientProc(t, nil, "node", "peers/h2_peer.js", "client", s.url+"/ws", certFile)
+	r.verify(t, "enable-connect-protocol", "status-200", "text", "binary")
+	if e := r.closed(t); e.Code != int(frame.CloseNormal) {
+		t.Errorf("node saw close %d %q, want ecows' answer 1000", e.Code, e.Reason)
+	}
+	checkH2Echo(t, s.awaitRequests(t, 1)[0], 2)
+}
+
+// requireNode checks for node, which the http2 peer needs without any package.
+func requireNode(t *testing.T) {
+	require(t, "Node.js", "apt-get install -y nodejs (or run interop/ci.sh)", func() string {
+		if _, err := exec.LookPath("node"); err != nil {
+			return "no node on PATH"
+		}
+		return ""
+	})
+}
