@@ -86,6 +86,12 @@ type DialOptions struct {
 	// NetDial replaces the TCP dialer (a net.Dialer by default); it receives the address of
 	// the proxy when there is one, and a ctx that carries the handshake's deadline.
 	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	// HTTP2 chooses whether the WebSocket runs over HTTP/2 (RFC 8441): HTTP2Off (the zero
+	// value) speaks HTTP/1.1, HTTP2Auto tries HTTP/2 for wss:// and falls back to HTTP/1.1,
+	// HTTP2Require fails without it (and speaks h2c, HTTP/2 without TLS, for ws://). Both
+	// offer h2 and http/1.1 in TLS ALPN, whatever TLSConfig.NextProtos says.
+	HTTP2 HTTP2Mode
 }
 
 var defaultDialOptions DialOptions
@@ -113,6 +119,11 @@ var aLongTimeAgo = time.Unix(1, 0)
 func Dial(ctx context.Context, uri string, opts *DialOptions) (*transport.Conn, *http.Response, error) {
 	if opts == nil {
 		opts = &defaultDialOptions
+	}
+	if opts.HTTP2 != HTTP2Off {
+		if c, resp, err, done := dialH2(ctx, uri, opts); done {
+			return c, resp, err
+		}
 	}
 	req, key, err := newRequest(uri, opts)
 	if err != nil {

@@ -37,3 +37,15 @@ func echo(c *transport.Conn) {
 		c.WriteMessage(op, msg)
 	}
 }
+
+// Dialing over HTTP/2 where the server offers it: WebSockets to one server share one
+// connection. With HTTP2Require, a server without it fails with ErrNoHTTP2.
+func ExampleDial_http2() {
+	opts := &handshake.DialOptions{HTTP2: handshake.HTTP2Auto}
+	c, _, err := handshake.Dial(context.Background(), "wss://example.com/ws", opts)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	log.Printf("over HTTP/2: %v", c.HTTP2())
+}

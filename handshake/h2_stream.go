@@ -2,6 +2,7 @@ package handshake
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,11 +13,10 @@ import (
 )
 
 // h2Stream is the byte stream of a WebSocket that Upgrade accepted over HTTP/2: the request
-// body brings the client's frames and the response carries the server's. Write deadlines go
-// to the HTTP/2 stream, through http.ResponseController; one that passes resets the stream,
-// which a stalled write cannot survive anyway.
+// body brings the client's frames and the response carries the server's.
 type h2Stream struct {
 	h2Reader
+	wd  h2WriteDeadline
 	ctx context.Context // the request's, which ends when the handler returns
 	w   http.ResponseWriter
 	rc  *http.ResponseController
@@ -58,6 +58,9 @@ const h2ReadSize = 16 << 10
 
 func newH2Stream(r *http.Request, w http.ResponseWriter, rc *http.ResponseController) *h2Stream {
 	s := &h2Stream{h2Reader: h2Reader{body: r.Body, res: make(chan h2Result, 1)}, ctx: r.Context(), w: w, rc: rc}
+	// Resetting the stream is the only way to end a write that the client's flow control
+	// holds up.
+	s.wd.abort = func() { rc.SetWriteDeadline(aLongTimeAgo) }
 	context.AfterFunc(s.ctx, s.handlerDone)
 	return s
 }
@@ -152,14 +155,10 @@ func (s *h2Reader) SetReadDeadline(t time.Time) error {
 	return nil
 }
 
-// SetWriteDeadline sets the stream's write deadline.
+// SetWriteDeadline sets the write deadline.
 func (s *h2Stream) SetWriteDeadline(t time.Time) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if !s.usable() {
-		return net.ErrClosed
-	}
-	return s.rc.SetWriteDeadline(t)
+	s.wd.set(t)
+	return nil
 }
 
 // Write writes p to the response and flushes it, since the Conn has batched its frames
@@ -170,11 +169,14 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 	if !s.usable() {
 		return 0, net.ErrClosed
 	}
+	if err := s.wd.begin(); err != nil {
+		return 0, err
+	}
 	n, err := s.w.Write(p)
 	if err == nil {
 		err = s.rc.Flush()
 	}
-	return n, err
+	return n, s.wd.end(err)
 }
 
 // Close ends the stream: the body is closed, which ends a waiting Read, and the response
@@ -185,9 +187,10 @@ func (s *h2Stream) Close() error {
 		return net.ErrClosed
 	}
 	s.body.Close()
+	s.wd.set(time.Time{})
 	if !s.wmu.TryLock() {
 		if s.ctx.Err() == nil {
-			s.rc.SetWriteDeadline(time.Unix(1, 0))
+			s.rc.SetWriteDeadline(aLongTimeAgo)
 		}
 		s.wmu.Lock()
 	}
@@ -203,4 +206,68 @@ func (s *h2Stream) handlerDone() {
 	s.ended = true
 	s.wmu.Unlock()
 	s.body.Close()
+}
+
+// h2WriteDeadline keeps a write deadline for an HTTP/2 stream. The stream's own deadline
+// (http.ResponseController's) resets the stream when it passes, even between writes, while a
+// net.Conn's only fails a write that runs past it; here the deadline ends the stream only
+// when a write is under way as it passes.
+type h2WriteDeadline struct {
+	abort func() // ends the stream, so that the write under way returns
+
+	mu      sync.Mutex
+	dl      time.Time
+	timer   *time.Timer
+	writing bool
+	aborted bool // abort ran; the write's error is a timeout
+}
+
+func (d *h2WriteDeadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dl = t
+	switch {
+	case t.IsZero():
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+	case d.timer == nil:
+		d.timer = time.AfterFunc(time.Until(t), d.fire)
+	default:
+		d.timer.Reset(time.Until(t))
+	}
+}
+
+// begin starts a write, which fails at once when the deadline has passed.
+func (d *h2WriteDeadline) begin() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.aborted || !d.dl.IsZero() && !time.Now().Before(d.dl) {
+		return os.ErrDeadlineExceeded
+	}
+	d.writing = true
+	return nil
+}
+
+// end ends a write that returned err, and returns the error to report.
+func (d *h2WriteDeadline) end(err error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writing = false
+	if err != nil && d.aborted {
+		return fmt.Errorf("%w: %w", os.ErrDeadlineExceeded, err)
+	}
+	return err
+}
+
+func (d *h2WriteDeadline) fire() {
+	d.mu.Lock()
+	expired := d.writing && !d.dl.IsZero() && !time.Now().Before(d.dl)
+	if expired {
+		d.aborted = true
+	}
+	d.mu.Unlock()
+	if expired {
+		d.abort()
+	}
 }
