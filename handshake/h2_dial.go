@@ -288,3 +288,18 @@ func (s *h2ClientStream) Close() error {
 	s.cancel()
 	return err
 }
+
+// CloseIdleConnections closes the HTTP/2 connections that Dial keeps for later WebSockets and
+// that carry none now, as http.Transport's method of the same name does; WebSockets open on
+// the others go on. It also forgets which servers HTTP2Auto found without WebSockets over
+// HTTP/2. A client that is done dialing calls it, so that it holds no connection and no
+// goroutine for the idle timeout (90 s).
+func CloseIdleConnections() {
+	h2Mu.Lock()
+	defer h2Mu.Unlock()
+	for key, tr := range h2Transports {
+		tr.CloseIdleConnections()
+		delete(h2Transports, key)
+	}
+	clear(h2Lacking)
+}

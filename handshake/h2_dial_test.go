@@ -16,19 +16,10 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// closeH2Transports closes the idle HTTP/2 connections Dial keeps, and forgets the servers
-// HTTP2Auto found lacking, at the end of the test, so that goroutine counts come back and
-// tests do not see each other's connections.
+// closeH2Transports calls CloseIdleConnections at the end of the test, so that goroutine
+// counts come back and tests do not see each other's connections.
 func closeH2Transports(t testing.TB) {
-	t.Cleanup(func() {
-		h2Mu.Lock()
-		defer h2Mu.Unlock()
-		for k, tr := range h2Transports {
-			tr.CloseIdleConnections()
-			delete(h2Transports, k)
-		}
-		clear(h2Lacking)
-	})
+	t.Cleanup(CloseIdleConnections)
 }
 
 // trusting returns TLS settings that trust srv's certificate.

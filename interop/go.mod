@@ -8,4 +8,9 @@ require (
 	github.com/gorilla/websocket v1.5.3
 )
 
+require (
+	golang.org/x/net v0.50.0 // indirect
+	golang.org/x/text v0.34.0 // indirect
+)
+
 replace github.com/ecows/ecows => ../

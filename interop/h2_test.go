@@ -65,6 +65,7 @@ type h2Server struct {
 
 // h2Request is what the server saw of one WebSocket request.
 type h2Request struct {
+	remote string // r.RemoteAddr
 	proto  string // r.Proto
 	major  int    // r.ProtoMajor
 	http2  bool   // Conn.HTTP2
@@ -87,7 +88,7 @@ func startH2Server(t *testing.T, extra map[string]http.Handler, opts *handshake.
 		mux.Handle(path, h)
 	}
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		rec := h2Request{proto: r.Proto, major: r.ProtoMajor}
+		rec := h2Request{remote: r.RemoteAddr, proto: r.Proto, major: r.ProtoMajor}
 		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
 			rec.err = err
@@ -120,6 +121,10 @@ func startH2Server(t *testing.T, extra map[string]http.Handler, opts *handshake.
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{testCert}, NextProtos: []string{"h2", "http/1.1"}},
 		ErrorLog:          log.New(io.Discard, "", 0),
+		// net/http gives back a connection's flow-control window only as handlers read, so a
+		// WebSocket that stops reading holds up to a stream's window of the connection's;
+		// with the defaults (1 MiB each) one such stream stalls all the others.
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerConnection: 16 << 20, MaxReceiveBufferPerStream: 256 << 10},
 	}
 	go s.srv.ServeTLS(ln, "", "")
 	s.url = "https://" + ln.Addr().String()
@@ -300,4 +305,209 @@ func requireNode(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// h2EchoOnce sends a text and a 70,000-byte binary message on c and checks their echoes.
+func h2EchoOnce(t *testing.T, c *transport.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+	defer cancel()
+	for _, m := range []struct {
+		op frame.Opcode
+		p  []byte
+	}{{frame.OpText, []byte(textMsg)}, {frame.OpBinary, pattern(h2BinaryLen)}} {
+		if _, err := c.WriteMessage(m.op, m.p); err != nil {
+			t.Fatal(err)
+		}
+		op, got, err := c.ReadMessage(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if op != m.op || string(got) != string(m.p) {
+			t.Fatalf("echo: opcode %v, %d bytes; want %v, %d bytes", op, len(got), m.op, len(m.p))
+		}
+	}
+}
+
+// TestH2NodeServer dials Node's built-in http2 server (enableConnectProtocol, frames parsed
+// and written by peers/h2_peer.js) with ecows' Dial and HTTP2Require: two WebSockets, which
+// share one HTTP/2 session, each echoing and closing.
+func TestH2NodeServer(t *testing.T) {
+	requireNode(t)
+	setupCert(t)
+	t.Cleanup(handshake.CloseIdleConnections)
+	ps := startServerProc(t, nil, "node", "peers/h2_peer.js", "server", certFile, keyFile)
+	opts := &handshake.DialOptions{
+		HTTP2:        handshake.HTTP2Require,
+		TLSConfig:    clientTLS(t),
+		Subprotocols: []string{proto1, proto2},
+		Options:      transport.Options{CloseTimeout: closeTimeout, MaxPayloadLen: largeLimit}, // node echoes in one frame
+	}
+	for i := range 2 {
+		path := fmt.Sprintf("/ws%d", i)
+		c, resp, err := handshake.Dial(context.Background(), ps.tlsURL+path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.ProtoMajor != 2 || !c.HTTP2() || c.Subprotocol() != proto1 {
+			t.Errorf("answer over %s, Conn.HTTP2 %v, subprotocol %q; want HTTP/2 and %s", resp.Proto, c.HTTP2(), c.Subprotocol(), proto1)
+		}
+		h2EchoOnce(t, c)
+		if err := c.Close(frame.CloseNormal, "done"); err != nil {
+			t.Errorf("close handshake: %v", err)
+		}
+		c.CloseNow()
+	}
+	deadline := time.Now().Add(scenarioTimeout)
+	for closed := 0; closed < 2 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		closed = 0
+		for _, e := range ps.events.all() {
+			if e.Ev == "closed" {
+				closed++
+			}
+		}
+	}
+	sessions, closes := 0, 0
+	for _, e := range ps.events.all() {
+		switch {
+		case e.Ev == "check" && e.Name == "session":
+			sessions++
+		case e.Ev == "check" && !e.OK:
+			t.Errorf("node check %s failed: %s", e.Name, e.Detail)
+		case e.Ev == "closed":
+			closes++
+			if e.Code != int(frame.CloseNormal) || e.Reason != "done" {
+				t.Errorf("node saw close %d %q on %s, want 1000 \"done\"", e.Code, e.Reason, e.Path)
+			}
+		}
+	}
+	if sessions != 1 || closes != 2 {
+		t.Errorf("node saw %d sessions and %d closes, want 1 and 2", sessions, closes)
+	}
+}
+
+// TestH2ManyStreamsOneStalled multiplexes 100 ecows WebSockets on one HTTP/2 connection,
+// ecows at both ends. One client stops reading while it sends far more than the flow-control
+// windows hold, so the server's echo on that stream blocks, and with it the server's reads of
+// it; the 99 others echo as if nothing happened. Then the stalled client reads again and its
+// stream recovers.
+func TestH2ManyStreamsOneStalled(t *testing.T) {
+	const (
+		streams  = 100
+		stallMsg = 64 << 10
+		stallN   = 256 // 16 MiB: more than the windows and buffers between the two ends
+		rounds   = 10
+	)
+	// No write timeouts, which would end the stalled stream and free the others.
+	limits := transport.Options{CloseTimeout: closeTimeout, MaxPayloadLen: largeLimit, MaxMessageLen: largeLimit, WriteTimeout: -1}
+	s := startH2Server(t, nil, &handshake.ServerOptions{Options: limits})
+	t.Cleanup(handshake.CloseIdleConnections)
+	opts := &handshake.DialOptions{HTTP2: handshake.HTTP2Require, TLSConfig: clientTLS(t), Options: limits}
+	conns := make([]*transport.Conn, streams)
+	for i := range conns {
+		c, _, err := handshake.Dial(context.Background(), "wss"+strings.TrimPrefix(s.url, "https")+"/ws", opts)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		defer c.CloseNow()
+		conns[i] = c
+	}
+
+	var sent sync.WaitGroup
+	var written atomicInt
+	sent.Add(1)
+	go func() {
+		defer sent.Done()
+		msg := pattern(stallMsg)
+		for range stallN {
+			if _, err := conns[0].WriteMessage(frame.OpBinary, msg); err != nil {
+				return
+			}
+			written.add(1)
+		}
+	}()
+	// The stall has set in when the writer has made no progress for a while.
+	for last, still, deadline := -1, 0, time.Now().Add(20*time.Second); still < 10; time.Sleep(50 * time.Millisecond) {
+		n := written.load()
+		if n == stallN {
+			t.Fatalf("all %d messages went out without a reader: no stall", stallN)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer kept going for 20 s (%d messages)", n)
+		}
+		if n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, streams)
+	for i := 1; i < streams; i++ {
+		wg.Add(1)
+		go func(c *transport.Conn) {
+			defer wg.Done()
+			for r := range rounds {
+				msg := fmt.Sprintf("stream %p round %d", c, r)
+				if _, err := c.WriteMessage(frame.OpText, []byte(msg)); err != nil {
+					errs <- err
+					return
+				}
+				_, got, err := c.ReadMessage(ctx, nil)
+				if err != nil || string(got) != msg {
+					errs <- fmt.Errorf("echo %q: got %q, %v", msg, got, err)
+					return
+				}
+			}
+		}(conns[i])
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a stream beside the stalled one: %v", err)
+	}
+	if n := written.load(); n == stallN {
+		t.Errorf("the stalled writer finished while its reader was stopped")
+	}
+
+	for i := range stallN {
+		op, got, err := conns[0].ReadMessage(ctx, nil)
+		if err != nil || op != frame.OpBinary || len(got) != stallMsg {
+			t.Fatalf("stalled stream, echo %d: opcode %v, %d bytes, %v", i, op, len(got), err)
+		}
+	}
+	sent.Wait()
+	for _, c := range conns {
+		if err := c.Close(frame.CloseNormal, ""); err != nil {
+			t.Errorf("close handshake: %v", err)
+		}
+	}
+	reqs := s.awaitRequests(t, streams)
+	for _, r := range reqs {
+		if r.remote != reqs[0].remote || r.major != 2 {
+			t.Fatalf("a WebSocket came from %s over %s, the first from %s: want one HTTP/2 connection", r.remote, r.proto, reqs[0].remote)
+		}
+	}
+	checkH2Echo(t, reqs[0], reqs[0].echoed) // how each ended; the counts differ
+}
+
+// atomicInt is a counter shared between goroutines.
+type atomicInt struct {
+	mu sync.Mutex
+	n  int
+}
+
+func (a *atomicInt) add(d int) {
+	a.mu.Lock()
+	a.n += d
+	a.mu.Unlock()
+}
+
+func (a *atomicInt) load() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.n
 }
