@@ -2,8 +2,11 @@ package handshake
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ecows/ecows/transport"
@@ -52,6 +55,9 @@ func upgradeH2(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tr
 	if err := rc.Flush(); err != nil {
 		return nil, fmt.Errorf("websocket: sending the 200 response: %w", err)
 	}
+	if b, ok := r.Body.(*heldBody); ok {
+		b.upgraded.Store(true)
+	}
 	s := newH2Stream(r, w, rc)
 	setup := transport.Setup{Subprotocol: subprotocol, Extensions: ext, Deflate: deflate, HTTP2: true}
 	return transport.NewConn(s, transport.Server, setup, &opts.Options), nil
@@ -76,4 +82,44 @@ func checkH2Request(r *http.Request, opts *ServerOptions) *HandshakeError {
 		return err
 	}
 	return checkExtensions(h)
+}
+
+// KeepHTTP2Streams wraps a handler that returns before the Conn it upgraded is done, as one
+// that serves the Conn from a goroutine of its own does: for a WebSocket over HTTP/2, whose
+// stream ends when the handler returns, it holds the request open until the Conn is closed
+// or the client resets the stream. Other requests, and requests it refused, pass through as
+// they are. It knows the Conn by the request body, so a middleware inside it that replaces
+// r.Body hides the Conn from it.
+func KeepHTTP2Streams(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor != 2 || r.Method != http.MethodConnect {
+			h.ServeHTTP(w, r)
+			return
+		}
+		b := &heldBody{ReadCloser: r.Body, closed: make(chan struct{})}
+		r = r.WithContext(r.Context()) // a shallow copy, so that the caller's r keeps its Body
+		r.Body = b
+		h.ServeHTTP(w, r)
+		if b.upgraded.Load() {
+			select {
+			case <-b.closed:
+			case <-r.Context().Done():
+			}
+		}
+	})
+}
+
+// heldBody is the request body KeepHTTP2Streams passes on: Upgrade marks it upgraded, and
+// the Conn's stream closes it when it ends.
+type heldBody struct {
+	io.ReadCloser
+	upgraded atomic.Bool
+	once     sync.Once
+	closed   chan struct{}
+}
+
+func (b *heldBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(func() { close(b.closed) })
+	return err
 }

@@ -354,3 +354,48 @@ func TestUpgradeH2CloseEndsStreamOnly(t *testing.T) {
 		t.Errorf("the WebSockets came from %s and %s, want one connection", a, b)
 	}
 }
+
+// TestKeepHTTP2Streams serves a handler that returns as soon as it has upgraded, leaving the
+// Conn to a goroutine: wrapped, its WebSocket over HTTP/2 goes on after the return.
+func TestKeepHTTP2Streams(t *testing.T) {
+	checkGoroutines(t)
+	done := make(chan struct{})
+	srv := h2Server(t, KeepHTTP2Streams(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		go func() {
+			defer close(done)
+			defer c.CloseNow()
+			for {
+				op, msg, err := c.ReadMessage(context.Background(), nil)
+				if err != nil {
+					return
+				}
+				c.WriteMessage(op, msg)
+			}
+		}()
+	})))
+	tr := h2Transport(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, c, err := h2Connect(ctx, tr, srv.URL+"/ws", nil)
+	if err != nil || c == nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer c.CloseNow()
+	time.Sleep(50 * time.Millisecond) // the handler has long returned; the stream must not have ended
+	for i := range 3 {
+		if _, err := c.SendText([]byte("after the return")); err != nil {
+			t.Fatal(err)
+		}
+		if _, m, err := c.ReadMessage(ctx, nil); err != nil || string(m) != "after the return" {
+			t.Fatalf("echo %d: %q, %v", i, m, err)
+		}
+	}
+	if err := c.Close(frame.CloseNormal, ""); err != nil {
+		t.Fatalf("close handshake: %v", err)
+	}
+	<-done
+}

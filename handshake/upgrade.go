@@ -75,8 +75,13 @@ var defaultServerOptions ServerOptions
 // stream, reading the request body and writing the response; its HTTP2 method reports true.
 // net/http's HTTP/2 server offers extended CONNECT only when the process starts with
 // GODEBUG=http2xconnect=1 (Go 1.24 and later). The stream ends when the handler returns, so
-// over HTTP/2 the handler must not return before the Conn is done (<-c.Done()); closing the
-// Conn ends the stream, not the HTTP/2 connection.
+// over HTTP/2 the handler must not return before the Conn is done (<-c.Done()), or must be
+// wrapped in KeepHTTP2Streams; closing the Conn ends the stream, not the HTTP/2 connection.
+// net/http gives back a connection's flow-control window only as handlers read their
+// bodies, so a WebSocket that stops reading holds up to a stream's receive buffer of the
+// connection's: give http.Server.HTTP2 a MaxReceiveBufferPerConnection several times its
+// MaxReceiveBufferPerStream (both 1 MiB by default), or one stalled WebSocket stalls the
+// others on its connection.
 func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*transport.Conn, error) {
 	if opts == nil {
 		opts = &defaultServerOptions
