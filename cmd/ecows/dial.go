@@ -28,6 +28,11 @@ const dialMaxPayload = 16 << 20
 // hexShown is how many bytes of a binary payload are shown in hex.
 const hexShown = 32
 
+// http2Modes maps -http2's values to DialOptions.HTTP2.
+var http2Modes = map[string]handshake.HTTP2Mode{
+	"auto": handshake.HTTP2Auto, "require": handshake.HTTP2Require, "off": handshake.HTTP2Off,
+}
+
 func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("dial", "URL [flags]", stderr)
 	header := http.Header{}
@@ -45,6 +50,7 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	insecure := fs.Bool("insecure", false, "skip TLS certificate verification (wss:// to test servers)")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the opening handshake")
 	compress := compressFlag(fs)
+	h2 := fs.String("http2", "off", "WebSocket over HTTP/2 (RFC 8441): `mode` auto (wss:// where the server offers it, else HTTP/1.1), require (h2c for ws://) or off")
 	pos, err := parse(fs, args, "URL")
 	if err != nil {
 		return exitCode("dial", err, stderr)
@@ -52,6 +58,10 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	compression, ok := compressOptions(*compress)
 	if !ok {
 		return exitCode("dial", usagef(fs, "-compress must be %s, not %q", compressValues, *compress), stderr)
+	}
+	h2Mode, ok := http2Modes[*h2]
+	if !ok {
+		return exitCode("dial", usagef(fs, "-http2 must be auto, require or off, not %q", *h2), stderr)
 	}
 	if u, err := url.Parse(pos[0]); err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return exitCode("dial", usagef(fs, "URL must be ws://host/path or wss://host/path, not %q", pos[0]), stderr)
@@ -65,6 +75,7 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 		Origin:             *origin,
 		InsecureSkipVerify: *insecure,
 		Timeout:            *timeout,
+		HTTP2:              h2Mode,
 	}
 	if *subprotocols != "" {
 		for p := range strings.SplitSeq(*subprotocols, ",") {
@@ -93,6 +104,9 @@ func dial(ctx context.Context, uri string, opts *handshake.DialOptions, in io.Re
 	}
 	if e := c.Extensions(); e != "" {
 		agreed = append(agreed, "extensions "+e)
+	}
+	if c.HTTP2() {
+		agreed = append(agreed, "over HTTP/2")
 	}
 	if len(agreed) > 0 {
 		w.printf("* connected to %s (%s)", uri, strings.Join(agreed, ", "))

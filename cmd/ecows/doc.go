@@ -3,8 +3,8 @@
 //
 // Usage:
 //
-//	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-compress off] [-log-level info]
-//	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s] [-compress off]
+//	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-compress off] [-log-level info] [-tls-cert FILE -tls-key FILE | -tls-self-signed]
+//	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s] [-compress off] [-http2 off]
 //	ecows bench URL [-c 64] [-size 1024] [-duration 10s] [-window 16]
 //
 // Serve runs an echo server built from the library's router and middleware (Recover, Logger,
@@ -14,12 +14,19 @@
 // to every client and stops the server within 5 seconds. It prints the URLs it serves, with
 // the real port when -addr asks for port 0. With -compress on (or takeover, which keeps the
 // compression context between messages) it agrees to permessage-deflate, and a message that
-// came in one frame goes back compressed; fragments still go back frame by frame.
+// came in one frame goes back compressed; fragments still go back frame by frame. With
+// -tls-cert and -tls-key, or -tls-self-signed (a certificate made at start for 127.0.0.1, ::1
+// and localhost, whose SHA-256 fingerprint is printed), it serves HTTPS and WSS, HTTP/1.1 and
+// HTTP/2 on one port; browsers then open the WebSocket over the page's HTTP/2 connection
+// (RFC 8441), which the command enables in net/http (GODEBUG=http2xconnect=1) unless GODEBUG
+// sets http2xconnect itself.
 //
 // Dial connects to a WebSocket server and sends each line of standard input as a text
 // message; "/ping [data]" sends a ping and "/close [code] [reason]" closes ("//x" sends the
 // text "/x"). -compress offers permessage-deflate, and the extensions the server agreed to
-// are printed with the subprotocol on the first line. Every frame received is printed on a line of its own:
+// are printed with the subprotocol on the first line. -http2 auto dials wss:// over HTTP/2
+// where the server offers it, require only over HTTP/2 (h2c for ws://); the first line says
+// "over HTTP/2" when it is. Every frame received is printed on a line of its own:
 //
 //	< text: hello
 //	< binary: 3 bytes 010203

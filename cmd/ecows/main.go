@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	_ "github.com/ecows/ecows/cmd/ecows/internal/xconnect" // WebSockets over HTTP/2 for serve -tls-*
 )
 
 const usage = `usage: ecows <command> [arguments]

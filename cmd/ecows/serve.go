@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -45,6 +46,7 @@ type serveConfig struct {
 	keepalive  time.Duration // ping interval; 0 for none
 	compress   *transport.CompressionOptions
 	log        zerolog.Logger
+	tls        *tls.Config // nil for plain HTTP; else HTTP/1.1 and HTTP/2 over TLS
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -56,6 +58,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Int64Var(&cfg.maxPayload, "max-payload", 1<<20, "largest message or frame accepted, in `bytes`; larger ones close with 1009")
 	fs.DurationVar(&cfg.keepalive, "keepalive", 30*time.Second, "ping each client this often and drop it after two silent intervals (0: off)")
 	compress := compressFlag(fs)
+	certFile := fs.String("tls-cert", "", "serve HTTPS and WSS, HTTP/1.1 and HTTP/2 on one port, with the certificate in `file` (PEM; with -tls-key)")
+	keyFile := fs.String("tls-key", "", "the private key of -tls-cert, in `file` (PEM)")
+	selfSigned := fs.Bool("tls-self-signed", false, "serve HTTPS and WSS with a certificate made at start for 127.0.0.1, ::1 and localhost; its SHA-256 fingerprint is printed")
 	logLevel := fs.String("log-level", "info", "log `level` on stderr: debug (every frame), info (connections), warn, error or disabled")
 	_, err := parse(fs, args)
 	if err == nil {
@@ -76,9 +81,25 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			err = usagef(fs, "-max-payload must be at least 1")
 		case cfg.keepalive < 0:
 			err = usagef(fs, "-keepalive must be 0 or more")
+		case *selfSigned && (*certFile != "" || *keyFile != ""):
+			err = usagef(fs, "-tls-self-signed excludes -tls-cert and -tls-key")
+		case (*certFile == "") != (*keyFile == ""):
+			err = usagef(fs, "-tls-cert and -tls-key go together")
 		}
 		cw := zerolog.ConsoleWriter{Out: stderr, TimeFormat: "15:04:05", NoColor: !isTerminal(stderr)}
 		cfg.log = zerolog.New(cw).Level(lvl).With().Timestamp().Logger()
+	}
+	if err == nil {
+		switch {
+		case *certFile != "":
+			cfg.tls, err = loadTLS(*certFile, *keyFile)
+		case *selfSigned:
+			var fingerprint string
+			cfg.tls, fingerprint, err = selfSignedTLS()
+			if err == nil {
+				fmt.Fprintf(stdout, "ecows: self-signed certificate for 127.0.0.1, ::1 and localhost, SHA-256 fingerprint %s\n", fingerprint)
+			}
+		}
 	}
 	if err != nil {
 		return exitCode("serve", err, stderr)
@@ -120,20 +141,30 @@ func listen(cfg serveConfig) (*server, error) {
 	mux.Get("/", servePage)
 	mux.Head("/", servePage)
 	limit := max(cfg.maxPayload, transport.DefaultMaxPayloadLen)
-	s.ws.Get(mux, cfg.path, echoHandler(cfg), &handshake.ServerOptions{
+	opts := &handshake.ServerOptions{
 		// The Conn's limits bound memory; MaxPayload in echoHandler applies -max-payload
 		// when it is below them.
 		Options: transport.Options{
 			MaxPayloadLen: limit, MaxMessageLen: max(limit, transport.DefaultMaxMessageLen),
 			Compression: cfg.compress,
 		},
-	})
+	}
+	echo := echoHandler(cfg)
+	s.ws.Get(mux, cfg.path, echo, opts)
+	// WebSockets over HTTP/2 (RFC 8441) come as CONNECT requests, and the router's handler
+	// returns once it has upgraded, which would end their streams.
+	mux.Method(http.MethodConnect, cfg.path, handshake.KeepHTTP2Streams(s.ws.Handler(echo, opts)))
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second, // a client that trickles its headers (slowloris) is dropped
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          stdlog.New(cfg.log, "", 0),
+		TLSConfig:         cfg.tls,
+		// net/http gives a connection's receive window back only as handlers read, so a
+		// WebSocket that stops reading keeps up to a stream's buffer of it: with room for
+		// 64 such streams, one stalled client does not stall the others on its connection.
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 256 << 10, MaxReceiveBufferPerConnection: 16 << 20},
 	}
 	return s, nil
 }
@@ -179,7 +210,13 @@ func echoHandler(cfg serveConfig) middleware.ConnHandler {
 // then the HTTP server, within shutdownTimeout.
 func (s *server) run(ctx context.Context) error {
 	served := make(chan error, 1)
-	go func() { served <- s.http.Serve(s.ln) }()
+	go func() {
+		if s.cfg.tls != nil {
+			served <- s.http.ServeTLS(s.ln, "", "")
+		} else {
+			served <- s.http.Serve(s.ln)
+		}
+	}()
 	select {
 	case err := <-served:
 		return err
@@ -199,10 +236,20 @@ func (s *server) run(ctx context.Context) error {
 }
 
 // pageURL returns the address of the browser page.
-func (s *server) pageURL() string { return "http://" + s.hostPort() }
+func (s *server) pageURL() string {
+	if s.cfg.tls != nil {
+		return "https://" + s.hostPort()
+	}
+	return "http://" + s.hostPort()
+}
 
 // wsURL returns the address of the WebSocket endpoint.
-func (s *server) wsURL() string { return "ws://" + s.hostPort() + s.cfg.path }
+func (s *server) wsURL() string {
+	if s.cfg.tls != nil {
+		return "wss://" + s.hostPort() + s.cfg.path
+	}
+	return "ws://" + s.hostPort() + s.cfg.path
+}
 
 // hostPort returns the address listened on, with the real port, and localhost in place of an
 // unspecified IP so that the URLs work when pasted.
