@@ -199,6 +199,14 @@ func (s *h2Stream) Close() error {
 	return nil
 }
 
+// CloseWrite ends the stream, as Close does. A Conn half-closes a TCP connection when it
+// gives up on a peer that is out of step, so that the peer's unread bytes cannot turn the
+// close into a reset that destroys the close frame just sent; net/http offers handlers no
+// half-close of an HTTP/2 stream, and needs none: a stream reset after the close frame keeps
+// the data sent before it. Ending the stream at once spares the client a wait for an end
+// that would come only when the Conn's CloseTimeout passed.
+func (s *h2Stream) CloseWrite() error { return s.Close() }
+
 // handlerDone runs when the request's context ends, at the latest when the handler returns:
 // from then on w must not be used.
 func (s *h2Stream) handlerDone() {

@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	_ "github.com/ecows/ecows/cmd/ecows/internal/xconnect" // WebSockets over HTTP/2 for serve -tls-*
+	_ "github.com/ecows/ecows/internal/xconnect" // WebSockets over HTTP/2 for serve -tls-*
 )
 
 const usage = `usage: ecows <command> [arguments]

@@ -93,6 +93,9 @@ var (
 // that ended the testee's goroutine.
 func connect(t *testing.T, r role, deadline time.Time) (*peer, <-chan error) {
 	t.Helper()
+	if r == server && overH2 {
+		return connectServerH2(t, deadline)
+	}
 	if r == server {
 		return connectServer(t, deadline)
 	}

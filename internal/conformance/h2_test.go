@@ -1,0 +1,160 @@
+package conformance
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+
+	"github.com/ecows/ecows/handshake"
+	_ "github.com/ecows/ecows/internal/xconnect" // extended CONNECT in net/http's HTTP/2 server
+)
+
+// overH2 makes connect reach the server testee over HTTP/2 (RFC 8441) instead of TCP; it is
+// set while TestServerH2 runs (the tests of this package run one at a time).
+var overH2 bool
+
+// TestServerH2 runs every group against the ecows echo server over HTTP/2: each case opens an
+// HTTP/2 connection without TLS (h2c), sends an extended CONNECT and speaks WebSocket frames
+// on the stream. The stream ends as the TCP connection does over HTTP/1.1: the server ends
+// its side (END_STREAM) after the close handshake and the suite reads a clean EOF.
+func TestServerH2(t *testing.T) {
+	s := &echoServer{done: make(map[string]chan error)}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, serverOpts)
+		if err == nil {
+			if !c.HTTP2() {
+				t.Errorf("request over %s, want HTTP/2", r.Proto)
+			}
+			err = echo(context.Background(), c) // the stream lives as long as the handler
+		}
+		s.slot(r.RemoteAddr) <- err
+	}))
+	s.srv.Config.Protocols = new(http.Protocols)
+	s.srv.Config.Protocols.SetHTTP1(true)
+	s.srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	s.srv.Start()
+	t.Cleanup(s.srv.Close)
+	echoSrvMu.Lock()
+	echoSrv, overH2 = s, true
+	echoSrvMu.Unlock()
+	t.Cleanup(func() {
+		echoSrvMu.Lock()
+		overH2 = false
+		echoSrvMu.Unlock()
+	})
+	runGroups(t, server)
+}
+
+// connectServerH2 opens an HTTP/2 connection of its own to the server testee and a
+// WebSocket stream on it.
+func connectServerH2(t *testing.T, deadline time.Time) (*peer, <-chan error) {
+	echoSrvMu.Lock()
+	s := echoSrv
+	echoSrvMu.Unlock()
+	addr := s.srv.Listener.Addr().String()
+	var local string
+	tr := &http2.Transport{
+		AllowHTTP: true,
+		DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				local = c.LocalAddr().String()
+			}
+			return c, err
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	bound := time.AfterFunc(time.Until(deadline), cancel)
+	pr, pw := io.Pipe()
+	req, err := http.NewRequestWithContext(ctx, http.MethodConnect, "http://"+addr+"/autobahn", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header[":protocol"] = []string{"websocket"}
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	resp, err := tr.RoundTrip(req)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		err = &handshake.StatusError{Response: resp}
+	}
+	if !bound.Stop() && err == nil {
+		err = context.DeadlineExceeded
+	}
+	if err != nil {
+		cancel()
+		pw.Close()
+		tr.CloseIdleConnections()
+		t.Fatalf("opening handshake with the server over HTTP/2: %v", err)
+	}
+	st := &h2Stream{body: resp.Body, pw: pw, cancel: cancel, tr: tr}
+	t.Cleanup(func() {
+		st.Close()
+		s.mu.Lock()
+		delete(s.done, local)
+		s.mu.Unlock()
+	})
+	return newPeer(server, st, bufio.NewReaderSize(resp.Body, 64<<10)), s.slot(local)
+}
+
+// h2Stream is the suite's end of a WebSocket over HTTP/2: it writes the request body, and
+// the peer reads the response body.
+type h2Stream struct {
+	body   io.ReadCloser
+	pw     *io.PipeWriter
+	cancel context.CancelFunc
+	tr     *http2.Transport
+
+	mu sync.Mutex
+	dl time.Time
+}
+
+func (s *h2Stream) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	s.dl = t
+	s.mu.Unlock()
+	return nil
+}
+
+// Write writes to the request body; a write that the server's flow control holds up past
+// the deadline ends the body, as a timed-out socket write would fail. Once the server has
+// ended the stream, the transport stops reading the body and what is written is dropped, as
+// bytes written to a TCP peer that has closed are: a server that gives up on an out-of-step
+// client ends the whole stream, since HTTP/2 handlers cannot half-close.
+func (s *h2Stream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	dl := s.dl
+	s.mu.Unlock()
+	if !dl.IsZero() {
+		t := time.AfterFunc(time.Until(dl), func() { s.pw.CloseWithError(os.ErrDeadlineExceeded) })
+		defer t.Stop()
+	}
+	n, err := s.pw.Write(p)
+	if errors.Is(err, io.ErrClosedPipe) {
+		return len(p), nil
+	}
+	return n, err
+}
+
+// CloseWrite ends the request body (END_STREAM), the HTTP/2 form of a TCP FIN.
+func (s *h2Stream) CloseWrite() error { return s.pw.Close() }
+
+// Close ends the stream and closes the connection.
+func (s *h2Stream) Close() error {
+	s.pw.Close()
+	s.body.Close()
+	s.cancel()
+	s.tr.CloseIdleConnections()
+	return nil
+}
