@@ -28,6 +28,13 @@
 // client role the client must not close before the suite's FIN and must close within 2 s of
 // it. An EOF is required: a reset fails the case. Last, the testee's goroutine must return.
 //
+// TestServerH2 and TestClientH2 run every case over HTTP/2 (RFC 8441, h2c, one connection per
+// case): the suite sends or answers an extended CONNECT and speaks the same frames on the
+// stream, whose end (END_STREAM) stands for the FIN. net/http's handlers cannot half-close a
+// stream, so a server ends its whole stream where it would half-close TCP: the suite drops
+// what it writes after that, and in the client role it checks that the client returns once
+// the suite has ended the stream rather than that it closes on a FIN.
+//
 // Autobahn gives a testee 1 s (killAfter(1)) after the offending bytes; so does the suite.
 // Fail-fast steps (the 6.4.x cases and the "-bytewise" UTF-8 variants) send the bytes up to
 // the offending one and withhold the rest: the testee's close must arrive within 1 s. Where

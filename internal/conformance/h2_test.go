@@ -20,9 +20,16 @@ import (
 	_ "github.com/ecows/ecows/internal/xconnect" // extended CONNECT in net/http's HTTP/2 server
 )
 
-// overH2 makes connect reach the server testee over HTTP/2 (RFC 8441) instead of TCP; it is
-// set while TestServerH2 runs (the tests of this package run one at a time).
+// overH2 makes connect reach the testee over HTTP/2 (RFC 8441) instead of TCP; it is set
+// while TestServerH2 or TestClientH2 runs (the tests of this package run one at a time).
 var overH2 bool
+
+// clientOptsH2 are the client testee's options over HTTP/2: h2c with prior knowledge.
+var clientOptsH2 = func() *handshake.DialOptions {
+	o := *clientOpts
+	o.HTTP2 = handshake.HTTP2Require
+	return &o
+}()
 
 // TestServerH2 runs every group against the ecows echo server over HTTP/2: each case opens an
 // HTTP/2 connection without TLS (h2c), sends an extended CONNECT and speaks WebSocket frames
@@ -157,4 +164,148 @@ func (s *h2Stream) Close() error {
 	s.cancel()
 	s.tr.CloseIdleConnections()
 	return nil
+}
+
+// TestClientH2 runs every group against the ecows echo client over HTTP/2: handshake.Dial
+// with HTTP2Require to a ws:// URL (h2c), the suite being a net/http HTTP/2 server that
+// answers the extended CONNECT. net/http's handlers cannot half-close a stream, so where
+// the suite over TCP sends its FIN and then checks that the client closes on it, here it ends
+// the stream (the handler returns, and net/http resets the request side) and checks that
+// the client testee returns.
+func TestClientH2(t *testing.T) {
+	echoSrvMu.Lock()
+	overH2 = true
+	echoSrvMu.Unlock()
+	t.Cleanup(func() {
+		echoSrvMu.Lock()
+		overH2 = false
+		echoSrvMu.Unlock()
+	})
+	runGroups(t, client)
+}
+
+// connectClientH2 starts an HTTP/2 server (h2c) for one case, has the client testee dial it,
+// and returns the suite's end of the WebSocket stream.
+func connectClientH2(t *testing.T, deadline time.Time) (*peer, <-chan error) {
+	streams := make(chan *h2ServerStream, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect || r.Header.Get(":protocol") != "websocket" || r.Header.Get("Sec-Websocket-Version") != "13" {
+			t.Errorf("client's request: %s %s, :protocol %q, version %q", r.Method, r.Proto, r.Header.Get(":protocol"), r.Header.Get("Sec-Websocket-Version"))
+			http.Error(w, "not an RFC 8441 WebSocket request", http.StatusBadRequest)
+			return
+		}
+		rc := http.NewResponseController(w)
+		w.WriteHeader(http.StatusOK)
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		st := &h2ServerStream{w: w, rc: rc, done: make(chan struct{})}
+		st.body = &endReader{r: r.Body, st: st}
+		streams <- st
+		select { // the stream lives as long as this handler
+		case <-st.done:
+		case <-r.Context().Done():
+		}
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	t.Cleanup(handshake.CloseIdleConnections)
+
+	done := make(chan error, 1)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	go func() {
+		defer cancel()
+		c, _, err := handshake.Dial(ctx, "ws://"+srv.Listener.Addr().String()+"/autobahn", clientOptsH2)
+		if err == nil {
+			if !c.HTTP2() {
+				t.Error("client Conn not over HTTP/2")
+			}
+			err = echo(ctx, c)
+		}
+		done <- err
+	}()
+	var st *h2ServerStream
+	select {
+	case st = <-streams:
+	case err := <-done:
+		t.Fatalf("opening handshake with the client over HTTP/2: %v", err)
+	case <-time.After(time.Until(deadline)):
+		cancel()
+		<-done
+		t.Fatal("the client did not open its stream in time")
+	}
+	t.Cleanup(func() { st.Close() })
+	return newPeer(client, st, bufio.NewReaderSize(st.body, 64<<10)), done
+}
+
+// h2ServerStream is the suite's end of a WebSocket over HTTP/2 as the server: it writes the
+// response and reads the request body until it ends the stream.
+type h2ServerStream struct {
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	body io.Reader
+
+	mu    sync.Mutex // held by writes, so that none comes after the handler returned
+	ended bool
+	done  chan struct{} // closed to make the handler return
+}
+
+func (s *h2ServerStream) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return nil
+	}
+	return s.rc.SetWriteDeadline(t)
+}
+
+// Write writes to the response and flushes. After the suite has ended the stream, what it
+// writes is dropped, as bytes written after a FIN would be refused.
+func (s *h2ServerStream) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return 0, net.ErrClosed
+	}
+	n, err := s.w.Write(p)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	return n, err
+}
+
+// CloseWrite ends the stream: the handler returns, which ends the response (END_STREAM)
+// and, the request side being still open, makes net/http reset it.
+func (s *h2ServerStream) CloseWrite() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ended {
+		s.ended = true
+		close(s.done)
+	}
+	return nil
+}
+
+func (s *h2ServerStream) Close() error { return s.CloseWrite() }
+
+// endReader reads the request body; once the suite has ended the stream, net/http's reset of
+// the request side reads as the end of the stream.
+type endReader struct {
+	r  io.Reader
+	st *h2ServerStream
+}
+
+func (e *endReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.st.mu.Lock()
+		ended := e.st.ended
+		e.st.mu.Unlock()
+		if ended {
+			err = io.EOF
+		}
+	}
+	return n, err
 }

@@ -93,8 +93,11 @@ var (
 // that ended the testee's goroutine.
 func connect(t *testing.T, r role, deadline time.Time) (*peer, <-chan error) {
 	t.Helper()
-	if r == server && overH2 {
-		return connectServerH2(t, deadline)
+	if overH2 {
+		if r == server {
+			return connectServerH2(t, deadline)
+		}
+		return connectClientH2(t, deadline)
 	}
 	if r == server {
 		return connectServer(t, deadline)
