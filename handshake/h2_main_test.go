@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -13,37 +12,18 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	_ "github.com/ecows/ecows/internal/xconnect" // GODEBUG=http2xconnect=1 unless GODEBUG sets it
 )
 
-// TestMain runs the tests with GODEBUG=http2xconnect=1, which net/http reads from the
-// environment once, before any test code runs; without it the HTTP/2 server does not
-// advertise extended CONNECT (RFC 8441). A //go:debug directive cannot set it, since
-// net/http reads the variable itself rather than through the runtime's settings, so the test
-// binary runs itself again with the variable set.
+// TestMain serves as helperServer when asked to. The tests run with extended CONNECT on in
+// net/http's HTTP/2 server (GODEBUG=http2xconnect=1), which internal/xconnect turns on before
+// net/http reads it.
 func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(helperServer())
 	}
-	if strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1") {
-		os.Exit(m.Run())
-	}
-	godebug := "http2xconnect=1"
-	if v := os.Getenv("GODEBUG"); v != "" {
-		godebug = v + "," + godebug
-	}
-	cmd := exec.Command(os.Args[0], os.Args[1:]...)
-	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		os.Exit(ee.ExitCode())
-	case err != nil:
-		os.Stderr.WriteString("running the tests with GODEBUG=http2xconnect=1: " + err.Error() + "\n")
-		os.Exit(2)
-	}
-	os.Exit(0)
+	os.Exit(m.Run())
 }
 
 // helperEnv names the variable that makes the test binary an HTTP/2 echo server without

@@ -19,34 +19,10 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/transport"
+	// GODEBUG=http2xconnect=1 (unless GODEBUG sets it) before net/http reads it: its HTTP/2
+	// server offers extended CONNECT (RFC 8441) only with it.
+	_ "github.com/ecows/ecows/internal/xconnect"
 )
-
-// init runs the test binary again with GODEBUG=http2xconnect=1 when it lacks it. net/http
-// reads the variable from the environment once, before TestMain, and offers extended CONNECT
-// (RFC 8441) on its HTTP/2 server only with it; a //go:debug directive cannot set it, since
-// net/http does not read it through the runtime's settings.
-func init() {
-	godebug := os.Getenv("GODEBUG")
-	if strings.Contains(godebug, "http2xconnect=1") {
-		return
-	}
-	if godebug != "" {
-		godebug += ","
-	}
-	cmd := exec.Command(os.Args[0], os.Args[1:]...)
-	cmd.Env = append(os.Environ(), "GODEBUG="+godebug+"http2xconnect=1")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		os.Exit(ee.ExitCode())
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "running the tests with GODEBUG=http2xconnect=1:", err)
-		os.Exit(2)
-	}
-	os.Exit(0)
-}
 
 // h2BinaryLen is the binary message the HTTP/2 peers echo: more than one WebSocket frame
 // (MaxPayloadLen 65535) and more than one HTTP/2 DATA frame (16 KiB).
