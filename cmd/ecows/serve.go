@@ -164,7 +164,13 @@ func listen(cfg serveConfig) (*server, error) {
 		// net/http gives a connection's receive window back only as handlers read, so a
 		// WebSocket that stops reading keeps up to a stream's buffer of it: with room for
 		// 64 such streams, one stalled client does not stall the others on its connection.
-		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: 256 << 10, MaxReceiveBufferPerConnection: 16 << 20},
+		// Clients on x/net/http2 (ecows dial -http2) keep a write buffer as large as the
+		// server's frame size (up to 512 KiB) for each open WebSocket: 16 KiB frames keep an
+		// idle one small.
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerStream: 256 << 10, MaxReceiveBufferPerConnection: 16 << 20,
+			MaxReadFrameSize: 16 << 10,
+		},
 	}
 	return s, nil
 }
