@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -36,7 +37,7 @@ func echoOnce(t *testing.T, c *transport.Conn) {
 		op frame.Opcode
 		p  []byte
 	}{{frame.OpText, []byte("hello")}, {frame.OpBinary, bytes.Repeat([]byte("0123456789"), 7000)}} {
-		if _, err := c.WriteMessage(m.op, m.p); err != nil {
+		if _, err := c.WriteMessage(context.Background(), m.op, m.p); err != nil {
 			t.Fatal(err)
 		}
 		op, got, err := c.ReadMessage(ctx, nil)
@@ -66,7 +67,7 @@ func TestDialH2(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			closeH2Transports(t)
 			sopts := &ServerOptions{Subprotocols: []string{"chat", "echo"}}
 			opts := &DialOptions{HTTP2: tt.mode, Subprotocols: tt.subs}
@@ -98,7 +99,7 @@ func TestDialH2(t *testing.T) {
 // TestDialH2SharesConnection dials three WebSockets to one server and checks that they came
 // over one connection, and that closing them leaves it usable for the next.
 func TestDialH2SharesConnection(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	closeH2Transports(t)
 	echo := h2Echo(t, nil)
 	peers := make(chan string, 4)
@@ -153,7 +154,7 @@ func TestDialH2Fallback(t *testing.T) {
 			if err != nil {
 				return
 			}
-			c.WriteMessage(op, msg)
+			c.WriteMessage(context.Background(), op, msg)
 		}
 	}), true)
 	h1URL, h1TLS := wsURL(h1)+"/ws", trusting(h1)
@@ -185,7 +186,7 @@ func TestDialH2Fallback(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			closeH2Transports(t)
 			// The second Auto dial finds the server remembered and dials HTTP/1.1 at once.
 			for i, mode := range tt.modes {
@@ -213,7 +214,7 @@ func TestDialH2Fallback(t *testing.T) {
 // TestDialH2C dials ws:// with HTTP2Require, which speaks HTTP/2 without TLS (h2c, prior
 // knowledge), to a server that accepts it.
 func TestDialH2C(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	closeH2Transports(t)
 	srv := httptest.NewUnstartedServer(h2Echo(t, nil))
 	srv.Config.Protocols = new(http.Protocols)

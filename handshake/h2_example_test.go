@@ -34,7 +34,7 @@ func echo(c *transport.Conn) {
 		if err != nil {
 			return
 		}
-		c.WriteMessage(op, msg)
+		c.WriteMessage(context.Background(), op, msg)
 	}
 }
 

@@ -45,7 +45,7 @@ func helperServer() int {
 			if err != nil {
 				return
 			}
-			c.WriteMessage(op, msg)
+			c.WriteMessage(context.Background(), op, msg)
 		}
 	}))
 	srv.EnableHTTP2 = true

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -101,7 +102,7 @@ func h2Echo(t testing.TB, opts *ServerOptions) http.Handler {
 			if err != nil {
 				return
 			}
-			if _, err := c.WriteMessage(op, msg); err != nil {
+			if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 				return
 			}
 			buf = msg
@@ -166,7 +167,7 @@ func TestUpgradeH2Echo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			srv := h2Server(t, h2Echo(t, tt.opts))
 			tr := h2Transport(t, srv)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -200,7 +201,7 @@ func TestUpgradeH2Echo(t *testing.T) {
 				op frame.Opcode
 				p  []byte
 			}{{frame.OpText, []byte("hello over HTTP/2")}, {frame.OpBinary, big}} {
-				if _, err := c.WriteMessage(m.op, m.p); err != nil {
+				if _, err := c.WriteMessage(context.Background(), m.op, m.p); err != nil {
 					t.Fatal(err)
 				}
 				op, got, err := c.ReadMessage(ctx, nil)
@@ -268,7 +269,7 @@ func TestUpgradeH2Refusals(t *testing.T) {
 // TestUpgradeH2ReadTimeoutResumes checks the transport contract over HTTP/2: a read timeout
 // leaves the Conn usable, and the next read returns the frame that arrives after it.
 func TestUpgradeH2ReadTimeoutResumes(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	result := make(chan error, 1)
 	srv := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Upgrade(w, r, nil)
@@ -317,7 +318,7 @@ func errString(err error) string {
 // TestUpgradeH2CloseEndsStreamOnly opens two WebSockets on one HTTP/2 connection, closes one
 // and checks that the other goes on over the same connection.
 func TestUpgradeH2CloseEndsStreamOnly(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	echo := h2Echo(t, nil)
 	peers := make(chan string, 2)
 	srv := h2Server(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -358,7 +359,7 @@ func TestUpgradeH2CloseEndsStreamOnly(t *testing.T) {
 // TestKeepHTTP2Streams serves a handler that returns as soon as it has upgraded, leaving the
 // Conn to a goroutine: wrapped, its WebSocket over HTTP/2 goes on after the return.
 func TestKeepHTTP2Streams(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	done := make(chan struct{})
 	srv := h2Server(t, KeepHTTP2Streams(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Upgrade(w, r, nil)
@@ -373,7 +374,7 @@ func TestKeepHTTP2Streams(t *testing.T) {
 				if err != nil {
 					return
 				}
-				c.WriteMessage(op, msg)
+				c.WriteMessage(context.Background(), op, msg)
 			}
 		}()
 	})))

@@ -82,7 +82,7 @@ func startH2Server(t *testing.T, extra map[string]http.Handler, opts *handshake.
 				rec.err = err
 				break
 			}
-			if _, err := c.WriteMessage(op, msg); err != nil {
+			if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 				rec.err = err
 				break
 			}
@@ -292,7 +292,7 @@ func h2EchoOnce(t *testing.T, c *transport.Conn) {
 		op frame.Opcode
 		p  []byte
 	}{{frame.OpText, []byte(textMsg)}, {frame.OpBinary, pattern(h2BinaryLen)}} {
-		if _, err := c.WriteMessage(m.op, m.p); err != nil {
+		if _, err := c.WriteMessage(context.Background(), m.op, m.p); err != nil {
 			t.Fatal(err)
 		}
 		op, got, err := c.ReadMessage(ctx, nil)
@@ -396,7 +396,7 @@ func TestH2ManyStreamsOneStalled(t *testing.T) {
 		defer sent.Done()
 		msg := pattern(stallMsg)
 		for range stallN {
-			if _, err := conns[0].WriteMessage(frame.OpBinary, msg); err != nil {
+			if _, err := conns[0].WriteMessage(context.Background(), frame.OpBinary, msg); err != nil {
 				return
 			}
 			written.add(1)
@@ -428,7 +428,7 @@ func TestH2ManyStreamsOneStalled(t *testing.T) {
 			defer wg.Done()
 			for r := range rounds {
 				msg := fmt.Sprintf("stream %p round %d", c, r)
-				if _, err := c.WriteMessage(frame.OpText, []byte(msg)); err != nil {
+				if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(msg)); err != nil {
 					errs <- err
 					return
 				}

@@ -28,7 +28,7 @@ type welcome struct {
 func Example() {
 	ws := router.New()
 	r := chi.NewRouter()
-	ws.Get(r, "/rooms/{id}", router.JSON(func(ctx context.Context, c *transport.Conn, m join) error {
+	ws.Handle(r, "/rooms/{id}", router.JSON(func(ctx context.Context, c *transport.Conn, m join) error {
 		room := chi.URLParamFromCtx(ctx, "id")
 		return transport.WriteJSON(ctx, c, welcome{Room: room, Text: "hi " + m.User})
 	}), nil)
@@ -55,7 +55,7 @@ func ExampleRooms() {
 	h, _ := hub.New(nil)
 	ws.CloseOnShutdown(h)
 	r := chi.NewRouter()
-	ws.Get(r, "/rooms/{room}", router.Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Handle(r, "/rooms/{room}", router.Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		room := chi.URLParamFromCtx(ctx, "room")
 		h.BroadcastExcept(room, c, frame.OpText, []byte(room+": "+s)) // an error concerns other nodes only
 		return nil

@@ -30,7 +30,7 @@ func TestRooms(t *testing.T) {
 	}
 	ws.CloseOnShutdown(h)
 	r := chi.NewRouter()
-	ws.Get(r, "/rooms/{room}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Handle(r, "/rooms/{room}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		h.BroadcastExcept(chi.URLParamFromCtx(ctx, "room"), c, frame.OpText, []byte(s))
 		return nil
 	}, Rooms(h, URLParam("room"))), &handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
@@ -74,7 +74,7 @@ func TestRooms(t *testing.T) {
 	c := New()
 	c.CloseOnShutdown(h)
 	r2 := chi.NewRouter()
-	c.Get(r2, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }, Rooms(h, URLParam("room"))), nil)
+	c.Handle(r2, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }, Rooms(h, URLParam("room"))), nil)
 	srv2 := httptest.NewServer(r2)
 	defer srv2.Close()
 	defer c.Shutdown(context.Background())
@@ -106,7 +106,7 @@ func TestCloseOnShutdown(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
-	ws.Get(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
+	ws.Handle(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	c := dialtest.Dial(t, wsURL(srv, "/"), nil)

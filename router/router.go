@@ -38,12 +38,16 @@ func New() *Router {
 	}
 }
 
-// Get serves h at pattern on r, for GET requests (as r.Get does): it upgrades each request
-// with opts (nil for the defaults) and serves the connection with h until it ends. Use
+// Handle serves h at pattern on r, for the requests that open a WebSocket: GET over HTTP/1.1
+// and extended CONNECT over HTTP/2 (RFC 8441; see handshake.Upgrade for the GODEBUG setting
+// net/http needs). It upgrades each request with opts (nil for the defaults) and serves the
+// connection with h until it ends. Use
 // r.With(...) for per-route HTTP middleware, and middleware.Frames or middleware.Messages for
 // per-route WebSocket middleware.
-func (rt *Router) Get(r chi.Router, pattern string, h middleware.ConnHandler, opts *handshake.ServerOptions) {
-	r.Get(pattern, rt.Handler(h, opts))
+func (rt *Router) Handle(r chi.Router, pattern string, h middleware.ConnHandler, opts *handshake.ServerOptions) {
+	hf := rt.Handler(h, opts)
+	r.Get(pattern, hf)
+	r.Method(http.MethodConnect, pattern, hf)
 }
 
 // CloseOnShutdown makes Shutdown close c (a *hub.Hub, typically) once it has started closing
@@ -60,10 +64,12 @@ func (rt *Router) CloseOnShutdown(c io.Closer) {
 	c.Close()
 }
 
-// Handler returns the http.Handler Get installs, for use with any router or mux. A
-// request that arrives after Shutdown has begun gets 503 Service Unavailable. Each connection
-// is served on a goroutine of its own and the HTTP handler returns at once, so that net/http
-// can free what it keeps per request while the connection lives on.
+// Handler returns the http.Handler Handle installs, for use with any router or mux (route GET
+// and, for HTTP/2, CONNECT to it). A request that arrives after Shutdown has begun gets 503
+// Service Unavailable. Each HTTP/1.1 connection is served on a goroutine of its own and the
+// HTTP handler returns at once, so that net/http can free what it keeps per request while the
+// connection lives on; a WebSocket over HTTP/2 is served in the handler, since its stream
+// ends when the handler returns.
 //
 // The connection's context keeps the values HTTP middleware put in the request's context, and
 // with them whatever they hold: a middleware that stores the request there keeps its headers
@@ -85,12 +91,17 @@ func (rt *Router) Handler(h middleware.ConnHandler, opts *handshake.ServerOption
 			go c.Close(frame.CloseGoingAway, "server shutting down") // Shutdown began mid-upgrade
 		}
 		ctx := connContext(r)
-		go func() {
+		serve := func() {
 			defer rt.wg.Done()
 			defer rt.track(c, false)
 			h.ServeConn(ctx, c) // what ended the connection is the handler's to log (middleware.Logger)
 			c.CloseNow()
-		}()
+		}
+		if c.HTTP2() {
+			serve() // an HTTP/2 stream ends when its handler returns
+			return
+		}
+		go serve()
 	}
 }
 

@@ -73,7 +73,7 @@ func TestRouteParamsAndAuth(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
-	ws.Get(r.With(requireToken, keepQuery), "/rooms/{id}", Text(roomEcho), nil)
+	ws.Handle(r.With(requireToken, keepQuery), "/rooms/{id}", Text(roomEcho), nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()
 	defer ws.Shutdown(context.Background())
@@ -105,7 +105,7 @@ func TestUnderChiAndHlogMiddleware(t *testing.T) {
 		hlog.FromRequest(r).Info().Int("status", status).Msg("access")
 	}), hlog.RequestIDHandler("req_id", "Request-Id"))
 	var gotID string
-	ws.Get(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Handle(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		gotID = middleware.ConnInfoFrom(ctx).RequestID
 		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		return err
@@ -132,7 +132,7 @@ func TestShutdown(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	ws := New()
 	r := chi.NewRouter()
-	ws.Get(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Handle(r, "/echo", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		return err
 	}), nil)
@@ -182,7 +182,7 @@ func TestShutdown(t *testing.T) {
 func TestShutdownDeadline(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Get(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }),
+	ws.Handle(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }),
 		&handshake.ServerOptions{Options: transport.Options{CloseTimeout: time.Minute}})
 	srv := httptest.NewServer(r)
 	defer srv.Close()
@@ -207,7 +207,7 @@ func TestShutdownDeadline(t *testing.T) {
 func TestRegisterOnShutdown(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Get(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
+	ws.Handle(r, "/", Text(func(context.Context, *transport.Conn, string) error { return nil }), nil)
 	srv := httptest.NewUnstartedServer(r)
 	srv.Config.RegisterOnShutdown(func() { ws.Shutdown(context.Background()) })
 	srv.Start()
@@ -233,7 +233,7 @@ type chatOut struct {
 func TestJSONEndpoint(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Get(r, "/rooms/{id}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
+	ws.Handle(r, "/rooms/{id}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
 		return middleware.Send(c, middleware.JSON[chatOut]{}, chatOut{Room: chi.URLParamFromCtx(ctx, "id"), Line: m.User + ": " + m.Text})
 	}), nil)
 	srv := httptest.NewServer(r)
@@ -259,7 +259,7 @@ func TestJSONEndpoint(t *testing.T) {
 func TestParamsOutliveTheHandler(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
-	ws.Get(r, "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Handle(r, "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		id := chi.URLParamFromCtx(ctx, "id")
 		_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(id+","+middleware.ConnInfoFrom(ctx).Route))
 		return err
@@ -330,7 +330,7 @@ func TestIdleConnKeepsNoHeaders(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
 	r.Use(chimw.RequestID, setUser)
-	ws.Get(r.With(keepQuery), "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
+	ws.Handle(r.With(keepQuery), "/rooms/{id}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
 		info := middleware.ConnInfoFrom(ctx)
 		user, _ := ctx.Value(userKey{}).(string)
 		q, _ := ctx.Value(queryKey{}).(string)

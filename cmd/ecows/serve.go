@@ -149,11 +149,7 @@ func listen(cfg serveConfig) (*server, error) {
 			Compression: cfg.compress,
 		},
 	}
-	echo := echoHandler(cfg)
-	s.ws.Get(mux, cfg.path, echo, opts)
-	// WebSockets over HTTP/2 (RFC 8441) come as CONNECT requests, and the router's handler
-	// returns once it has upgraded, which would end their streams.
-	mux.Method(http.MethodConnect, cfg.path, handshake.KeepHTTP2Streams(s.ws.Handler(echo, opts)))
+	s.ws.Handle(mux, cfg.path, echoHandler(cfg), opts) // GET, and CONNECT for WebSockets over HTTP/2
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second, // a client that trickles its headers (slowloris) is dropped

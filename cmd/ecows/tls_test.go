@@ -15,6 +15,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 func TestServeTLSUsage(t *testing.T) {
@@ -28,7 +29,7 @@ func TestServeTLSUsage(t *testing.T) {
 		{[]string{"serve", "-tls-cert", "/nonexistent/c.pem", "-tls-key", "/nonexistent/k.pem"}, "-tls-cert and -tls-key: open"},
 		{[]string{"dial", "-http2", "sometimes", "wss://a"}, "-http2 must be auto, require or off"},
 	} {
-		var stdout, stderr syncBuffer
+		var stdout, stderr wstest.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
 		if code == 0 || !strings.Contains(stderr.String(), tc.want) {
 			t.Errorf("ecows %s: exit %d, stderr:\n%s\nwant a failure and %q", strings.Join(tc.args, " "), code, stderr.String(), tc.want)
@@ -39,7 +40,7 @@ func TestServeTLSUsage(t *testing.T) {
 // TestServeTLS serves HTTPS with a self-signed certificate and checks that the page and the
 // WebSocket are served over HTTP/2 and HTTP/1.1 on the one port, for each -http2 mode.
 func TestServeTLS(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	t.Cleanup(handshake.CloseIdleConnections)
 	cfg, fingerprint, err := selfSignedTLS()
 	if err != nil {
@@ -107,7 +108,7 @@ func TestServeTLS(t *testing.T) {
 		})
 	}
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr wstest.Buffer
 	code := run(context.Background(), []string{"dial", "-http2", "require", "-insecure", s.wsURL()}, strings.NewReader("hello\n"), &stdout, &stderr)
 	want := "* connected to " + s.wsURL() + " (over HTTP/2)\n< text: hello\n"
 	if code != 0 || !strings.HasPrefix(stdout.String(), want) {

@@ -50,7 +50,7 @@ func newApp(ws *router.Router, tokens map[string]string) http.Handler {
 	r.Use(chimw.RequestID, chimw.Recoverer)
 	r.Group(func(r chi.Router) {
 		r.Use(requireToken(tokens))
-		ws.Get(r, "/rooms/{room}", router.JSON(chat,
+		ws.Handle(r, "/rooms/{room}", router.JSON(chat,
 			middleware.RateLimit(middleware.RateLimitOptions{Rate: 20, Burst: 40}), // ExceedWait: slows a flood down
 		), nil)
 	})

@@ -70,7 +70,7 @@ func New(broker hub.Broker, node string) (*App, error) {
 	})
 	a.mux.Get("/api/rooms/{room}", a.members)
 	// The connection keeps the user's name, not the whole upgrade request.
-	a.ws.Get(a.mux.With(router.Keep(userKey{}, userName)), "/rooms/{room}", router.JSON(a.chat,
+	a.ws.Handle(a.mux.With(router.Keep(userKey{}, userName)), "/rooms/{room}", router.JSON(a.chat,
 		router.Rooms(h, router.URLParam("room")), // join the room in the URL
 		a.presence(),                             // then tell the room
 		middleware.RateLimit(middleware.RateLimitOptions{Rate: 5, Burst: 10}), // no floods
