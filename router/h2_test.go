@@ -11,8 +11,8 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
-	_ "github.com/ecows/ecows/internal/xconnect" // GODEBUG=http2xconnect=1 for this test binary
 	"github.com/ecows/ecows/internal/wstest"
+	_ "github.com/ecows/ecows/internal/xconnect" // GODEBUG=http2xconnect=1 for this test binary
 	"github.com/ecows/ecows/transport"
 )
 

@@ -64,7 +64,7 @@ func startServer(t testing.TB, h middleware.ConnHandler, opts *handshake.ServerO
 	s := &testServer{Addr: ln.Addr().String(), WS: router.New(), served: make(chan struct{})}
 	s.URL = "ws://" + s.Addr + "/ws"
 	mux := chi.NewRouter()
-	s.WS.Get(mux.With(router.Keep(queryKey{}, func(r *http.Request) url.Values { return r.URL.Query() })), "/ws", h, opts)
+	s.WS.Handle(mux.With(router.Keep(queryKey{}, func(r *http.Request) url.Values { return r.URL.Query() })), "/ws", h, opts)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
