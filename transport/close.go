@@ -40,6 +40,7 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 			return c.sendFailed(err)
 		}
 	case frame.OpPong:
+		c.pongArrived(payload)
 		if message && c.cfg.onPong != nil {
 			return c.cfg.onPong(c, payload)
 		}

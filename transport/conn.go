@@ -199,13 +199,15 @@ type extras struct {
 }
 
 // rare holds what few connections need, made on first use: a Done channel, the error that
-// ended the write side, and a read limit set after the handshake.
+// ended the write side, a read limit set after the handshake, and the Pings in flight.
 type rare struct {
 	done  atomic.Pointer[chan struct{}]
 	werr  error        // guarded by Conn.wmu
 	wrote int          // bytes the failed write had written (writeStream); Conn.wmu
 	rerr  error        // set before the readEnded bit, read after it
 	limit atomic.Int64 // SetReadLimit's message limit: 0 when unset, -1 for none
+
+	pings atomic.Pointer[pinger] // Pings waiting for their pongs (ping.go)
 }
 
 // rare returns c's rare state, made if need be.
