@@ -51,6 +51,7 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the opening handshake")
 	compress := compressFlag(fs)
 	h2 := fs.String("http2", "off", "WebSocket over HTTP/2 (RFC 8441): `mode` auto (wss:// where the server offers it, else HTTP/1.1), require (h2c for ws://) or off")
+	stay := fs.Bool("reconnect", false, "stay connected: dial again, after a growing random delay, when the connection ends or an attempt fails for a reason that may pass")
 	pos, err := parse(fs, args, "URL")
 	if err != nil {
 		return exitCode("dial", err, stderr)
@@ -82,6 +83,9 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 			opts.Subprotocols = append(opts.Subprotocols, strings.TrimSpace(p))
 		}
 	}
+	if *stay {
+		return exitCode("dial", dialReconnect(ctx, pos[0], opts, stdin, stdout), stderr)
+	}
 	return exitCode("dial", dial(ctx, pos[0], opts, stdin, stdout), stderr)
 }
 
@@ -96,8 +100,22 @@ func dial(ctx context.Context, uri string, opts *handshake.DialOptions, in io.Re
 	if err != nil {
 		return handshakeError(err)
 	}
+	lines := make(chan string)
+	quit := make(chan struct{})
+	defer close(quit)
+	go readLines(in, lines, quit)
+	ended, err := converse(ctx, c, uri, &lineWriter{w: out}, lines)
+	if ended {
+		return err
+	}
+	return serverEnd(err)
+}
+
+// converse runs one connection, c to uri: it sends lines and prints what comes. It returns
+// ended true, with the error of the close handshake, when input ended, a /close command was
+// given or ctx is done; otherwise the error that ended the connection.
+func converse(ctx context.Context, c *transport.Conn, uri string, w *lineWriter, lines <-chan string) (ended bool, err error) {
 	defer c.CloseNow()
-	w := &lineWriter{w: out}
 	var agreed []string
 	if p := c.Subprotocol(); p != "" {
 		agreed = append(agreed, "subprotocol "+p)
@@ -116,36 +134,36 @@ func dial(ctx context.Context, uri string, opts *handshake.DialOptions, in io.Re
 
 	received := make(chan error, 1)
 	go func() { received <- receive(c, w) }()
-	lines := make(chan string)
-	quit := make(chan struct{})
-	defer close(quit)
-	go readLines(in, lines, quit)
-
 	for {
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				return closeAndWait(c, frame.CloseNormal, "", received)
+				return true, closeAndWait(c, frame.CloseNormal, "", received)
 			}
 			if code, reason, isClose := command(c, w, line); isClose {
-				return closeAndWait(c, code, reason, received)
+				return true, closeAndWait(c, code, reason, received)
 			}
 		case <-ctx.Done():
-			return closeAndWait(c, frame.CloseNormal, "", received)
+			return true, closeAndWait(c, frame.CloseNormal, "", received)
 		case err := <-received:
-			var ce *transport.CloseError
-			if errors.As(err, &ce) {
-				switch ce.Code {
-				case frame.CloseNormal, frame.CloseGoingAway, frame.CloseNoStatus:
-					return nil
-				case frame.CloseAbnormal:
-					return fmt.Errorf("connection lost: %w", err)
-				}
-				return fmt.Errorf("server closed the connection with %s", closeText(ce.Code, ce.Reason))
-			}
-			return err
+			return false, err
 		}
 	}
+}
+
+// serverEnd is dial's result for a connection that the server, or the network, ended with err.
+func serverEnd(err error) error {
+	var ce *transport.CloseError
+	if errors.As(err, &ce) {
+		switch ce.Code {
+		case frame.CloseNormal, frame.CloseGoingAway, frame.CloseNoStatus:
+			return nil
+		case frame.CloseAbnormal:
+			return fmt.Errorf("connection lost: %w", err)
+		}
+		return fmt.Errorf("server closed the connection with %s", closeText(ce.Code, ce.Reason))
+	}
+	return err
 }
 
 // command acts on one line of input. It returns the close code and reason for a /close

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-compress off] [-log-level info] [-tls-cert FILE -tls-key FILE | -tls-self-signed]
-//	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s] [-compress off] [-http2 off]
+//	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s] [-compress off] [-http2 off] [-reconnect]
 //	ecows bench URL [-c 64] [-size 1024] [-duration 10s] [-window 16]
 //
 // Serve runs an echo server built from the library's router and middleware (Recover, Logger,
@@ -37,7 +37,12 @@
 // Pings are answered. At the end of input dial closes with 1000. It exits with 0 when the
 // connection ends with a close handshake that it started, or that the server started with
 // 1000, 1001 or no code, and with 1 otherwise, printing why: for a refused handshake, the
-// HTTP status and the start of the body.
+// HTTP status and the start of the body. With -reconnect it stays connected (package
+// reconnect): after a connection ends, or an attempt fails, for a reason that may pass (a
+// reset, a 5xx answer, close codes such as 1001, 1006, 1012), it prints the reason and the
+// random, growing delay, waits, and dials again; input goes on to the new connection. It
+// stops, as without the flag, at the end of input, at /close, and at a reason that another
+// attempt would meet again (a 4xx answer, close codes such as 1008).
 //
 // Bench opens -c connections to an echo server, each keeping up to -window binary messages of
 // -size bytes in flight for -duration, and prints messages per second, megabytes of echoed
