@@ -197,7 +197,8 @@ function server(certFile, keyFile) {
   const secure = https.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) });
   plain.on('upgrade', onUpgrade);
   secure.on('upgrade', onUpgrade);
-  plain.listen(0, '127.0.0.1', () => {
+  // WS_PEER_PORT fixes the plain port, so that a restarted server is found where it was.
+  plain.listen(Number(process.env.WS_PEER_PORT || 0), '127.0.0.1', () => {
     secure.listen(0, '127.0.0.1', () => {
       emit({ ev: 'listening', port: plain.address().port, tlsPort: secure.address().port });
     });
