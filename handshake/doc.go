@@ -21,4 +21,8 @@
 //
 // Upgrade also serves WebSockets over HTTP/2 (RFC 8441 extended CONNECT), when net/http's
 // HTTP/2 server advertises it (GODEBUG=http2xconnect=1).
+//
+// Compiled for the browser (GOOS=js GOARCH=wasm), Dial keeps its signature and uses the
+// browser's WebSocket: the Conn it returns has the same message-level API, and what a page
+// cannot do (request headers, TLS and proxy settings, ping frames) fails with ErrBrowser.
 package handshake
