@@ -59,3 +59,21 @@ func ExampleRun() {
 	// attempt 2 ended: <nil>; retry: false
 	// Run: <nil>
 }
+
+// An application that gives up when the server says it is overloaded wraps Transient, which
+// retries 1013 Try Again Later.
+func ExampleTransient() {
+	retry := func(err error) bool {
+		if transport.CloseStatus(err) == frame.CloseTryAgainLater {
+			return false
+		}
+		return reconnect.Transient(err)
+	}
+	fmt.Println(retry(&transport.CloseError{Code: frame.CloseTryAgainLater}))
+	fmt.Println(retry(&transport.CloseError{Code: frame.CloseServiceRestart}))
+	fmt.Println(retry(&transport.CloseError{Code: frame.ClosePolicyViolation}))
+	// Output:
+	// false
+	// true
+	// false
+}

@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"time"
 
@@ -35,4 +36,24 @@ func ExampleConn_Ping() {
 	client.CloseNow()
 	server.CloseNow()
 	// Output: <nil> true
+}
+
+// A client that must notice a dead server even while it only waits for messages runs
+// Keepalive beside its reader; when a pong does not come, the Conn is closed and the reader
+// returns.
+func ExampleConn_Keepalive() {
+	a, b := net.Pipe()
+	client := transport.NewConn(a, transport.Client, transport.Setup{}, nil)
+	go io.Copy(io.Discard, b) // a server that reads everything and answers nothing
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kerr := make(chan error, 1)
+	go func() { kerr <- client.Keepalive(ctx, 20*time.Millisecond, 50*time.Millisecond) }()
+	_, _, err := client.ReadMessage(context.Background(), nil)
+	fmt.Println("reader returns:", err != nil)
+	fmt.Println("keepalive:", <-kerr)
+	b.Close()
+	// Output:
+	// reader returns: true
+	// keepalive: websocket: no pong within the keepalive timeout
 }
