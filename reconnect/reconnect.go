@@ -33,7 +33,8 @@ type Options struct {
 	Dial *handshake.DialOptions
 
 	// BaseDelay is the window of the first retry's random delay, doubled for each retry
-	// after it up to MaxDelay (defaults 1 s and 30 s). A negative BaseDelay retries at once.
+	// after it up to MaxDelay (defaults 1 s and 30 s). A negative BaseDelay retries at once;
+	// a negative MaxDelay keeps every window at BaseDelay.
 	BaseDelay, MaxDelay time.Duration
 
 	// ResetAfter is how long a connection must stay up for the retries after it to start
@@ -41,7 +42,7 @@ type Options struct {
 	ResetAfter time.Duration
 
 	// Keepalive, when positive, runs Conn.Keepalive beside each Session with this interval
-	// and PongTimeout (the interval when zero), so that a dead peer or path ends the
+	// and PongTimeout (the interval when zero or negative), so that a dead peer or path ends the
 	// connection (transport.ErrPongTimeout) even when the Session only waits to read. Pongs
 	// are seen only while the Session reads from the Conn.
 	Keepalive, PongTimeout time.Duration

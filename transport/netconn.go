@@ -30,7 +30,8 @@ import (
 // passes while its message is being sent returns len(p) with the timeout: the message was
 // taken whole and still goes out (a message cannot stop half way without breaking the
 // connection), and the next Write waits for it, within its own deadline, and reports its
-// failure if it failed. Write copies p, so the caller may reuse p as soon as Write returns.
+// failure if it failed. For that, each Write sends from a goroutine of its own, with a copy of
+// p, so the caller may reuse p as soon as Write returns.
 //
 // Close runs the close handshake with 1000 Normal Closure (see Conn.Close). When ctx ends,
 // c is closed at once, without a handshake (CloseNow), and blocked calls return. Calls after

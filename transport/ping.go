@@ -108,7 +108,7 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 }
 
 // Keepalive detects a dead peer: it sends a ping every interval (DefaultKeepaliveInterval when
-// zero) and waits up to timeout (interval when zero) for its pong. When a pong does not come
+// zero) and waits up to timeout (interval when zero or negative) for its pong. When a pong does not come
 // in time, it closes c at once with CloseNow, since a peer that does not answer pings will not
 // answer a close frame either, and returns ErrPongTimeout; blocked reads and writes on c then
 // fail, which ends the application's session. It returns ctx's error when ctx ends, ErrClosed
