@@ -98,9 +98,6 @@ type DialOptions struct {
 
 var defaultDialOptions DialOptions
 
-// aLongTimeAgo is a deadline in the past, to interrupt blocked reads and writes at once.
-var aLongTimeAgo = time.Unix(1, 0)
-
 // Dial opens a WebSocket connection to a ws:// or wss:// URL, the seed's websocket.connect: it
 // connects (through a proxy when Proxy says so), runs TLS for wss://, sends the opening
 // handshake and checks the server's answer as RFC 6455 section 4.1 requires. It returns the

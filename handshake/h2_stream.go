@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// aLongTimeAgo is a deadline in the past, to interrupt blocked reads and writes at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
 // h2Stream is the byte stream of a WebSocket that Upgrade accepted over HTTP/2: the request
 // body brings the client's frames and the response carries the server's.
 type h2Stream struct {

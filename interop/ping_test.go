@@ -59,7 +59,7 @@ func TestPingRTT(t *testing.T) {
 					t.Fatalf("ping %d: rtt %v", i, rtt)
 				}
 				t.Logf("ping %d: %v", i, rtt)
-				if _, err := c.WriteMessage(frame.OpText, []byte(textMsg)); err != nil {
+				if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(textMsg)); err != nil {
 					t.Fatal(err)
 				}
 				select {

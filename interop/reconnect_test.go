@@ -53,7 +53,7 @@ func TestReconnectNodeWS(t *testing.T) {
 	res := make(chan error, 1)
 	go func() {
 		res <- reconnect.Run(ctx, "ws://127.0.0.1:"+portNum+"/echo/reconnect", func(ctx context.Context, c *transport.Conn) error {
-			if _, err := c.WriteMessage(frame.OpText, []byte(textMsg)); err != nil {
+			if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte(textMsg)); err != nil {
 				return err
 			}
 			_, msg, err := c.ReadMessage(ctx, nil)

@@ -102,7 +102,7 @@ func TestWASMClient(t *testing.T) {
 			mu.Lock()
 			received = append(received, op.String())
 			mu.Unlock()
-			if _, err := c.WriteMessage(op, msg); err != nil {
+			if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
 				return
 			}
 		}

@@ -31,7 +31,7 @@ func ExampleRun() {
 			return
 		}
 		if op, msg, err := c.ReadMessage(context.Background(), nil); err == nil {
-			c.WriteMessage(op, msg)
+			c.WriteMessage(context.Background(), op, msg)
 		}
 		c.Close(frame.CloseNormal, "")
 	}))
@@ -39,7 +39,7 @@ func ExampleRun() {
 
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 	err := reconnect.Run(context.Background(), url, func(ctx context.Context, c *transport.Conn) error {
-		c.WriteMessage(frame.OpText, []byte("hello"))
+		c.WriteMessage(context.Background(), frame.OpText, []byte("hello"))
 		_, msg, err := c.ReadMessage(ctx, nil)
 		if err != nil {
 			return err // the end of this connection: Run decides whether to dial again

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,22 +16,6 @@ import (
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/transport"
 )
-
-// checkGoroutines fails the test if goroutines started during it are still running.
-func checkGoroutines(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<16)
-			t.Errorf("%d goroutines before, %d after:\n%s", before, n, buf[:runtime.Stack(buf, true)])
-		}
-	})
-}
 
 // server is an ecows echo server on 127.0.0.1 whose answer the test sets: mode is "echo",
 // "status N" (refuse the handshake with N) or "close N" (upgrade, then close with N).
@@ -89,7 +72,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		c.WriteMessage(op, msg)
+		c.WriteMessage(context.Background(), op, msg)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -137,7 +138,7 @@ func TestRunReconnectsAfterFaults(t *testing.T) {
 		{"1014", func(s *server, _ *proxy) { s.closeAll(frame.CloseBadGateway) }, nil, closeCode(frame.CloseBadGateway)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := newServer(t, "echo")
 			p := newProxy(t, s.Listener.Addr().String())
 			rec := newRecorder()
@@ -215,7 +216,7 @@ func closeCode(want frame.CloseCode) func(t *testing.T, err error) {
 }
 
 func TestRunGrowingDelays(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	const base, limit = 5 * time.Millisecond, 40 * time.Millisecond
 	s := newServer(t, "echo")
 	p := newProxy(t, s.Listener.Addr().String())
@@ -261,7 +262,7 @@ func TestRunStopsAtFinalError(t *testing.T) {
 		{"close 1010", true, closeCode(1010)},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := newServer(t, tc.mode)
 			rec := newRecorder()
 			err := start(t, s.url(), readAll, rec.hook(&Options{BaseDelay: time.Millisecond})).wait(t)
@@ -293,7 +294,7 @@ func status(want int) func(t *testing.T, err error) {
 }
 
 func TestRunRetryOverride(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := newServer(t, "close 1013")
 	attempts := 0
 	err := start(t, s.url(), readAll, &Options{
@@ -309,11 +310,11 @@ func TestRunRetryOverride(t *testing.T) {
 }
 
 func TestRunSessionEnds(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := newServer(t, "echo")
 	got := ""
 	err := start(t, s.url(), func(ctx context.Context, c *transport.Conn) error {
-		if _, err := c.WriteMessage(frame.OpText, []byte("hi")); err != nil {
+		if _, err := c.WriteMessage(context.Background(), frame.OpText, []byte("hi")); err != nil {
 			return err
 		}
 		_, msg, err := c.ReadMessage(ctx, nil)
@@ -335,7 +336,7 @@ func TestRunResetAfter(t *testing.T) {
 		{"never", -1, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			s := newServer(t, "echo")
 			rec := newRecorder()
 			r := start(t, s.url(), readAll, rec.hook(&Options{BaseDelay: time.Millisecond, ResetAfter: tc.resetAfter}))
@@ -355,7 +356,7 @@ func TestRunResetAfter(t *testing.T) {
 }
 
 func TestRunCancelledWhileWaiting(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	s := newServer(t, "status 503")
 	rec := newRecorder()
 	r := start(t, s.url(), readAll, rec.hook(&Options{BaseDelay: time.Hour}))

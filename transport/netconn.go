@@ -162,7 +162,7 @@ func (n *netConn) Write(p []byte) (int, error) {
 	n.wbuf = nil
 	res := make(chan error, 1)
 	go func() {
-		_, err := n.c.WriteMessage(n.op, buf)
+		_, err := n.c.WriteMessage(context.Background(), n.op, buf) // the deadline, not a context, bounds it: see above
 		res <- err
 	}()
 	err, done := n.await(res)

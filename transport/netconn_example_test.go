@@ -17,8 +17,8 @@ func ExampleNetConn() {
 	client := transport.NewConn(a, transport.Client, transport.Setup{}, nil)
 	server := transport.NewConn(b, transport.Server, transport.Setup{}, nil)
 	go func() {
-		client.WriteMessage(frame.OpBinary, []byte("hello\nwor"))
-		client.WriteMessage(frame.OpBinary, []byte("ld\n"))
+		client.WriteMessage(context.Background(), frame.OpBinary, []byte("hello\nwor"))
+		client.WriteMessage(context.Background(), frame.OpBinary, []byte("ld\n"))
 	}()
 	nc := transport.NetConn(context.Background(), server, frame.OpBinary)
 	r := bufio.NewReader(nc)

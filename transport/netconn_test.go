@@ -13,11 +13,12 @@ import (
 	"golang.org/x/net/nettest"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // netPipe returns two NetConns over a client and a server Conn joined by TCP.
 func netPipe(t *testing.T, op frame.Opcode) (c1, c2 net.Conn, stop func(), err error) {
-	a, b := tcpPair(t)
+	a, b := wstest.TCPPair(t)
 	opts := &Options{CloseTimeout: 2 * time.Second}
 	client, server := NewConn(a, Client, Setup{}, opts), NewConn(b, Server, Setup{}, opts)
 	c1 = NetConn(context.Background(), client, op)
@@ -26,20 +27,20 @@ func netPipe(t *testing.T, op frame.Opcode) (c1, c2 net.Conn, stop func(), err e
 }
 
 func TestNetConnConformance(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	nettest.TestConn(t, func() (net.Conn, net.Conn, func(), error) { return netPipe(t, frame.OpBinary) })
 }
 
 func TestNetConnPartialReads(t *testing.T) {
-	checkGoroutines(t)
-	a, b := tcpPair(t)
+	wstest.CheckGoroutines(t)
+	a, b := wstest.TCPPair(t)
 	client, server := NewConn(a, Client, Setup{}, nil), NewConn(b, Server, Setup{}, nil)
 	nc := NetConn(context.Background(), server, frame.OpBinary)
 	defer nc.Close()
 	defer client.CloseNow() // first, so that Close does not wait for its answer
 	big := bytes.Repeat([]byte("0123456789"), 1000)
 	for _, m := range [][]byte{big, {}, []byte("tail")} { // the empty message is skipped
-		if _, err := client.WriteMessage(frame.OpBinary, m); err != nil {
+		if _, err := client.WriteMessage(context.Background(), frame.OpBinary, m); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -61,8 +62,8 @@ func TestNetConnPartialReads(t *testing.T) {
 func TestNetConnWriteIsOneMessage(t *testing.T) {
 	for _, op := range []frame.Opcode{frame.OpBinary, frame.OpText} {
 		t.Run(op.String(), func(t *testing.T) {
-			checkGoroutines(t)
-			a, b := tcpPair(t)
+			wstest.CheckGoroutines(t)
+			a, b := wstest.TCPPair(t)
 			client, server := NewConn(a, Client, Setup{}, nil), NewConn(b, Server, Setup{}, nil)
 			nc := NetConn(context.Background(), client, op)
 			defer nc.Close()
@@ -102,7 +103,7 @@ func TestNetConnEnd(t *testing.T) {
 			}
 		}},
 		{"wrong message type", func(p *Conn) {
-			p.WriteMessage(frame.OpText, []byte("text"))
+			p.WriteMessage(context.Background(), frame.OpText, []byte("text"))
 			p.ReadMessage(context.Background(), nil)
 		}, func(t *testing.T, err error) {
 			var pe *frame.ProtocolError
@@ -112,8 +113,8 @@ func TestNetConnEnd(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
-			a, b := tcpPair(t)
+			wstest.CheckGoroutines(t)
+			a, b := wstest.TCPPair(t)
 			opts := &Options{CloseTimeout: 2 * time.Second}
 			client, server := NewConn(a, Client, Setup{}, opts), NewConn(b, Server, Setup{}, opts)
 			nc := NetConn(context.Background(), client, frame.OpBinary)
@@ -135,8 +136,8 @@ func TestNetConnEnd(t *testing.T) {
 }
 
 func TestNetConnCloseRunsHandshake(t *testing.T) {
-	checkGoroutines(t)
-	a, b := tcpPair(t)
+	wstest.CheckGoroutines(t)
+	a, b := wstest.TCPPair(t)
 	client, server := NewConn(a, Client, Setup{}, nil), NewConn(b, Server, Setup{}, nil)
 	nc := NetConn(context.Background(), client, frame.OpBinary)
 	res := make(chan error, 1)
@@ -159,8 +160,8 @@ func TestNetConnCloseRunsHandshake(t *testing.T) {
 }
 
 func TestNetConnContextCloses(t *testing.T) {
-	checkGoroutines(t)
-	a, b := tcpPair(t)
+	wstest.CheckGoroutines(t)
+	a, b := wstest.TCPPair(t)
 	client, server := NewConn(a, Client, Setup{}, nil), NewConn(b, Server, Setup{}, nil)
 	defer server.CloseNow()
 	ctx, cancel := context.WithCancel(context.Background())

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // echoServer reads messages on c until it ends, answering pings (ReadMessage's default).
@@ -55,7 +56,7 @@ func reading(t *testing.T, c *Conn, read func(*Conn) error) {
 func TestPingReturnsRTT(t *testing.T) {
 	for _, rd := range readers {
 		t.Run(rd.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			client, server := connPair(t, false, nil)
 			echoServer(t, server)
 			reading(t, client, rd.read)
@@ -75,7 +76,7 @@ func TestPingReturnsRTT(t *testing.T) {
 }
 
 func TestPingKeepsPongHandler(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	var mu sync.Mutex
 	var seen [][]byte
 	client, server := connPair(t, false, &Options{PongHandler: func(_ *Conn, p []byte) error {
@@ -99,7 +100,7 @@ func TestPingKeepsPongHandler(t *testing.T) {
 }
 
 func TestPingConcurrent(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	client, server := connPair(t, false, nil)
 	echoServer(t, server)
 	reading(t, client, readers[0].read)
@@ -135,7 +136,7 @@ func TestPingWithoutPong(t *testing.T) {
 		{"nobody reading", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			c, p := rawPair(t, Client, nil)
 			peerDone := make(chan struct{})
 			go func() {
@@ -170,7 +171,7 @@ func TestPingWithoutPong(t *testing.T) {
 }
 
 func TestPingErrors(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	client, server := connPair(t, false, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -196,7 +197,7 @@ func TestPingErrors(t *testing.T) {
 
 func TestKeepalive(t *testing.T) {
 	t.Run("peer answers", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		client, server := connPair(t, false, nil)
 		echoServer(t, server)
 		reading(t, client, readers[1].read)
@@ -215,7 +216,7 @@ func TestKeepalive(t *testing.T) {
 		}
 	})
 	t.Run("peer silent", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		c, p := rawPair(t, Client, nil)
 		go func() {
 			for {
@@ -240,7 +241,7 @@ func TestKeepalive(t *testing.T) {
 		p.nc.Close()
 	})
 	t.Run("closed", func(t *testing.T) {
-		checkGoroutines(t)
+		wstest.CheckGoroutines(t)
 		client, server := connPair(t, false, nil)
 		go func() {
 			time.Sleep(20 * time.Millisecond)

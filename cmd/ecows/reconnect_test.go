@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // closingServer closes its first connections with the codes given, one each, and echoes on
@@ -33,7 +34,7 @@ func closingServer(t *testing.T, codes ...frame.CloseCode) string {
 			if err != nil {
 				return
 			}
-			c.WriteMessage(op, msg)
+			c.WriteMessage(context.Background(), op, msg)
 		}
 	}))
 	t.Cleanup(srv.Close)
@@ -41,11 +42,11 @@ func closingServer(t *testing.T, codes ...frame.CloseCode) string {
 }
 
 func TestDialReconnect(t *testing.T) {
-	checkGoroutines(t)
+	wstest.CheckGoroutines(t)
 	url := closingServer(t, frame.CloseServiceRestart, frame.CloseGoingAway)
 	in, stdin := io.Pipe()
 	defer stdin.Close()
-	var out syncBuffer
+	var out wstest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- dialReconnect(context.Background(), url, nil, in, &out) }()
 	waitFor(t, &out, "(going away): test; reconnecting in")
@@ -101,10 +102,10 @@ func TestDialReconnectStops(t *testing.T) {
 		}, "handshake failed: websocket: server answered 404 Not Found"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkGoroutines(t)
+			wstest.CheckGoroutines(t)
 			in, stdin := io.Pipe()
 			defer stdin.Close()
-			var stdout, stderr syncBuffer
+			var stdout, stderr wstest.Buffer
 			code := run(context.Background(), []string{"dial", "-reconnect", tc.url(t)}, in, &stdout, &stderr)
 			if code != 1 || !strings.Contains(stderr.String(), tc.want) {
 				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
