@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,9 +42,14 @@ func TestWASMClient(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the wasm client: %v\n%s", err, out)
 	}
-	wasmExec := filepath.Join(runtime.GOROOT(), "lib", "wasm", "wasm_exec.js")
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.TrimSpace(string(goroot))
+	wasmExec := filepath.Join(root, "lib", "wasm", "wasm_exec.js")
 	if _, err := os.Stat(wasmExec); err != nil {
-		wasmExec = filepath.Join(runtime.GOROOT(), "misc", "wasm", "wasm_exec.js") // before Go 1.24
+		wasmExec = filepath.Join(root, "misc", "wasm", "wasm_exec.js") // before Go 1.24
 	}
 
 	var mu sync.Mutex
