@@ -61,7 +61,7 @@ func run(ctx context.Context, base string) {
 	report("dial", resp.StatusCode == 101 && c.Subprotocol() == "ecows.wasm", "status %d, subprotocol %q", resp.StatusCode, c.Subprotocol())
 
 	echo := func(name string, op frame.Opcode, p []byte) {
-		if _, err := c.WriteMessage(op, p); err != nil {
+		if _, err := c.WriteMessage(ctx, op, p); err != nil {
 			report(name, false, "write: %v", err)
 			return
 		}
@@ -75,7 +75,7 @@ func run(ctx context.Context, base string) {
 	}
 
 	// A message written in pieces goes to the browser whole.
-	w, err := c.NextWriter(frame.OpBinary)
+	w, err := c.NextWriter(ctx, frame.OpBinary)
 	if err == nil {
 		want := pattern(100000)
 		for p := want; len(p) > 0; p = p[min(len(p), 30000):] {
