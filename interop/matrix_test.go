@@ -305,8 +305,8 @@ func clientFragments(t *testing.T, s *peerServer, exp expectations) {
 		t.Errorf("no pong for the ping sent between fragments")
 	}
 
-	// A long text through NextWriter, which sends a fragment each time its buffer (16 KiB)
-	// fills: 25,200 bytes, under coder's default read limit of 32 KiB.
+	// A long text through NextWriter, which sends a fragment each time its buffer (4 KiB by
+	// default) fills: 25,200 bytes, under coder's default read limit of 32 KiB.
 	long := strings.Repeat(fragText, 600)
 	before = c.Stats().FramesOut
 	w, err := c.NextWriter(context.Background(), frame.OpText)
