@@ -18,7 +18,8 @@ import (
 // WebSockets over HTTP/2 (RFC 8441) beside HTTP/1.1, ecows at both ends over TLS on loopback,
 // the server as ecows serve configures it (16 KiB HTTP/2 frames):
 //
-//	cd bench && go test -run '^$' -bench 'H2' -benchtime 20000x .
+//	cd bench && go test -run '^$' -bench 'H2Echo' -benchtime 20000x .
+//	cd bench && go test -run '^$' -bench 'H2IdleConn' -benchtime 1x .
 //
 // BenchmarkH2Echo: one socket, one 1 KiB binary message in flight; msgs/s and the p50 round
 // trip. BenchmarkH2IdleConn: heap, goroutine stacks and goroutines per idle socket, both ends
