@@ -442,6 +442,12 @@ func checkResponse(resp *http.Response, key string, opts *DialOptions) (transpor
 	if accept := h["Sec-Websocket-Accept"]; len(accept) != 1 || strings.Trim(accept[0], " \t") != string(appendAccept(buf[:0], key)) {
 		return setup, ErrAccept
 	}
+	return checkAgreement(setup, h, opts)
+}
+
+// checkAgreement checks the subprotocol and the extensions of the server's answer h against
+// what opts offered, over HTTP/1.1 and HTTP/2 alike, and records them in setup.
+func checkAgreement(setup transport.Setup, h http.Header, opts *DialOptions) (transport.Setup, error) {
 	switch protos := h["Sec-Websocket-Protocol"]; len(protos) {
 	case 0:
 	case 1:

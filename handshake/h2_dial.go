@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -235,26 +234,7 @@ func checkH2Response(resp *http.Response, opts *DialOptions) (transport.Setup, e
 	if resp.StatusCode != http.StatusOK {
 		return setup, &StatusError{Response: resp}
 	}
-	h := resp.Header
-	switch protos := h["Sec-Websocket-Protocol"]; len(protos) {
-	case 0:
-	case 1:
-		setup.Subprotocol = strings.Trim(protos[0], " \t")
-		if setup.Subprotocol != "" && !slices.Contains(opts.Subprotocols, setup.Subprotocol) {
-			return setup, fmt.Errorf("%w: %q", ErrSubprotocol, setup.Subprotocol)
-		}
-	default:
-		return setup, fmt.Errorf("%w: several Sec-WebSocket-Protocol headers", ErrSubprotocol)
-	}
-	exts := h["Sec-Websocket-Extensions"]
-	var err error
-	if setup.Deflate, err = checkDeflate(exts, opts.Compression); err != nil {
-		return setup, err
-	}
-	if setup.Deflate.Enabled {
-		setup.Extensions = strings.Trim(strings.Join(exts, ", "), " \t,")
-	}
-	return setup, nil
+	return checkAgreement(setup, resp.Header, opts)
 }
 
 // h2ClientStream is the client's side of an extended CONNECT stream: the response body for
