@@ -1,6 +1,6 @@
 module github.com/ecows/ecows
 
-go 1.24.0
+go 1.25
 
 require (
 	github.com/go-chi/chi/v5 v5.5.0
@@ -10,6 +10,7 @@ require (
 )
 
 require (
+	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/rs/xid v1.6.0 // indirect

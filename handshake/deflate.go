@@ -11,14 +11,9 @@ import (
 
 // This file negotiates permessage-deflate (RFC 7692 section 7.1) for both sides.
 //
-// What bounds it is compress/flate: its decompressor takes any window up to 15 bits, so this
-// side can inflate whatever the peer sends; its compressor always uses a 32 KiB window and
-// cannot be told to use less. A limit on the window this side compresses with
-// (server_max_window_bits for a server, client_max_window_bits for a client) is honoured the
-// only ways compress/flate can: each message is compressed with an empty window, so no
-// back-reference reaches outside the message, and a message longer than the window is
-// compressed with Huffman coding only, with no back-references at all (see
-// transport.DeflateParams.MaxWindowBits).
+// Every parameter is honoured as agreed (package deflate): a window limit bounds the
+// back-references this side makes and the context it keeps, in either direction, with or
+// without context takeover.
 
 // deflateName is the extension's registered name (RFC 7692 section 7).
 const deflateName = "permessage-deflate"
@@ -108,9 +103,8 @@ func windowBits(v string, optional bool) (int, error) {
 //   - client_no_context_takeover: echoed when offered, and sent unasked without
 //     ContextTakeover (section 7.1.1.2 allows both), so that the server may inflate each
 //     message with a pooled decompressor.
-//   - server_max_window_bits=N: accepted with the same N (section 7.1.2.1), honoured as
-//     DeflateParams.MaxWindowBits describes; below 15 the server also sends
-//     server_no_context_takeover, since it keeps no context then.
+//   - server_max_window_bits=N: accepted with the same N (section 7.1.2.1): the server's
+//     back-references reach no further, and with context takeover it keeps 2^N bytes.
 //   - client_max_window_bits, with or without a value: left out of the answer, which section
 //     7.1.2.2 allows; the server inflates any window.
 func acceptDeflate(lines []string, opts *transport.CompressionOptions) (string, transport.DeflateParams) {
@@ -139,7 +133,7 @@ func answerDeflate(d deflateParams, opts *transport.CompressionOptions) (string,
 	t := transport.DeflateParams{Enabled: true, MaxWindowBits: max(d.serverMaxWindowBits, 0)}
 	var b strings.Builder
 	b.WriteString(deflateName)
-	if d.serverNoContextTakeover || !opts.ContextTakeover || t.MaxWindowBits > 0 && t.MaxWindowBits < 15 {
+	if d.serverNoContextTakeover || !opts.ContextTakeover {
 		b.WriteString("; server_no_context_takeover")
 		t.NoContextTakeover = true
 	}
@@ -198,6 +192,7 @@ func checkDeflate(lines []string, opts *transport.CompressionOptions) (transport
 				NoContextTakeover:     d.clientNoContextTakeover || !opts.ContextTakeover,
 				PeerNoContextTakeover: d.serverNoContextTakeover,
 				MaxWindowBits:         d.clientMaxWindowBits,
+				PeerMaxWindowBits:     d.serverMaxWindowBits,
 			}
 		}
 	}

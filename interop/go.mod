@@ -1,6 +1,6 @@
 module github.com/ecows/ecows/interop
 
-go 1.24.0
+go 1.25
 
 require (
 	github.com/coder/websocket v1.8.15
@@ -9,6 +9,7 @@ require (
 )
 
 require (
+	github.com/klauspost/compress v1.20.3 // indirect
 	golang.org/x/net v0.50.0 // indirect
 	golang.org/x/text v0.34.0 // indirect
 )

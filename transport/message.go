@@ -614,7 +614,7 @@ func (w *messageWriter) abandon(err error) error {
 	c := w.c
 	w.failed, w.buf = err, w.buf[:0]
 	if w.z && !w.first && w.zerr == nil {
-		// The compressor has started: release it, sending nothing more (compress.go).
+		// The compressor has started: release it, sending nothing more (deflate.go).
 		c.zFinishWrite(err)
 		w.zerr = err
 	}

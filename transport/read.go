@@ -40,9 +40,10 @@ type reader struct {
 	turnAt  time.Duration // when the last call returned, while turns are timed (flush.go)
 	seen    uint8         // read calls that found a batch waiting (flush.go)
 
-	// permessage-deflate (compress.go)
+	// permessage-deflate (inflate.go)
 	zMsg     bool // the current message is compressed: RSV1 on its first frame
 	zPending bool // the current frame of that message is not fed to the inflater yet
+	zFed     bool // the inflater has been fed some of that message
 }
 
 // spill is reader state that few connections need.
@@ -110,6 +111,20 @@ func (c *Conn) lockRead() *reader {
 	return r
 }
 
+// unlockRead releases rmu, and the inflater and the read buffer once the read side has
+// ended. It tells writers whether more input waits (flush.go).
+func (c *Conn) unlockRead() {
+	r := c.rd
+	c.setTo(moreIn, r.err == nil && r.end > r.pos)
+	if r.err != nil {
+		if z := c.inflater(); z != nil {
+			z.close()
+		}
+		r.release()
+	}
+	c.rmu.Unlock()
+}
+
 // tryLockRead is lockRead unless another goroutine holds the read side.
 func (c *Conn) tryLockRead() (*reader, bool) {
 	if !c.rmu.TryLock() {
@@ -173,7 +188,7 @@ func (c *Conn) RecvFrame(timeout time.Duration) (frame.Frame, error) {
 			sp.fbuf = nil // the last call's large payload is not kept for the life of the Conn
 		}
 	}
-	if r.zMsg && !r.zPending && !r.inFrame && !c.ext.z.hungry() {
+	if r.zMsg && !r.zPending && !r.inFrame && !c.ext.z.z.Hungry() {
 		// NextReader stopped inside a compressed message: hand out what is left of its frame.
 		return c.recvInflated()
 	}
