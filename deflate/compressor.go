@@ -56,6 +56,13 @@ func NewCompressor(level, bits int, takeover bool) *Compressor {
 	return c
 }
 
+// Level returns the level the Compressor compresses at, the default filled in.
+func (c *Compressor) Level() int { return c.level }
+
+// WindowBits returns the window the Compressor's back-references stay within, as a power of
+// two.
+func (c *Compressor) WindowBits() int { return c.bits }
+
 // Start begins a message whose payload goes to dst.
 func (c *Compressor) Start(dst io.Writer) {
 	c.out = tailWriter{w: dst}
@@ -116,16 +123,31 @@ func (c *Compressor) release() {
 	c.fw, c.out = nil, tailWriter{}
 }
 
-// AppendCompressed appends p, compressed as one message with no context (as a sender without
-// context takeover does, and as any sender may), to dst, at the given level and window, which
-// NewCompressor describes.
-func AppendCompressed(dst, p []byte, level, bits int) []byte {
-	c := NewCompressor(level, bits, false)
+// Append compresses p as one whole message, appending its payload to dst. With context
+// takeover it refers to the messages before it, as a message written with Start does.
+func (c *Compressor) Append(dst, p []byte) []byte {
 	b := appender{dst}
 	c.Start(&b)
 	c.Write(p) // an appender never fails, so neither do these
 	c.Finish()
 	return b.buf
+}
+
+// Record adds p to the window as if this Compressor had sent it: p is a message sent
+// compressed by other means with no reference to earlier ones (AppendCompressed), which the
+// peer's inflater adds to its window all the same. Without context takeover it does nothing.
+func (c *Compressor) Record(p []byte) {
+	if c.win != nil {
+		c.win.add(p)
+	}
+}
+
+// AppendCompressed appends p, compressed as one message with no context (as a sender without
+// context takeover does, and as any sender may), to dst, at the given level and window, which
+// NewCompressor describes. The result may be sent to any peer whose agreement allows that
+// window, whether or not either side keeps context.
+func AppendCompressed(dst, p []byte, level, bits int) []byte {
+	return NewCompressor(level, bits, false).Append(dst, p)
 }
 
 type appender struct{ buf []byte }

@@ -101,8 +101,6 @@ type inflater struct {
 // deflater is the send side. Its fields are guarded by Conn.msgMu, except off.
 type deflater struct {
 	z         *deflate.Compressor
-	level     int
-	bits      int
 	takeover  bool
 	ownCtx    bool // PreparedOwnContext
 	threshold int
@@ -121,8 +119,6 @@ func (c *Conn) initDeflate(p DeflateParams, o *CompressionOptions) {
 	takeover := !p.NoContextTakeover
 	z := &deflater{
 		z:         deflate.NewCompressor(o.Level, p.MaxWindowBits, takeover),
-		level:     o.Level,
-		bits:      p.MaxWindowBits,
 		takeover:  takeover,
 		ownCtx:    o.PreparedOwnContext,
 		threshold: o.Threshold,
