@@ -11,14 +11,15 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// A typed JSON endpoint: the handler gets decoded values and answers with Send.
+// A typed JSON endpoint: the handler gets decoded values and answers with
+// transport.WriteJSON.
 func ExampleMessages() {
 	type sum struct{ A, B int }
 	type result struct{ Sum int }
 	var add middleware.HandlerFunc[sum] = func(ctx context.Context, c *transport.Conn, s sum) error {
-		return middleware.Send(c, middleware.JSON[result]{}, result{s.A + s.B})
+		return transport.WriteJSON(ctx, c, result{s.A + s.B})
 	}
-	h := middleware.Messages(middleware.JSON[sum]{}, add,
+	h := middleware.Messages(middleware.JSON, add,
 		middleware.Recover(nil), middleware.RateLimit(middleware.RateLimitOptions{Rate: 100, Burst: 10}))
 
 	client, done := loopback(h)
@@ -58,9 +59,10 @@ func ExampleMiddleware() {
 		return &counter{next: next}
 	}
 	var echo middleware.HandlerFunc[string] = func(ctx context.Context, c *transport.Conn, s string) error {
-		return middleware.Send(c, middleware.Text{}, s)
+		_, err := c.WriteMessage(ctx, frame.OpText, []byte(s))
+		return err
 	}
-	client, done := loopback(middleware.Messages(middleware.Text{}, echo, count))
+	client, done := loopback(middleware.Messages(middleware.Text, echo, count))
 	for _, s := range []string{"hello", "world"} {
 		client.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		_, reply, _ := client.ReadMessage(context.Background(), nil)
@@ -118,9 +120,10 @@ var kinds middleware.AnyMiddleware = func(next middleware.Handler[middleware.Uni
 // AnyMiddleware, and mixed freely with typed middleware.
 func ExampleAnyMiddleware() {
 	var echo middleware.HandlerFunc[string] = func(ctx context.Context, c *transport.Conn, s string) error {
-		return middleware.Send(c, middleware.Text{}, s)
+		_, err := c.WriteMessage(ctx, frame.OpText, []byte(s))
+		return err
 	}
-	client, done := loopback(middleware.Messages(middleware.Text{}, echo, middleware.Recover(nil), kinds))
+	client, done := loopback(middleware.Messages(middleware.Text, echo, middleware.Recover(nil), kinds))
 	client.WriteMessage(context.Background(), frame.OpText, []byte("hi"))
 	client.ReadMessage(context.Background(), nil)
 	client.Close(frame.CloseNormal, "")

@@ -22,7 +22,7 @@ func TestKeepaliveClosesSilentPeer(t *testing.T) {
 		h    ConnHandler
 	}{
 		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: 50 * time.Millisecond, Timeout: 150 * time.Millisecond}))},
-		{"messages", Messages[string](Text{}, echoText, Keepalive(50*time.Millisecond, 150*time.Millisecond))},
+		{"messages", Messages(Text, echoText, Keepalive(50*time.Millisecond, 150*time.Millisecond))},
 		{"default timeout", Frames(echo, Keepalive(50*time.Millisecond, 0))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestKeepaliveSparesLivePeer(t *testing.T) {
 		h    ConnHandler
 	}{
 		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: 50 * time.Millisecond, Timeout: 300 * time.Millisecond}))},
-		{"messages", Messages[string](Text{}, echoText, Keepalive(50*time.Millisecond, 300*time.Millisecond))},
+		{"messages", Messages(Text, echoText, Keepalive(50*time.Millisecond, 300*time.Millisecond))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
@@ -95,7 +95,7 @@ func TestKeepaliveSparesSlowAnswers(t *testing.T) {
 		h    ConnHandler
 	}{
 		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: interval, Timeout: timeout}))},
-		{"messages", Messages[string](Text{}, echoText, Keepalive(interval, timeout))},
+		{"messages", Messages(Text, echoText, Keepalive(interval, timeout))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
@@ -162,7 +162,7 @@ func TestKeepaliveSlowHandler(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 		return echoText(ctx, c, s)
 	})
-	s := run(t, Messages[string](Text{}, slow, Keepalive(50*time.Millisecond, 200*time.Millisecond)))
+	s := run(t, Messages(Text, slow, Keepalive(50*time.Millisecond, 200*time.Millisecond)))
 	s.send(true, frame.OpText, "x")
 	// ReadMessage answers the pings queued before the echo.
 	if _, msg, err := s.client.ReadMessage(context.Background(), nil); err != nil || string(msg) != "x" {
@@ -262,7 +262,7 @@ func TestKeepaliveCutsWithinBound(t *testing.T) {
 		if i%2 == 0 {
 			p.serve(t, Frames(echo, stamp[frame.Frame](p), AutoPong(&AutoPongOptions{Interval: interval})))
 		} else {
-			p.serve(t, Messages[string](Text{}, echoText, stamp[string](p), Keepalive(interval, 0)))
+			p.serve(t, Messages(Text, echoText, stamp[string](p), Keepalive(interval, 0)))
 		}
 	}
 	// Half the peers send one frame each, at times spread over an interval, so that their last

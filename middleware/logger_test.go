@@ -112,7 +112,7 @@ func TestLoggerDebugMessages(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	nop := func(context.Context, *transport.Conn, note) error { return nil }
-	s := run(t, Messages[note](JSON[note]{}, HandlerFunc[note](nop), Logger(&log)))
+	s := run(t, Messages(JSON, HandlerFunc[note](nop), Logger(&log)))
 	s.send(true, frame.OpText, `{"Text":"x"}`)
 	s.closeClient()
 	evs := buf.events(t, "websocket message")
@@ -123,8 +123,8 @@ func TestLoggerDebugMessages(t *testing.T) {
 		h    ConnHandler
 		want string
 	}{
-		{Messages[string](Text{}, echoText, Logger(&log)), "string"},
-		{Messages[[]byte](Bytes{}, HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error { return nil }), Logger(&log)), "[]byte"},
+		{Messages(Text, echoText, Logger(&log)), "string"},
+		{Messages(Bytes, HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error { return nil }), Logger(&log)), "[]byte"},
 	} {
 		buf.Reset()
 		s := run(t, tc.h)
@@ -175,7 +175,7 @@ func TestLoggerCloseCodes(t *testing.T) {
 	}
 
 	buf.Reset()
-	s = run(t, Messages[string](Text{}, echoText, Logger(&log)))
+	s = run(t, Messages(Text, echoText, Logger(&log)))
 	s.cancel()
 	s.expectClose()
 	s.result()

@@ -15,7 +15,7 @@ import (
 
 func TestRateLimitWait(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	s := run(t, Messages[string](Text{}, echoText, RateLimit(RateLimitOptions{Rate: 20, Burst: 2})))
+	s := run(t, Messages(Text, echoText, RateLimit(RateLimitOptions{Rate: 20, Burst: 2})))
 	start := time.Now()
 	for range 6 {
 		s.send(true, frame.OpText, "m")
@@ -65,7 +65,7 @@ func TestRateLimitDropMessages(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	var drops []int
-	s := run(t, Messages[string](Text{}, HandlerFunc[string](func(_ context.Context, _ *transport.Conn, m string) error {
+	s := run(t, Messages(Text, HandlerFunc[string](func(_ context.Context, _ *transport.Conn, m string) error {
 		rec.add(m)
 		return nil
 	}), RateLimit(RateLimitOptions{Rate: 0.001, Burst: 2, OnExceed: ExceedDrop, OnDrop: func(_ context.Context, c *transport.Conn, n int) {
@@ -115,7 +115,7 @@ func TestRateLimitDropFrames(t *testing.T) {
 
 func TestRateLimitClose(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	s := run(t, Messages[string](Text{}, echoText, RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedClose})))
+	s := run(t, Messages(Text, echoText, RateLimit(RateLimitOptions{Rate: 0.001, OnExceed: ExceedClose})))
 	s.send(true, frame.OpText, "1")
 	s.send(true, frame.OpText, "2")
 	if got := s.recvText(); got != "1" {

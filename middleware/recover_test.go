@@ -30,7 +30,7 @@ func TestRecoverIsolatesPanic(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	var buf logBuffer
 	log := zerolog.New(&buf)
-	h := Messages[string](Text{}, panicky, Recover(&log))
+	h := Messages(Text, panicky, Recover(&log))
 	bad, good := run(t, h), run(t, h)
 	good.send(true, frame.OpText, "before")
 	if got := good.recvText(); got != "before" {
@@ -62,7 +62,7 @@ func TestRecoverIsolatesPanic(t *testing.T) {
 func TestRecoverPanicWithError(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf)
-	s := runCtx(t, log.WithContext(context.Background()), Messages[string](Text{}, panicky, Recover(nil)))
+	s := runCtx(t, log.WithContext(context.Background()), Messages(Text, panicky, Recover(nil)))
 	s.send(true, frame.OpText, "panic error")
 	s.expectClose()
 	if err := s.result(); !errors.Is(err, io.ErrUnexpectedEOF) {

@@ -38,19 +38,21 @@ func (fh framesHandler) ServeConn(ctx context.Context, c *transport.Conn) error 
 }
 
 // Messages returns a ConnHandler that reads whole messages (ReadMessage: fragments
-// reassembled, pings answered by the Conn), decodes each with codec and passes it to h
-// wrapped in mw. A decoding error closes the connection with the code it carries, or 1007.
-// Decoded values may share the read buffer until the handler returns. Each layer must be a
-// Middleware[M] or an AnyMiddleware; Messages panics otherwise.
-func Messages[M any](codec Codec[M], h Handler[M], mw ...Layer) ConnHandler {
+// reassembled, pings answered by the Conn), decodes each with decode and passes it to h
+// wrapped in mw. Text, Bytes and JSON are decoders, and so is any function of that shape;
+// M comes from h, so Messages(JSON, HandlerFunc(fn)) needs no type argument. A decoding
+// error closes the connection with the code it carries, or 1007. Decoded values may share
+// the read buffer until the handler returns. Each layer must be a Middleware[M] or an
+// AnyMiddleware; Messages panics otherwise.
+func Messages[M any](decode func(op frame.Opcode, data []byte) (M, error), h Handler[M], mw ...Layer) ConnHandler {
 	check[M](mw)
-	return messagesHandler[M]{codec: codec, h: h, mw: mw}
+	return messagesHandler[M]{decode: decode, h: h, mw: mw}
 }
 
 type messagesHandler[M any] struct {
-	codec Codec[M]
-	h     Handler[M]
-	mw    []Layer
+	decode func(op frame.Opcode, data []byte) (M, error)
+	h      Handler[M]
+	mw     []Layer
 }
 
 // maxKeptBuffer is the largest read buffer a Messages loop keeps from one message to the
@@ -73,7 +75,7 @@ func (mh messagesHandler[M]) ServeConn(ctx context.Context, c *transport.Conn) e
 			var zero M
 			return zero, err
 		}
-		m, err := mh.codec.Decode(op, msg)
+		m, err := mh.decode(op, msg)
 		if err != nil {
 			// Wrapped even when it carries a code (ErrUnsupportedData), so that serve closes
 			// with that code instead of taking it for a read error the Conn has handled.
@@ -83,14 +85,14 @@ func (mh messagesHandler[M]) ServeConn(ctx context.Context, c *transport.Conn) e
 	})
 }
 
-// DecodeError is a message the codec could not decode. The connection closes with the code
-// the codec's error carries (1003 for ErrUnsupportedData), or 1007 Invalid Payload.
+// DecodeError is a message the decoder could not decode. The connection closes with the code
+// the decoder's error carries (1003 for ErrUnsupportedData), or 1007 Invalid Payload.
 type DecodeError struct{ Err error }
 
 // Error implements error.
 func (e *DecodeError) Error() string { return "websocket: decoding message: " + e.Err.Error() }
 
-// Unwrap returns the codec's error.
+// Unwrap returns the decoder's error.
 func (e *DecodeError) Unwrap() error { return e.Err }
 
 // serve runs one connection: Open hooks, the read loop, Closed hooks. Cancelling ctx sends
@@ -180,7 +182,7 @@ func endError(ctx context.Context, err error) error {
 	return err
 }
 
-// closeFor closes c for err, which a hook, a handler or the codec returned, with the code err
+// closeFor closes c for err, which a hook, a handler or the decoder returned, with the code err
 // carries (see sentStatus), records the status in end, and returns what ServeConn returns. An
 // error caused by the cancellation of ctx (a handler that honoured ctx) is the cancellation's
 // 1001 Going Away and a clean end, as it is when the cancellation finds the loop reading.

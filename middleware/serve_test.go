@@ -49,7 +49,10 @@ func TestHandlerErrorCloses1011(t *testing.T) {
 // the protocol (1002).
 func TestHandlerSendMistakeCloses1011(t *testing.T) {
 	for name, send := range map[string]func(c *transport.Conn) error{
-		"invalid text": func(c *transport.Conn) error { return Send(c, Text{}, "caf\xc3") },
+		"invalid text": func(c *transport.Conn) error {
+			_, err := c.WriteMessage(context.Background(), frame.OpText, []byte("caf\xc3"))
+			return err
+		},
 		"fragmented ping": func(c *transport.Conn) error {
 			_, err := c.SendFrame(false, frame.OpPing, nil)
 			return err
@@ -61,7 +64,7 @@ func TestHandlerSendMistakeCloses1011(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
-			s := run(t, Messages[string](Text{}, HandlerFunc[string](func(_ context.Context, c *transport.Conn, _ string) error {
+			s := run(t, Messages(Text, HandlerFunc[string](func(_ context.Context, c *transport.Conn, _ string) error {
 				return send(c)
 			})))
 			s.send(true, frame.OpText, "valid")
@@ -153,7 +156,7 @@ func TestAbnormalEnd(t *testing.T) {
 
 func TestMessagesText(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	s := run(t, Messages[string](Text{}, echoText))
+	s := run(t, Messages(Text, echoText))
 	s.send(false, frame.OpText, "hel")
 	s.client.SendPing([]byte("between fragments"))
 	s.send(true, frame.OpContinuation, "lo")
@@ -172,9 +175,10 @@ func TestMessagesText(t *testing.T) {
 func TestMessagesBytes(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	rec := &recorder{}
-	s := run(t, Messages[[]byte](Bytes{}, HandlerFunc[[]byte](func(_ context.Context, c *transport.Conn, b []byte) error {
+	s := run(t, Messages(Bytes, HandlerFunc[[]byte](func(_ context.Context, c *transport.Conn, b []byte) error {
 		rec.add(string(b))
-		return Send(c, Bytes{}, b)
+		_, err := c.WriteMessage(context.Background(), frame.OpBinary, b)
+		return err
 	})))
 	s.send(true, frame.OpBinary, "\x01\x02")
 	s.send(true, frame.OpText, "text")
@@ -193,8 +197,8 @@ type point struct{ X, Y int }
 
 func TestMessagesJSON(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	s := run(t, Messages[point](JSON[point]{}, HandlerFunc[point](func(_ context.Context, c *transport.Conn, p point) error {
-		return Send(c, JSON[point]{}, point{p.Y, p.X})
+	s := run(t, Messages(JSON, HandlerFunc[point](func(_ context.Context, c *transport.Conn, p point) error {
+		return transport.WriteJSON(context.Background(), c, point{p.Y, p.X})
 	})))
 	s.send(true, frame.OpText, `{"X":1,"Y":2}`)
 	if got := s.recvText(); got != `{"X":2,"Y":1}` {
@@ -211,37 +215,19 @@ func TestMessagesJSON(t *testing.T) {
 	}
 }
 
-// longError is a codec failure with a message longer than a close reason may be.
-type longError struct{}
-
-func (longError) Decode(frame.Opcode, []byte) (string, error) {
+// longError is a decoder that fails with a message longer than a close reason may be.
+func longError(frame.Opcode, []byte) (string, error) {
 	return "", errors.New(strings.Repeat("é", 100))
 }
 
-func (longError) Encode(string) (frame.Opcode, []byte, error) { return frame.OpText, nil, nil }
-
 func TestDecodeErrorReasonTruncated(t *testing.T) {
-	s := run(t, Messages[string](longError{}, echoText))
+	s := run(t, Messages(longError, echoText))
 	s.send(true, frame.OpText, "x")
 	code, reason := s.expectClose()
 	if code != frame.CloseInvalidPayload || len(reason) > frame.MaxCloseReason || !strings.HasSuffix(reason, "é") {
 		t.Fatalf("client got close %d %q (%d bytes)", code, reason, len(reason))
 	}
 	s.result()
-}
-
-func TestSend(t *testing.T) {
-	client, server := pair(t, transport.Setup{})
-	if err := Send(server, Text{}, "hi"); err != nil {
-		t.Fatal(err)
-	}
-	op, msg, err := client.ReadMessage(context.Background(), nil)
-	if err != nil || op != frame.OpText || string(msg) != "hi" {
-		t.Fatalf("got %v %q %v", op, msg, err)
-	}
-	if err := Send(server, JSON[chan int]{}, make(chan int)); err == nil {
-		t.Fatal("sent a value JSON cannot encode")
-	}
 }
 
 func TestTruncate(t *testing.T) {
@@ -351,9 +337,9 @@ func TestIdleAfterLargeMessage(t *testing.T) {
 	}{
 		{"frames, fragments", Frames(frames), testOptions, binaryMsg},
 		{"frames, one frame", Frames(frames), bigFrames, oneFrame},
-		{"messages, Text", Messages[string](Text{}, text), testOptions, textMsg},
-		{"messages, JSON", Messages[string](JSON[string]{}, text), testOptions, jsonString},
-		{"messages, Bytes", Messages[[]byte](Bytes{}, bytes), testOptions, binaryMsg},
+		{"messages, Text", Messages(Text, text), testOptions, textMsg},
+		{"messages, JSON", Messages(JSON, text), testOptions, jsonString},
+		{"messages, Bytes", Messages(Bytes, bytes), testOptions, binaryMsg},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Each in a test of its own, whose cleanups free its connections before the next,

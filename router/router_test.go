@@ -234,7 +234,7 @@ func TestJSONEndpoint(t *testing.T) {
 	ws := New()
 	r := chi.NewRouter()
 	ws.Handle(r, "/rooms/{id}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
-		return middleware.Send(c, middleware.JSON[chatOut]{}, chatOut{Room: chi.URLParamFromCtx(ctx, "id"), Line: m.User + ": " + m.Text})
+		return transport.WriteJSON(ctx, c, chatOut{Room: chi.URLParamFromCtx(ctx, "id"), Line: m.User + ": " + m.Text})
 	}), nil)
 	srv := httptest.NewServer(r)
 	defer srv.Close()

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
-	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
 )
@@ -69,18 +68,15 @@ func TestChat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := middleware.Send(c, middleware.JSON[message]{}, message{Text: "hi"}); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := transport.WriteJSON(ctx, c, message{Text: "hi"}); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		op, data, err := c.ReadMessage(ctx, nil)
+		var got reply
+		err = transport.ReadJSON(ctx, c, &got)
 		cancel()
-		if err != nil || op != frame.OpText {
-			t.Fatal(op, err)
-		}
-		got, err := middleware.JSON[reply]{}.Decode(op, data)
 		if err != nil || got != (reply{Room: "lobby", User: "alice", Text: "hi"}) {
-			t.Fatalf("got %s (%v)", data, err)
+			t.Fatalf("got %+v (%v)", got, err)
 		}
 		if ws.Len() == 0 {
 			t.Error("the router does not track the connection")

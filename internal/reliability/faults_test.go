@@ -586,7 +586,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 			acc.echo.Add(1)
 			return nil
 		})
-		err := middleware.Messages[[]byte](middleware.Bytes{}, echo).ServeConn(ctx, c)
+		err := middleware.Messages(middleware.Bytes, echo).ServeConn(ctx, c)
 		close(stop)
 		if acc != nil {
 			<-pushing

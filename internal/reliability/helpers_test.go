@@ -124,7 +124,7 @@ func echoFrames(interval, timeout time.Duration) middleware.ConnHandler {
 
 // echoMessages echoes whole messages at the message layer, where the Conn answers pings.
 func echoMessages() middleware.ConnHandler {
-	return middleware.Messages[[]byte](middleware.Bytes{}, middleware.HandlerFunc[[]byte](
+	return middleware.Messages(middleware.Bytes, middleware.HandlerFunc[[]byte](
 		func(_ context.Context, c *transport.Conn, m []byte) error {
 			if _, err := c.WriteMessage(context.Background(), frame.OpBinary, m); err != nil && !errors.Is(err, transport.ErrClosed) {
 				return err

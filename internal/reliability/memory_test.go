@@ -473,7 +473,7 @@ func memFrames(compressed *atomic.Int64) middleware.ConnHandler {
 // memMessages reads with ReadMessage and echoes each message, compressed when
 // permessage-deflate was negotiated.
 func memMessages(*atomic.Int64) middleware.ConnHandler {
-	return middleware.Messages[[]byte](middleware.Bytes{}, middleware.HandlerFunc[[]byte](
+	return middleware.Messages(middleware.Bytes, middleware.HandlerFunc[[]byte](
 		func(_ context.Context, c *transport.Conn, m []byte) error {
 			if _, err := c.WriteMessage(context.Background(), frame.OpText, m); err != nil && !errors.Is(err, transport.ErrClosed) {
 				return err
