@@ -19,12 +19,12 @@ func TestBuiltinsTogether(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	rec := &recorder{}
-	h := HandlerFunc[frame.Frame](func(ctx context.Context, c *transport.Conn, f frame.Frame) error {
+	h := HandlerFunc(func(ctx context.Context, c *transport.Conn, f frame.Frame) error {
 		rec.add(f.Opcode.String() + ":" + string(f.Payload))
 		if string(f.Payload) == "panic" {
 			panic("handler bug")
 		}
-		return echo(ctx, c, f)
+		return echo.Serve(ctx, c, f)
 	})
 	mws := []Layer{
 		Recover(&log),

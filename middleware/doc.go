@@ -4,7 +4,7 @@
 //
 // T is frame.Frame at the frame layer (Frames) or a decoded message type at the message layer
 // (Messages, with the decoders Text, Bytes and JSON). Middleware that does not look at T is an
-// AnyMiddleware instead: it wraps a Handler[Unit], is written once, works at both layers and
+// AnyMiddleware instead: it wraps a UnitHandler, is written once, works at both layers and
 // takes no type argument, as Recover, Logger, Keepalive and RateLimit do. Chain, Frames and
 // Messages take a list of Layers, each a Middleware[T] for their T or an AnyMiddleware, and
 // panic when the route is set up if one is a Middleware for another T.

@@ -12,13 +12,14 @@ import (
 )
 
 // A typed JSON endpoint: the handler gets decoded values and answers with
-// transport.WriteJSON.
+// transport.WriteJSON. Messages takes the message type from the handler, and JSON decodes
+// into it.
 func ExampleMessages() {
 	type sum struct{ A, B int }
 	type result struct{ Sum int }
-	var add middleware.HandlerFunc[sum] = func(ctx context.Context, c *transport.Conn, s sum) error {
+	add := middleware.HandlerFunc(func(ctx context.Context, c *transport.Conn, s sum) error {
 		return transport.WriteJSON(ctx, c, result{s.A + s.B})
-	}
+	})
 	h := middleware.Messages(middleware.JSON, add,
 		middleware.Recover(nil), middleware.RateLimit(middleware.RateLimitOptions{Rate: 100, Burst: 10}))
 
@@ -36,33 +37,18 @@ func ExampleMessages() {
 	// websocket: decoding message: unexpected end of JSON input
 }
 
-// counter is a middleware with state of its own for each connection: it counts messages and
-// reports them from its Closed hook when the connection ends.
-type counter struct {
-	next middleware.Handler[string]
-	n    int
-}
+// echo is a handler of text messages that sends each one back.
+var echo = middleware.HandlerFunc(func(ctx context.Context, c *transport.Conn, s string) error {
+	_, err := c.WriteMessage(ctx, frame.OpText, []byte(s))
+	return err
+})
 
-func (k *counter) Serve(ctx context.Context, c *transport.Conn, s string) error {
-	k.n++
-	return k.next.Serve(ctx, c, strings.ToUpper(s))
-}
-
-func (k *counter) Closed(ctx context.Context, c *transport.Conn, err error) {
-	fmt.Println("messages:", k.n)
-}
-
-// A custom middleware is a plain function that wraps the next handler, called once per
-// connection. This one also changes what the handlers after it see.
-func ExampleMiddleware() {
-	var count middleware.Middleware[string] = func(next middleware.Handler[string]) middleware.Handler[string] {
-		return &counter{next: next}
-	}
-	var echo middleware.HandlerFunc[string] = func(ctx context.Context, c *transport.Conn, s string) error {
-		_, err := c.WriteMessage(ctx, frame.OpText, []byte(s))
-		return err
-	}
-	client, done := loopback(middleware.Messages(middleware.Text, echo, count))
+// A typed middleware in one function: it changes what the handlers after it see.
+func ExampleIntercept() {
+	upper := middleware.Intercept(func(ctx context.Context, c *transport.Conn, s string, next func(context.Context, *transport.Conn, string) error) error {
+		return next(ctx, c, strings.ToUpper(s))
+	})
+	client, done := loopback(middleware.Messages(middleware.Text, echo, upper))
 	for _, s := range []string{"hello", "world"} {
 		client.WriteMessage(context.Background(), frame.OpText, []byte(s))
 		_, reply, _ := client.ReadMessage(context.Background(), nil)
@@ -73,7 +59,40 @@ func ExampleMiddleware() {
 	// Output:
 	// HELLO
 	// WORLD
-	// messages: 2
+	// <nil>
+}
+
+// counter is a middleware with state of its own for each connection: it counts what it
+// serves and reports it from its Closed hook when the connection ends.
+type counter struct {
+	middleware.UnitHandler
+	n int
+}
+
+func (k *counter) Serve(ctx context.Context, c *transport.Conn, u middleware.Unit) error {
+	k.n++
+	return k.UnitHandler.Serve(ctx, c, u)
+}
+
+func (k *counter) Closed(ctx context.Context, c *transport.Conn, err error) {
+	fmt.Println("served:", k.n)
+}
+
+// A middleware is called once per connection, so what it makes belongs to that connection;
+// the hooks of Opener and Closer tell it when the connection opens and ends.
+func ExampleCloser() {
+	var count middleware.AnyMiddleware = func(next middleware.UnitHandler) middleware.UnitHandler {
+		return &counter{UnitHandler: next}
+	}
+	client, done := loopback(middleware.Messages(middleware.Text, echo, count))
+	for _, s := range []string{"hello", "world"} {
+		client.WriteMessage(context.Background(), frame.OpText, []byte(s))
+		client.ReadMessage(context.Background(), nil)
+	}
+	client.Close(frame.CloseNormal, "")
+	fmt.Println(<-done)
+	// Output:
+	// served: 2
 	// <nil>
 }
 
@@ -104,32 +123,27 @@ func loopback(h middleware.ConnHandler) (*transport.Conn, <-chan error) {
 
 // kinds is an AnyMiddleware: one value works at the frame layer and at the message layer,
 // whatever the message type, with no type argument.
-var kinds middleware.AnyMiddleware = func(next middleware.Handler[middleware.Unit]) middleware.Handler[middleware.Unit] {
-	var h middleware.HandlerFunc[middleware.Unit] = func(ctx context.Context, c *transport.Conn, u middleware.Unit) error {
+var kinds middleware.AnyMiddleware = func(next middleware.UnitHandler) middleware.UnitHandler {
+	return middleware.HandlerFunc(func(ctx context.Context, c *transport.Conn, u middleware.Unit) error {
 		if f, ok := u.Frame(); ok {
 			fmt.Println("frame:", f.Opcode)
 		} else {
 			fmt.Printf("message: %T\n", u.Value())
 		}
 		return next.Serve(ctx, c, u)
-	}
-	return h
+	})
 }
 
 // Middleware that does not look at the type of the units is written once, as an
 // AnyMiddleware, and mixed freely with typed middleware.
 func ExampleAnyMiddleware() {
-	var echo middleware.HandlerFunc[string] = func(ctx context.Context, c *transport.Conn, s string) error {
-		_, err := c.WriteMessage(ctx, frame.OpText, []byte(s))
-		return err
-	}
 	client, done := loopback(middleware.Messages(middleware.Text, echo, middleware.Recover(nil), kinds))
 	client.WriteMessage(context.Background(), frame.OpText, []byte("hi"))
 	client.ReadMessage(context.Background(), nil)
 	client.Close(frame.CloseNormal, "")
 	<-done
 
-	var data middleware.HandlerFunc[frame.Frame] = func(context.Context, *transport.Conn, frame.Frame) error { return nil }
+	data := middleware.HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error { return nil })
 	client, done = loopback(middleware.Frames(data, kinds, middleware.AutoPong(nil)))
 	client.SendText([]byte("hi"))
 	client.Close(frame.CloseNormal, "")

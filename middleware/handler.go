@@ -15,11 +15,17 @@ type Handler[T any] interface {
 	Serve(ctx context.Context, c *transport.Conn, in T) error
 }
 
-// HandlerFunc adapts a function to Handler.
-type HandlerFunc[T any] func(ctx context.Context, c *transport.Conn, in T) error
+// HandlerFunc returns a Handler that serves each unit with fn. T comes from fn's last
+// parameter, so a call needs no type argument: HandlerFunc(func(ctx context.Context,
+// c *transport.Conn, f frame.Frame) error {...}) is a Handler[frame.Frame].
+func HandlerFunc[T any](fn func(ctx context.Context, c *transport.Conn, in T) error) Handler[T] {
+	return handlerFunc[T](fn)
+}
 
-// Serve calls f.
-func (f HandlerFunc[T]) Serve(ctx context.Context, c *transport.Conn, in T) error {
+// handlerFunc is the Handler HandlerFunc returns.
+type handlerFunc[T any] func(ctx context.Context, c *transport.Conn, in T) error
+
+func (f handlerFunc[T]) Serve(ctx context.Context, c *transport.Conn, in T) error {
 	return f(ctx, c, in)
 }
 
@@ -27,6 +33,20 @@ func (f HandlerFunc[T]) Serve(ctx context.Context, c *transport.Conn, in T) erro
 // that does not look at the units is better written as an AnyMiddleware, which needs no
 // type argument.
 type Middleware[T any] func(next Handler[T]) Handler[T]
+
+// Intercept returns a Middleware that serves each unit with fn, which passes it on (or a
+// unit of its own making) by calling next, or does not. T comes from fn's parameters, so
+// the call needs no type argument. fn serves every connection of the route: a middleware
+// with state of its own per connection, or with Opener and Closer hooks, is a Middleware
+// written in full.
+func Intercept[T any](fn func(ctx context.Context, c *transport.Conn, in T, next func(context.Context, *transport.Conn, T) error) error) Middleware[T] {
+	return func(next Handler[T]) Handler[T] {
+		serve := next.Serve // made once per connection, not once per unit
+		return handlerFunc[T](func(ctx context.Context, c *transport.Conn, in T) error {
+			return fn(ctx, c, in, serve)
+		})
+	}
+}
 
 // Opener is implemented by handlers that act when a connection starts, before its first
 // unit. An error refuses the connection, which is closed with the error's code (or 1011).
@@ -61,7 +81,7 @@ func Chain[T any](h Handler[T], mw ...Layer) Handler[T] {
 
 // repeats reports whether h is prev, as a middleware that is off (Keepalive with no
 // interval) hands back the handler it got, whose hooks must not run once more for it. Only
-// pointers are compared: other handler types, such as HandlerFunc, may not be comparable.
+// pointers are compared: other handler types, such as HandlerFunc's, may not be comparable.
 func repeats[T any](h, prev Handler[T]) bool {
 	t := reflect.TypeOf(h)
 	return t != nil && t.Kind() == reflect.Pointer && t == reflect.TypeOf(prev) && h == prev

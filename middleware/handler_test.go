@@ -108,3 +108,48 @@ func TestChainHooksOnceThroughLayersThatAreOff(t *testing.T) {
 		t.Fatalf("got  %s\nwant %s", got, want)
 	}
 }
+
+// Intercept's function sees each unit before the handler: it may pass on another unit, keep
+// the unit from the handler, or end the connection with an error (1011).
+func TestIntercept(t *testing.T) {
+	boom := errors.New("boom")
+	mw := Intercept(func(ctx context.Context, c *transport.Conn, s string, next func(context.Context, *transport.Conn, string) error) error {
+		switch s {
+		case "drop":
+			return nil
+		case "fail":
+			return boom
+		}
+		return next(ctx, c, s+"!")
+	})
+	for _, tc := range []struct {
+		name string
+		send []string
+		want string // the first answer; "" for a close with 1011
+	}{
+		{"changed", []string{"hi"}, "hi!"},
+		{"dropped", []string{"drop", "hi"}, "hi!"}, // no answer to "drop" comes first
+		{"failed", []string{"fail"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wstest.CheckGoroutines(t)
+			s := run(t, Messages(Text, echoText, mw))
+			for _, m := range tc.send {
+				s.send(true, frame.OpText, m)
+			}
+			if tc.want == "" {
+				if code, _ := s.expectClose(); code != frame.CloseInternalError {
+					t.Fatalf("client got close %d, want 1011", code)
+				}
+				if err := s.result(); err != boom {
+					t.Fatalf("ServeConn: %v", err)
+				}
+				return
+			}
+			if got := s.recvText(); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+			s.closeClient()
+		})
+	}
+}

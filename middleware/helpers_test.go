@@ -148,7 +148,7 @@ func (s *served) closeClient() {
 }
 
 // echo is a frame handler that sends data frames back as they came.
-var echo = HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f frame.Frame) error {
+var echo = HandlerFunc(func(_ context.Context, c *transport.Conn, f frame.Frame) error {
 	if !f.Opcode.IsData() {
 		return nil
 	}
@@ -157,7 +157,7 @@ var echo = HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f
 })
 
 // echoText is a message handler that sends each message back.
-var echoText = HandlerFunc[string](func(_ context.Context, c *transport.Conn, s string) error {
+var echoText = HandlerFunc(func(_ context.Context, c *transport.Conn, s string) error {
 	_, err := c.WriteMessage(context.Background(), frame.OpText, []byte(s))
 	return err
 })
@@ -184,7 +184,7 @@ func (r *recorder) String() string { return strings.Join(r.list(), " ") }
 
 // frames returns a handler that records each frame as "opcode:payload".
 func (r *recorder) frames() Handler[frame.Frame] {
-	return HandlerFunc[frame.Frame](func(_ context.Context, _ *transport.Conn, f frame.Frame) error {
+	return HandlerFunc(func(_ context.Context, _ *transport.Conn, f frame.Frame) error {
 		r.add(f.Opcode.String() + ":" + string(f.Payload))
 		return nil
 	})

@@ -47,7 +47,7 @@ func Keepalive(interval, timeout time.Duration) AnyMiddleware {
 	if timeout == 0 {
 		timeout = 2 * interval
 	}
-	return func(next Handler[Unit]) Handler[Unit] {
+	return func(next UnitHandler) UnitHandler {
 		if interval <= 0 {
 			return next
 		}
@@ -57,7 +57,7 @@ func Keepalive(interval, timeout time.Duration) AnyMiddleware {
 
 // keepaliveHandler is next with a keepalive's hooks.
 type keepaliveHandler struct {
-	next Handler[Unit]
+	next UnitHandler
 	*keepalive
 }
 

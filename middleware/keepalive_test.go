@@ -138,19 +138,19 @@ func TestKeepaliveSparesSlowAnswers(t *testing.T) {
 }
 
 func TestKeepaliveOff(t *testing.T) {
-	if h := wrap(Keepalive(0, time.Second), Handler[string](echoText)); !isHandlerFunc(h) {
+	if h := wrap(Keepalive(0, time.Second), echoText); !isHandlerFunc(h) {
 		t.Fatalf("interval 0 wrapped the handler in %T", h)
 	}
 }
 
 func isHandlerFunc(h Handler[string]) bool {
-	_, ok := h.(HandlerFunc[string])
+	_, ok := h.(handlerFunc[string])
 	return ok
 }
 
 // Closed before Open (a connection refused by an outer layer) has no goroutine to stop.
 func TestKeepaliveClosedWithoutOpen(t *testing.T) {
-	h := wrap(Keepalive(time.Second, 0), Handler[string](echoText))
+	h := wrap(Keepalive(time.Second, 0), echoText)
 	h.(Closer).Closed(context.Background(), nil, nil)
 }
 
@@ -158,9 +158,9 @@ func TestKeepaliveClosedWithoutOpen(t *testing.T) {
 // peer's pongs wait unread meanwhile.
 func TestKeepaliveSlowHandler(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	slow := HandlerFunc[string](func(ctx context.Context, c *transport.Conn, s string) error {
+	slow := HandlerFunc(func(ctx context.Context, c *transport.Conn, s string) error {
 		time.Sleep(500 * time.Millisecond)
-		return echoText(ctx, c, s)
+		return echoText.Serve(ctx, c, s)
 	})
 	s := run(t, Messages(Text, slow, Keepalive(50*time.Millisecond, 200*time.Millisecond)))
 	s.send(true, frame.OpText, "x")

@@ -22,9 +22,14 @@ func (AnyMiddleware) layer() {}
 // AnyMiddleware is middleware that does not look at the type of the units it passes on, so
 // that one value serves at every layer (frames or messages of any type) and needs no type
 // argument: Recover, Logger, Keepalive and RateLimit are AnyMiddleware. It wraps a
-// Handler[Unit] and is called once per connection, like a Middleware; the Handler[Unit] it
+// UnitHandler and is called once per connection, like a Middleware; the UnitHandler it
 // returns may implement Opener and Closer.
-type AnyMiddleware func(next Handler[Unit]) Handler[Unit]
+type AnyMiddleware func(next UnitHandler) UnitHandler
+
+// UnitHandler is the handler an AnyMiddleware wraps and returns, named so that writing one
+// takes no type argument; HandlerFunc makes one from a function whose last parameter is a
+// Unit.
+type UnitHandler = Handler[Unit]
 
 // Unit is the unit an AnyMiddleware's handler is serving, whatever its type: the handler
 // passes it on to next to serve it, and must not keep it once it returns. Only the serve
@@ -66,7 +71,7 @@ func (u Unit) Value() any {
 // unit in hand, so that the AnyMiddleware's handler passes it on without putting it in an
 // interface, which would allocate.
 type anyLayer[T any] struct {
-	outer Handler[Unit] // what the AnyMiddleware made of inner
+	outer UnitHandler // what the AnyMiddleware made of inner
 	next  Handler[T]
 	in    T // the unit being served; the zero T between units, so that no payload is kept
 }
@@ -112,7 +117,7 @@ func (n innerLayer[T]) Serve(ctx context.Context, c *transport.Conn, _ Unit) err
 func wrap[T any](m AnyMiddleware, next Handler[T]) Handler[T] {
 	a := &anyLayer[T]{next: next}
 	inner := innerLayer[T]{a}
-	if a.outer = m(inner); a.outer == Handler[Unit](inner) {
+	if a.outer = m(inner); a.outer == UnitHandler(inner) {
 		return next
 	}
 	return a

@@ -48,7 +48,7 @@ func TestAnyMiddlewareAtBothLayers(t *testing.T) {
 			return Frames(rec.frames(), mw)
 		}, "open:spy frame:text text:x frame:close close:\x03\xe8done closed:spy"},
 		{"messages", func(rec *recorder, mw AnyMiddleware) ConnHandler {
-			return Messages(Text, HandlerFunc[string](func(_ context.Context, _ *transport.Conn, s string) error {
+			return Messages(Text, HandlerFunc(func(_ context.Context, _ *transport.Conn, s string) error {
 				rec.add("string:" + s)
 				return nil
 			}), mw)
@@ -90,7 +90,7 @@ func TestLayerOfAnotherTypePanics(t *testing.T) {
 		make func()
 	}{
 		{"Frames", func() { Frames(echo, Recover(nil), forText) }},
-		{"Messages", func() { Messages(Bytes, HandlerFunc[[]byte](nil), forText) }},
+		{"Messages", func() { Messages(Bytes, nil, forText) }},
 		{"Chain", func() { Chain[frame.Frame](echo, forText) }},
 		{"nil", func() { Frames(echo, nil) }},
 	} {

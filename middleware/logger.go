@@ -29,14 +29,14 @@ import (
 // request's), or zerolog's global logger (package zerolog/log) when the context has none that
 // is enabled.
 func Logger(log *zerolog.Logger) AnyMiddleware {
-	return func(next Handler[Unit]) Handler[Unit] {
+	return func(next UnitHandler) UnitHandler {
 		return &logger{next: next, base: log}
 	}
 }
 
 // logger is Logger's handler for one connection.
 type logger struct {
-	next  Handler[Unit]
+	next  UnitHandler
 	base  *zerolog.Logger
 	log   zerolog.Logger // with the connection's fields; the zero Logger, disabled, until Open
 	start time.Time

@@ -112,7 +112,7 @@ func TestLoggerDebugMessages(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf).Level(zerolog.DebugLevel)
 	nop := func(context.Context, *transport.Conn, note) error { return nil }
-	s := run(t, Messages(JSON, HandlerFunc[note](nop), Logger(&log)))
+	s := run(t, Messages(JSON, HandlerFunc(nop), Logger(&log)))
 	s.send(true, frame.OpText, `{"Text":"x"}`)
 	s.closeClient()
 	evs := buf.events(t, "websocket message")
@@ -124,7 +124,7 @@ func TestLoggerDebugMessages(t *testing.T) {
 		want string
 	}{
 		{Messages(Text, echoText, Logger(&log)), "string"},
-		{Messages(Bytes, HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error { return nil }), Logger(&log)), "[]byte"},
+		{Messages(Bytes, HandlerFunc(func(context.Context, *transport.Conn, []byte) error { return nil }), Logger(&log)), "[]byte"},
 	} {
 		buf.Reset()
 		s := run(t, tc.h)
@@ -140,7 +140,7 @@ func TestLoggerDebugMessages(t *testing.T) {
 func TestLoggerAbnormalEnd(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf)
-	fail := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return errors.New("boom") })
+	fail := HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error { return errors.New("boom") })
 	s := run(t, Frames(fail, Logger(&log)))
 	s.send(true, frame.OpText, "x")
 	s.expectClose()
@@ -163,7 +163,7 @@ func TestLoggerAbnormalEnd(t *testing.T) {
 func TestLoggerCloseCodes(t *testing.T) {
 	var buf logBuffer
 	log := zerolog.New(&buf)
-	bye := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error {
+	bye := HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error {
 		return &transport.CloseError{Code: 4000, Reason: "bye"}
 	})
 	s := run(t, Frames(bye, Logger(&log)))
@@ -240,7 +240,7 @@ func TestLoggerFromContext(t *testing.T) {
 // A disabled level costs nothing per unit.
 func TestLoggerAllocs(t *testing.T) {
 	log := zerolog.New(&logBuffer{}).Level(zerolog.InfoLevel)
-	nop := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return nil })
+	nop := HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error { return nil })
 	h := wrap[frame.Frame](Logger(&log), nop)
 	_, server := pair(t, transport.Setup{})
 	h.(Opener).Open(context.Background(), server)

@@ -37,7 +37,7 @@ func TestNegativeOptions(t *testing.T) {
 }
 
 func isEcho(h Handler[frame.Frame]) bool {
-	_, ok := h.(HandlerFunc[frame.Frame])
+	_, ok := h.(handlerFunc[frame.Frame])
 	return ok
 }
 

@@ -57,7 +57,7 @@ type RateLimitOptions struct {
 // once), and the continuation frames of a message let through pass too, taking a token when
 // one is left.
 func RateLimit(opts RateLimitOptions) AnyMiddleware {
-	return func(next Handler[Unit]) Handler[Unit] {
+	return func(next UnitHandler) UnitHandler {
 		if opts.Rate <= 0 {
 			return next
 		}
@@ -67,7 +67,7 @@ func RateLimit(opts RateLimitOptions) AnyMiddleware {
 
 // rateLimit is RateLimit's handler for one connection.
 type rateLimit struct {
-	next     Handler[Unit]
+	next     UnitHandler
 	opts     RateLimitOptions
 	lim      *rate.Limiter
 	dropped  int

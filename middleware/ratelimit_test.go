@@ -65,7 +65,7 @@ func TestRateLimitDropMessages(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	rec := &recorder{}
 	var drops []int
-	s := run(t, Messages(Text, HandlerFunc[string](func(_ context.Context, _ *transport.Conn, m string) error {
+	s := run(t, Messages(Text, HandlerFunc(func(_ context.Context, _ *transport.Conn, m string) error {
 		rec.add(m)
 		return nil
 	}), RateLimit(RateLimitOptions{Rate: 0.001, Burst: 2, OnExceed: ExceedDrop, OnDrop: func(_ context.Context, c *transport.Conn, n int) {
@@ -147,20 +147,20 @@ func TestRateLimitSparesControlFrames(t *testing.T) {
 
 func TestRateLimitZeroValueLimitsNothing(t *testing.T) {
 	h := wrap[string](RateLimit(RateLimitOptions{}), echoText)
-	if _, ok := h.(HandlerFunc[string]); !ok {
+	if _, ok := h.(handlerFunc[string]); !ok {
 		t.Fatalf("the zero options wrapped the handler in %T", h)
 	}
 }
 
 // A unit that finds a token costs no allocation, at either layer.
 func TestRateLimitAllocs(t *testing.T) {
-	nop := HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return nil })
+	nop := HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error { return nil })
 	h := wrap[frame.Frame](RateLimit(RateLimitOptions{Rate: rate.Inf - 1, Burst: 1 << 30}), nop)
 	f := frame.Frame{Header: frame.Header{Fin: true, Opcode: frame.OpText}, Payload: []byte("x")}
 	if n := testing.AllocsPerRun(100, func() { h.Serve(context.Background(), nil, f) }); n != 0 {
 		t.Fatalf("%v allocations per frame", n)
 	}
-	nopText := HandlerFunc[string](func(context.Context, *transport.Conn, string) error { return nil })
+	nopText := HandlerFunc(func(context.Context, *transport.Conn, string) error { return nil })
 	ht := wrap[string](RateLimit(RateLimitOptions{Rate: rate.Inf - 1, Burst: 1 << 30}), nopText)
 	s := "x"
 	if n := testing.AllocsPerRun(100, func() { ht.Serve(context.Background(), nil, s) }); n != 0 {

@@ -19,8 +19,8 @@ import (
 // Recover covers Serve, not the Open and Closed hooks. Put it first in the chain so that it
 // covers every middleware after it.
 func Recover(log *zerolog.Logger) AnyMiddleware {
-	return func(next Handler[Unit]) Handler[Unit] {
-		return HandlerFunc[Unit](func(ctx context.Context, c *transport.Conn, in Unit) (err error) {
+	return func(next UnitHandler) UnitHandler {
+		return HandlerFunc(func(ctx context.Context, c *transport.Conn, in Unit) (err error) {
 			defer func() {
 				if p := recover(); p != nil {
 					loggerFor(ctx, log).Error().

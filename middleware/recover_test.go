@@ -15,14 +15,14 @@ import (
 )
 
 // panicky echoes text messages and panics on "panic".
-var panicky = HandlerFunc[string](func(ctx context.Context, c *transport.Conn, s string) error {
+var panicky = HandlerFunc(func(ctx context.Context, c *transport.Conn, s string) error {
 	switch s {
 	case "panic":
 		panic("boom")
 	case "panic error":
 		panic(io.ErrUnexpectedEOF)
 	}
-	return echoText(ctx, c, s)
+	return echoText.Serve(ctx, c, s)
 })
 
 // One connection's panic closes it with 1011 while another served by the same handler goes on.

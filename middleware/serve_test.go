@@ -32,7 +32,7 @@ func TestFramesPassesControlFramesAndEndsClean(t *testing.T) {
 func TestHandlerErrorCloses1011(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	boom := errors.New("boom")
-	s := run(t, Frames(HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error {
+	s := run(t, Frames(HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error {
 		return boom
 	})))
 	s.send(true, frame.OpText, "x")
@@ -64,7 +64,7 @@ func TestHandlerSendMistakeCloses1011(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
-			s := run(t, Messages(Text, HandlerFunc[string](func(_ context.Context, c *transport.Conn, _ string) error {
+			s := run(t, Messages(Text, HandlerFunc(func(_ context.Context, c *transport.Conn, _ string) error {
 				return send(c)
 			})))
 			s.send(true, frame.OpText, "valid")
@@ -81,7 +81,7 @@ func TestHandlerSendMistakeCloses1011(t *testing.T) {
 
 func TestHandlerCloseError(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	s := run(t, Frames(HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error {
+	s := run(t, Frames(HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error {
 		return &transport.CloseError{Code: 4000, Reason: "bye"}
 	})))
 	s.send(true, frame.OpText, "x")
@@ -114,7 +114,7 @@ func TestCancelSendsGoingAway(t *testing.T) {
 func TestCancelDuringHandler(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	entered := make(chan struct{})
-	s := run(t, Frames(HandlerFunc[frame.Frame](func(ctx context.Context, _ *transport.Conn, _ frame.Frame) error {
+	s := run(t, Frames(HandlerFunc(func(ctx context.Context, _ *transport.Conn, _ frame.Frame) error {
 		close(entered)
 		<-ctx.Done()
 		return ctx.Err()
@@ -175,7 +175,7 @@ func TestMessagesText(t *testing.T) {
 func TestMessagesBytes(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	rec := &recorder{}
-	s := run(t, Messages(Bytes, HandlerFunc[[]byte](func(_ context.Context, c *transport.Conn, b []byte) error {
+	s := run(t, Messages(Bytes, HandlerFunc(func(_ context.Context, c *transport.Conn, b []byte) error {
 		rec.add(string(b))
 		_, err := c.WriteMessage(context.Background(), frame.OpBinary, b)
 		return err
@@ -197,7 +197,7 @@ type point struct{ X, Y int }
 
 func TestMessagesJSON(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	s := run(t, Messages(JSON, HandlerFunc[point](func(_ context.Context, c *transport.Conn, p point) error {
+	s := run(t, Messages(JSON, HandlerFunc(func(_ context.Context, c *transport.Conn, p point) error {
 		return transport.WriteJSON(context.Background(), c, point{p.Y, p.X})
 	})))
 	s.send(true, frame.OpText, `{"X":1,"Y":2}`)
@@ -245,17 +245,17 @@ func TestTruncate(t *testing.T) {
 func handled() (chan struct{}, Handler[frame.Frame], Handler[string], Handler[[]byte]) {
 	done := make(chan struct{}, 1)
 	return done,
-		HandlerFunc[frame.Frame](func(_ context.Context, _ *transport.Conn, f frame.Frame) error {
+		HandlerFunc(func(_ context.Context, _ *transport.Conn, f frame.Frame) error {
 			if f.Opcode.IsData() && f.Fin {
 				done <- struct{}{}
 			}
 			return nil
 		}),
-		HandlerFunc[string](func(context.Context, *transport.Conn, string) error {
+		HandlerFunc(func(context.Context, *transport.Conn, string) error {
 			done <- struct{}{}
 			return nil
 		}),
-		HandlerFunc[[]byte](func(context.Context, *transport.Conn, []byte) error {
+		HandlerFunc(func(context.Context, *transport.Conn, []byte) error {
 			done <- struct{}{}
 			return nil
 		})

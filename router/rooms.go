@@ -34,13 +34,13 @@ func URLParam(name string) RoomsFunc {
 // works with handlers of any unit type. CloseOnShutdown(h) makes the router's Shutdown
 // close h too.
 func Rooms(h *hub.Hub, rooms RoomsFunc) middleware.AnyMiddleware {
-	return func(next middleware.Handler[middleware.Unit]) middleware.Handler[middleware.Unit] {
-		return &roomsLayer{Handler: next, h: h, rooms: rooms}
+	return func(next middleware.UnitHandler) middleware.UnitHandler {
+		return &roomsLayer{UnitHandler: next, h: h, rooms: rooms}
 	}
 }
 
 type roomsLayer struct {
-	middleware.Handler[middleware.Unit]
+	middleware.UnitHandler
 	h     *hub.Hub
 	rooms RoomsFunc
 }

@@ -246,11 +246,11 @@ func routePattern(r *http.Request) string {
 // JSON returns a ConnHandler for a typed JSON endpoint: every message is decoded into an M
 // and passed to fn, wrapped in mw. Answer with transport.WriteJSON(ctx, c, v).
 func JSON[M any](fn func(ctx context.Context, c *transport.Conn, m M) error, mw ...middleware.Layer) middleware.ConnHandler {
-	return middleware.Messages(middleware.JSON, middleware.HandlerFunc[M](fn), mw...)
+	return middleware.Messages(middleware.JSON, middleware.HandlerFunc(fn), mw...)
 }
 
 // Text returns a ConnHandler for a text endpoint: every text message is passed to fn as a
 // string; binary messages close the connection with 1003.
 func Text(fn func(ctx context.Context, c *transport.Conn, s string) error, mw ...middleware.Layer) middleware.ConnHandler {
-	return middleware.Messages(middleware.Text, middleware.HandlerFunc[string](fn), mw...)
+	return middleware.Messages(middleware.Text, middleware.HandlerFunc(fn), mw...)
 }

@@ -177,7 +177,7 @@ func listen(cfg serveConfig) (*server, error) {
 // compresses it, and only fragments go back through SendFrame. Pings are answered by AutoPong
 // and a close frame by the Conn.
 func echoHandler(cfg serveConfig) middleware.ConnHandler {
-	echo := middleware.HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f frame.Frame) error {
+	echo := middleware.HandlerFunc(func(_ context.Context, c *transport.Conn, f frame.Frame) error {
 		if !f.Opcode.IsData() {
 			return nil
 		}

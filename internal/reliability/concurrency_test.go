@@ -164,7 +164,7 @@ func TestNextWriterCloseReportsItsOwnMessage(t *testing.T) {
 // applying Keepalive (or AutoPong with keepalive) with its default timeout must not race.
 func TestKeepaliveAppliedConcurrently(t *testing.T) {
 	mw := middleware.Keepalive(time.Minute, 0)
-	h := middleware.HandlerFunc[frame.Frame](func(context.Context, *transport.Conn, frame.Frame) error { return nil })
+	h := middleware.HandlerFunc(func(context.Context, *transport.Conn, frame.Frame) error { return nil })
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)

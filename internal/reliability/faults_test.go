@@ -568,7 +568,7 @@ func TestShutdownUnderLoad(t *testing.T) {
 				time.Sleep(time.Millisecond)
 			}
 		}
-		echo := middleware.HandlerFunc[[]byte](func(_ context.Context, c *transport.Conn, m []byte) error {
+		echo := middleware.HandlerFunc(func(_ context.Context, c *transport.Conn, m []byte) error {
 			if acc == nil {
 				id, _ := parseHex(m[1:17])
 				acc = new(accepted)

@@ -105,7 +105,7 @@ func (s *testServer) waitConns(t testing.TB, n int, within time.Duration) {
 // echoFrames is the echo of "ecows serve": every data frame goes back as it came, behind the
 // same middleware (Recover, Logger, MaxPayload, AutoPong with keepalive when interval > 0).
 func echoFrames(interval, timeout time.Duration) middleware.ConnHandler {
-	echo := middleware.HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f frame.Frame) error {
+	echo := middleware.HandlerFunc(func(_ context.Context, c *transport.Conn, f frame.Frame) error {
 		if !f.Opcode.IsData() {
 			return nil
 		}
@@ -124,7 +124,7 @@ func echoFrames(interval, timeout time.Duration) middleware.ConnHandler {
 
 // echoMessages echoes whole messages at the message layer, where the Conn answers pings.
 func echoMessages() middleware.ConnHandler {
-	return middleware.Messages(middleware.Bytes, middleware.HandlerFunc[[]byte](
+	return middleware.Messages(middleware.Bytes, middleware.HandlerFunc(
 		func(_ context.Context, c *transport.Conn, m []byte) error {
 			if _, err := c.WriteMessage(context.Background(), frame.OpBinary, m); err != nil && !errors.Is(err, transport.ErrClosed) {
 				return err

@@ -450,7 +450,7 @@ func ack(c *transport.Conn) error {
 // that came in one frame goes back through WriteMessage, which compresses it when
 // permessage-deflate was negotiated. It counts compressed messages.
 func memFrames(compressed *atomic.Int64) middleware.ConnHandler {
-	return middleware.Frames(middleware.HandlerFunc[frame.Frame](func(_ context.Context, c *transport.Conn, f frame.Frame) error {
+	return middleware.Frames(middleware.HandlerFunc(func(_ context.Context, c *transport.Conn, f frame.Frame) error {
 		if f.Rsv1 {
 			compressed.Add(1)
 		}
@@ -473,7 +473,7 @@ func memFrames(compressed *atomic.Int64) middleware.ConnHandler {
 // memMessages reads with ReadMessage and echoes each message, compressed when
 // permessage-deflate was negotiated.
 func memMessages(*atomic.Int64) middleware.ConnHandler {
-	return middleware.Messages(middleware.Bytes, middleware.HandlerFunc[[]byte](
+	return middleware.Messages(middleware.Bytes, middleware.HandlerFunc(
 		func(_ context.Context, c *transport.Conn, m []byte) error {
 			if _, err := c.WriteMessage(context.Background(), frame.OpText, m); err != nil && !errors.Is(err, transport.ErrClosed) {
 				return err

@@ -148,13 +148,13 @@ func user(ctx context.Context) string {
 // presence is a middleware for its Open and Closed hooks only: it announces arrivals and
 // departures. It does not look at the messages, so it is an AnyMiddleware.
 func (a *App) presence() middleware.AnyMiddleware {
-	return func(next middleware.Handler[middleware.Unit]) middleware.Handler[middleware.Unit] {
-		return &presenceLayer{Handler: next, a: a}
+	return func(next middleware.UnitHandler) middleware.UnitHandler {
+		return &presenceLayer{UnitHandler: next, a: a}
 	}
 }
 
 type presenceLayer struct {
-	middleware.Handler[middleware.Unit]
+	middleware.UnitHandler
 	a *App
 }
 
