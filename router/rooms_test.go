@@ -84,6 +84,50 @@ func TestRooms(t *testing.T) {
 	}
 }
 
+// A typed JSON endpoint broadcasts a typed value to the room in its URL: every member the
+// route put there, the sender included, reads back the value sent, and a member of another
+// room reads nothing.
+func TestRoomsBroadcastJSON(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	ws := New()
+	h, err := hub.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.CloseOnShutdown(h)
+	r := chi.NewRouter()
+	ws.Handle(r, "/rooms/{room}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
+		room := chi.URLParamFromCtx(ctx, "room")
+		return h.BroadcastJSON(room, chatOut{Room: room, Line: m.User + ": " + m.Text})
+	}, Rooms(h, URLParam("room"))), &handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	defer ws.Shutdown(ctx)
+	ann, bob, cid := dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/rust"), nil)
+	deadline := time.Now().Add(wait)
+	for h.Count("go") != 2 || h.Count("rust") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("members: go %d, rust %d", h.Count("go"), h.Count("rust"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := transport.WriteJSON(ctx, ann, chatIn{User: "ann", Text: "héllo <b>"}); err != nil {
+		t.Fatal(err)
+	}
+	want := chatOut{Room: "go", Line: "ann: héllo <b>"}
+	for name, c := range map[string]*transport.Conn{"ann": ann, "bob": bob} {
+		var got chatOut
+		if err := transport.ReadJSON(ctx, c, &got); err != nil || got != want {
+			t.Fatalf("%s got %+v (%v), want %+v", name, got, err, want)
+		}
+	}
+	if f, err := cid.RecvFrame(50 * time.Millisecond); err == nil {
+		t.Fatalf("a member of another room got %q", f.Payload)
+	}
+}
+
 func isClose(err error, code frame.CloseCode) bool {
 	var ce *transport.CloseError
 	return errors.As(err, &ce) && ce.Code == code
