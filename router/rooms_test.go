@@ -14,6 +14,7 @@ import (
 	"github.com/ecows/ecows/hub"
 	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/internal/wstest/dialtest"
+	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -23,27 +24,12 @@ const wait = 5 * time.Second
 // router's Shutdown closes the hub registered with CloseOnShutdown.
 func TestRooms(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	ws := New()
-	h, err := hub.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws.CloseOnShutdown(h)
-	r := chi.NewRouter()
-	ws.Handle(r, "/rooms/{room}", Text(func(ctx context.Context, c *transport.Conn, s string) error {
-		h.BroadcastExcept(chi.URLParamFromCtx(ctx, "room"), c, frame.OpText, []byte(s))
-		return nil
-	}, Rooms(h, URLParam("room"))), &handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-	ann, bob, cid := dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/rust"), nil)
-	deadline := time.Now().Add(wait)
-	for h.Count("go") != 2 || h.Count("rust") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("members: go %d, rust %d", h.Count("go"), h.Count("rust"))
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ws, h, ann, bob, cid := roomsOf(t, func(h *hub.Hub) middleware.ConnHandler {
+		return Text(func(ctx context.Context, c *transport.Conn, s string) error {
+			h.BroadcastExcept(chi.URLParamFromCtx(ctx, "room"), c, frame.OpText, []byte(s))
+			return nil
+		}, Rooms(h, URLParam("room")))
+	})
 	ann.WriteMessage(context.Background(), frame.OpText, []byte("hi gophers"))
 	if got := recvText(t, bob); got != "hi gophers" {
 		t.Fatalf("bob got %q", got)
@@ -54,6 +40,7 @@ func TestRooms(t *testing.T) {
 		}
 	}
 	bob.Close(frame.CloseNormal, "")
+	deadline := time.Now().Add(wait)
 	for h.Count("go") != 1 {
 		if time.Now().After(deadline) {
 			t.Fatal("bob stayed in the room after closing")
@@ -89,30 +76,15 @@ func TestRooms(t *testing.T) {
 // room reads nothing.
 func TestRoomsBroadcastJSON(t *testing.T) {
 	wstest.CheckGoroutines(t)
-	ws := New()
-	h, err := hub.New(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws.CloseOnShutdown(h)
-	r := chi.NewRouter()
-	ws.Handle(r, "/rooms/{room}", JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
-		room := chi.URLParamFromCtx(ctx, "room")
-		return h.BroadcastJSON(room, chatOut{Room: room, Line: m.User + ": " + m.Text})
-	}, Rooms(h, URLParam("room"))), &handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
-	srv := httptest.NewServer(r)
-	defer srv.Close()
+	ws, _, ann, bob, cid := roomsOf(t, func(h *hub.Hub) middleware.ConnHandler {
+		return JSON(func(ctx context.Context, c *transport.Conn, m chatIn) error {
+			room := chi.URLParamFromCtx(ctx, "room")
+			return h.BroadcastJSON(room, chatOut{Room: room, Line: m.User + ": " + m.Text})
+		}, Rooms(h, URLParam("room")))
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	defer ws.Shutdown(ctx)
-	ann, bob, cid := dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/rust"), nil)
-	deadline := time.Now().Add(wait)
-	for h.Count("go") != 2 || h.Count("rust") != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("members: go %d, rust %d", h.Count("go"), h.Count("rust"))
-		}
-		time.Sleep(time.Millisecond)
-	}
 	if err := transport.WriteJSON(ctx, ann, chatIn{User: "ann", Text: "héllo <b>"}); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +98,32 @@ func TestRoomsBroadcastJSON(t *testing.T) {
 	if f, err := cid.RecvFrame(50 * time.Millisecond); err == nil {
 		t.Fatalf("a member of another room got %q", f.Payload)
 	}
+}
+
+// roomsOf serves at /rooms/{room} the handler route makes of a new hub, which the router's
+// Shutdown closes; it dials ann and bob into room go and cid into room rust, and returns
+// once the route has put the three in their rooms.
+func roomsOf(t *testing.T, route func(h *hub.Hub) middleware.ConnHandler) (ws *Router, h *hub.Hub, ann, bob, cid *transport.Conn) {
+	t.Helper()
+	ws = New()
+	h, err := hub.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.CloseOnShutdown(h)
+	r := chi.NewRouter()
+	ws.Handle(r, "/rooms/{room}", route(h), &handshake.ServerOptions{Options: transport.Options{CloseTimeout: 100 * time.Millisecond}})
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	ann, bob, cid = dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/go"), nil), dialtest.Dial(t, wsURL(srv, "/rooms/rust"), nil)
+	deadline := time.Now().Add(wait)
+	for h.Count("go") != 2 || h.Count("rust") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("members: go %d, rust %d", h.Count("go"), h.Count("rust"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return ws, h, ann, bob, cid
 }
 
 func isClose(err error, code frame.CloseCode) bool {
