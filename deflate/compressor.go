@@ -18,6 +18,13 @@ const (
 	DefaultLevel = flate.BestSpeed
 )
 
+// sendContext is the most a Compressor keeps of its messages for the next ones to refer to,
+// whatever the window allows: on 1 KiB JSON messages, priming an engine with 4 KiB costs
+// 24 µs a message and compresses to 0.182 of the input, with 32 KiB 112 µs and 0.187, with
+// nothing 18 µs and 0.280 (BenchmarkCompressTakeover, a busy 2-core machine). The peer keeps
+// the full window, as it must: references that reach less far are always allowed.
+const sendContext = 4 << 10
+
 // tail is what RFC 7692 section 7.2.1 removes from the end of a compressed message, and
 // section 7.2.2 appends again before inflating it: the end of an empty stored block.
 var tail = [4]byte{0x00, 0x00, 0xff, 0xff}
@@ -42,8 +49,8 @@ type Compressor struct {
 // NewCompressor returns a Compressor at the given level (HuffmanOnly through BestCompress; 0,
 // and anything out of range, means DefaultLevel) whose back-references reach at most 2^bits
 // bytes (MinWindowBits to MaxWindowBits; 0 means MaxWindowBits). With takeover, each message
-// may refer to the ones before it, and the Compressor keeps their last 2^bits bytes; without,
-// it keeps nothing between messages. Below MaxWindowBits the level is ignored, except
+// may refer to the ones before it, and the Compressor keeps their last 2^bits bytes, or 4 KiB
+// if that is less; without, it keeps nothing between messages. Below MaxWindowBits the level is ignored, except
 // HuffmanOnly: the engine that bounds its window has one level of its own.
 func NewCompressor(level, bits int, takeover bool) *Compressor {
 	c := &Compressor{level: level, bits: windowBits(bits)}
@@ -51,7 +58,7 @@ func NewCompressor(level, bits int, takeover bool) *Compressor {
 		c.level = DefaultLevel
 	}
 	if takeover {
-		c.win = newWindow(c.bits)
+		c.win = newWindow(min(1<<c.bits, sendContext))
 	}
 	return c
 }

@@ -82,7 +82,7 @@ var engines sync.Pool
 func NewInflater(bits int, takeover bool) *Inflater {
 	z := &Inflater{}
 	if takeover {
-		z.win = newWindow(bits)
+		z.win = newWindow(1 << windowBits(bits))
 	}
 	return z
 }

@@ -23,7 +23,7 @@ type window struct {
 	size int
 }
 
-func newWindow(bits int) *window { return &window{size: 1 << windowBits(bits)} }
+func newWindow(size int) *window { return &window{size: size} }
 
 // add appends p to the window, dropping what falls out of it.
 func (w *window) add(p []byte) {

@@ -44,10 +44,10 @@ type CompressionOptions struct {
 
 	// ContextTakeover keeps the context from one message to the next in both directions (RFC
 	// 7692 section 7.1.1), which compresses repetitive messages far better. The context kept
-	// is the window only: the last 2^max_window_bits bytes sent and received, at most 32 KiB
-	// each way (about 66 KiB per connection at the full window, 2.3 KiB at 10 bits, measured
-	// by BenchmarkDeflateIdleConn); the compressor and decompressor are borrowed from pools
-	// per message and primed with it. Without it, the server's answer carries
+	// is the window only: the last 2^max_window_bits bytes received (32 KiB at most) and the
+	// last 4 KiB sent (see package deflate), about 37 KiB per connection at the full window
+	// and 2.5 KiB at 10 bits (TestDeflateIdleMemory); the compressor and decompressor are
+	// borrowed from pools per message and primed with it. Without it, the server's answer carries
 	// server_no_context_takeover and client_no_context_takeover (Dial offers both), and an
 	// idle connection holds no compression state.
 	ContextTakeover bool
