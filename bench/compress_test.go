@@ -1,29 +1,21 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
-	"compress/flate"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	coder "github.com/coder/websocket"
-	"github.com/ecows/ecows/bench/internal/load"
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/transport"
@@ -43,7 +35,8 @@ import (
 //   - coder, coder-takeover: AcceptOptions / DialOptions CompressionMode
 //     CompressionNoContextTakeover / CompressionContextTakeover, CompressionThreshold 512.
 //   - gws, gws-takeover: ServerOption / ClientOption PermessageDeflate{Enabled: true,
-//     ServerContextTakeover, ClientContextTakeover}.
+//     ServerContextTakeover, ClientContextTakeover, ServerMaxWindowBits: 15,
+//     ClientMaxWindowBits: 15} (without the window bits, gws takes 2^12 windows with takeover).
 //
 // BenchmarkCompressedEcho measures one round trip over loopback TCP, each library's client
 // against its own server in this process: the client writes one compressed text message, the
@@ -52,29 +45,14 @@ import (
 // listener counts the bytes that cross the wire; wireB/msg is that count per message per
 // direction (frame headers included), and a library that did not compress fails the run.
 //
-// BenchmarkCompressedIdleConn (not under -short) opens 1,000 connections (-idleconns) to each
-// compressed server with a raw client that costs every server the same, exchanges one
-// compressed message on each and reports the server's heap, stack and goroutines per idle
-// connection.
-
-var idleConns = envInt("idleconns", 1000)
-
-// envInt reads an int from the environment variable ECOWS_BENCH_<NAME> (testing's flags cannot
-// be extended from a package without a TestMain), or returns def.
-func envInt(name string, def int) int {
-	if v, err := strconv.Atoi(os.Getenv("ECOWS_BENCH_" + strings.ToUpper(name))); err == nil && v > 0 {
-		return v
-	}
-	return def
-}
+// BenchmarkCompressedIdleConn (compress_idle_test.go) measures the same servers' memory per idle
+// connection in each agreement.
 
 // compressLib is one library with compression on: its echo server and its client.
 type compressLib struct {
 	name   string
 	server func() http.Handler
 	dial   func(url string) (compressClient, error)
-	// takeover says whether the agreement keeps context (what the raw idle client offers).
-	takeover bool
 }
 
 // compressClient sends one text message and returns the echo; the result is valid until the
@@ -87,12 +65,12 @@ type compressClient interface {
 func compressLibs() []compressLib {
 	return []compressLib{
 		{name: "ecows", server: ecowsCompressed(false), dial: ecowsDial(false)},
-		{name: "ecows-takeover", server: ecowsCompressed(true), dial: ecowsDial(true), takeover: true},
+		{name: "ecows-takeover", server: ecowsCompressed(true), dial: ecowsDial(true)},
 		{name: "gorilla", server: gorillaCompressed, dial: gorillaDial},
 		{name: "coder", server: coderCompressed(coder.CompressionNoContextTakeover), dial: coderDial(coder.CompressionNoContextTakeover)},
-		{name: "coder-takeover", server: coderCompressed(coder.CompressionContextTakeover), dial: coderDial(coder.CompressionContextTakeover), takeover: true},
+		{name: "coder-takeover", server: coderCompressed(coder.CompressionContextTakeover), dial: coderDial(coder.CompressionContextTakeover)},
 		{name: "gws", server: gwsCompressed(false), dial: gwsDial(false)},
-		{name: "gws-takeover", server: gwsCompressed(true), dial: gwsDial(true), takeover: true},
+		{name: "gws-takeover", server: gwsCompressed(true), dial: gwsDial(true)},
 	}
 }
 
@@ -268,16 +246,23 @@ func (c coderClient) close() { c.c.CloseNow() }
 
 // --- gws
 
+// gwsDeflate asks for 2^15 windows with takeover as without: gws's default with takeover is
+// 2^12, which would set a smaller window against the other libraries' 32 KiB.
 func gwsDeflate(takeover bool) gws.PermessageDeflate {
-	return gws.PermessageDeflate{Enabled: true, ServerContextTakeover: takeover, ClientContextTakeover: takeover}
+	return gws.PermessageDeflate{Enabled: true, ServerContextTakeover: takeover, ClientContextTakeover: takeover,
+		ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
 }
 
 func gwsCompressed(takeover bool) func() http.Handler {
+	return gwsCompressedWith(gwsDeflate(takeover))
+}
+
+func gwsCompressedWith(pd gws.PermessageDeflate) func() http.Handler {
 	return func() http.Handler {
 		upgrader := gws.NewUpgrader(gwsEcho{}, &gws.ServerOption{
 			ReadMaxPayloadSize:  MaxMessage,
 			WriteMaxPayloadSize: MaxMessage,
-			PermessageDeflate:   gwsDeflate(takeover),
+			PermessageDeflate:   pd,
 		})
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			socket, err := upgrader.Upgrade(w, r)
@@ -540,79 +525,7 @@ func TestCompressPayloads(t *testing.T) {
 	}
 }
 
-// --- idle connections
-
-// rawDeflateClient opens a connection with a hand-written handshake offering
-// permessage-deflate (with both no_context_takeover parameters unless takeover), sends msg as
-// one compressed masked text frame, reads the echo, checks that it came back compressed
-// (RSV1), and returns the connection. br is reused from one connection to the next, so that the
-// client holds nothing per connection but its net.Conn.
-func rawDeflateClient(addr string, takeover bool, frameBytes []byte, br *bufio.Reader) (net.Conn, error) {
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	ext := "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-	if takeover {
-		ext = "permessage-deflate"
-	}
-	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Extensions: " + ext + "\r\n\r\n"
-	fail := func(err error) (net.Conn, error) { c.Close(); return nil, err }
-	if _, err := io.WriteString(c, req); err != nil {
-		return fail(err)
-	}
-	br.Reset(c)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return fail(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || !strings.Contains(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
-		return fail(fmt.Errorf("handshake: %s, extensions %q", resp.Status, resp.Header.Get("Sec-WebSocket-Extensions")))
-	}
-	if _, err := c.Write(frameBytes); err != nil {
-		return fail(err)
-	}
-	var h [10]byte
-	if _, err := io.ReadFull(br, h[:2]); err != nil {
-		return fail(err)
-	}
-	if h[0] != 0xc1 { // FIN, RSV1 (compressed), text
-		return fail(fmt.Errorf("echo's first byte %#x, want 0xc1 (a compressed text message)", h[0]))
-	}
-	n := int64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		if _, err := io.ReadFull(br, h[2:4]); err != nil {
-			return fail(err)
-		}
-		n = int64(binary.BigEndian.Uint16(h[2:4]))
-	case 127:
-		if _, err := io.ReadFull(br, h[2:10]); err != nil {
-			return fail(err)
-		}
-		n = int64(binary.BigEndian.Uint64(h[2:10]))
-	}
-	if _, err := io.CopyN(io.Discard, br, n); err != nil {
-		return fail(err)
-	}
-	if br.Buffered() > 0 {
-		return fail(fmt.Errorf("%d bytes after the echo", br.Buffered()))
-	}
-	return c, nil
-}
-
-// compressedFrame is msg deflated as permessage-deflate sends it, in one masked text frame
-// with RSV1 set.
-func compressedFrame(msg []byte) []byte {
-	var z bytes.Buffer
-	fw, _ := flate.NewWriter(&z, flate.BestSpeed)
-	fw.Write(msg)
-	fw.Flush()
-	payload := bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
-	return load.AppendFrame(nil, 0x40|0x1, [4]byte{0x37, 0xfa, 0x21, 0x3d}, payload)
-}
+// --- memory
 
 type memSnapshot struct {
 	heap, stack uint64
@@ -625,63 +538,4 @@ func snapshot() memSnapshot {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return memSnapshot{heap: ms.HeapInuse, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
-}
-
-// BenchmarkCompressedIdleConn reports, per library with compression on, the heap (heapB/conn),
-// goroutine stacks (stackB/conn) and goroutines (goroutines/conn) each idle server connection
-// holds once it has received and echoed one compressed 1 KiB JSON message. Client and server
-// share this process, but the client is the raw one above, whose only state per connection is
-// its net.Conn (a few hundred bytes, the same for every library). It opens ECOWS_BENCH_IDLECONNS
-// (1,000) connections per library whatever b.N is; run it with -benchtime=1x. Skipped under
-// -short.
-func BenchmarkCompressedIdleConn(b *testing.B) {
-	if testing.Short() {
-		b.Skip("opens thousands of connections: not under -short")
-	}
-	n := idleConns
-	msg := jsonDocs(1)[0]
-	wire := compressedFrame(msg)
-	for _, lib := range compressLibs() {
-		b.Run(lib.name, func(b *testing.B) {
-			var heap, stack, gor float64
-			rounds := 0
-			for b.Loop() {
-				srv := httptest.NewServer(lib.server())
-				addr := srv.Listener.Addr().String()
-				br := bufio.NewReaderSize(nil, 4096)
-				// One connection first, so that one-off state (pools, tables) is not counted.
-				first, err := rawDeflateClient(addr, lib.takeover, wire, br)
-				if err != nil {
-					b.Fatal(err)
-				}
-				before := snapshot()
-				conns := make([]net.Conn, 0, n)
-				for range n {
-					c, err := rawDeflateClient(addr, lib.takeover, wire, br)
-					if err != nil {
-						b.Fatal(err)
-					}
-					conns = append(conns, c)
-				}
-				time.Sleep(200 * time.Millisecond) // let the servers' goroutines park
-				after := snapshot()
-				heap += (float64(after.heap) - float64(before.heap)) / float64(n)
-				stack += (float64(after.stack) - float64(before.stack)) / float64(n)
-				gor += float64(after.goroutines-before.goroutines) / float64(n)
-				rounds++
-				for _, c := range conns {
-					c.Close()
-				}
-				first.Close()
-				srv.Close()
-				// Wait for the servers' goroutines to end before the next library.
-				for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before.goroutines-1 && time.Now().Before(deadline); {
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-			b.ReportMetric(heap/float64(rounds), "heapB/conn")
-			b.ReportMetric(stack/float64(rounds), "stackB/conn")
-			b.ReportMetric(gor/float64(rounds), "goroutines/conn")
-		})
-	}
 }
