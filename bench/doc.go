@@ -61,10 +61,13 @@
 //     latency scenarios of internal/load (server push every 1 ms; reply then 2 ms of busy work,
 //     1 or 4 requests per burst; request/response with no work), each library's latency
 //     handlers (LatencyServers, servers_*.go) in a child process, one connection.
-//   - BenchmarkCompressedIdleConn (skipped under -short; run.sh runs it): server heap, stack and
-//     goroutines per idle compressed connection, 1,000 connections per library
-//     (ECOWS_BENCH_IDLECONNS), after one compressed message each way. Run it alone with
-//     go test -run '^$' -bench CompressedIdleConn -benchtime 1x.
+//   - BenchmarkCompressedIdleConn (compress_idle_test.go; skipped under -short; run.sh runs
+//     it): server heap, stack and goroutines per idle compressed connection, 1,000
+//     connections (ECOWS_BENCH_IDLECONNS) per library and agreement: no context takeover,
+//     takeover with 2^15 windows, takeover with 2^10 windows; each connection has sent and
+//     received 33 compressed 1 KiB messages, so that both windows are full. A library whose
+//     answer does not agree to a mode is not measured: a "--- SKIP: NAME: REASON" line quotes
+//     its answer. Run it alone with go test -run '^$' -bench CompressedIdleConn -benchtime 1x.
 //
 // Nothing heavy (thousands of connections, multi-second load runs) runs under go test: those
 // live in run.sh only. TestEchoServers (`go test ./...`, a few seconds) drives every server

@@ -10,19 +10,22 @@
 # running each latency scenario (push, work1, work4, rr) against each library in turn, the
 # libraries' order rotated each round;
 # then the idle-connection memory runs (and BenchmarkCompressedIdleConn: IDLE_ZCONNS compressed
-# connections per library, in process), and writes bench/RESULTS.md (medians over rounds).
+# connections per library and agreement, in process, each library's heap capped at
+# ECOWS_BENCH_IDLEHEAP MiB, 2,048 by default), and writes bench/RESULTS.md (medians over rounds).
 #
-#   bench/run.sh quick    # about 3.5 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
-#                         # (latency: 3 rounds of 0.1 s + 0.4 s, about 40 s of it)
-#   bench/run.sh full     # about 40 minutes: 9 rounds of 1 s + 3 s, idle memory 3 times
-#                         # (latency: 9 rounds of 0.3 s + 2 s)
+#   bench/run.sh quick    # about 4 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
+#                         # (latency: 3 rounds of 0.1 s + 0.4 s, about 40 s of it;
+#                         # 1,000 compressed idle connections, about 40 s)
+#   bench/run.sh full     # about 55 minutes: 9 rounds of 1 s + 3 s, idle memory 3 times
+#                         # (latency: 9 rounds of 0.3 s + 2 s; 10,000 compressed idle
+#                         # connections, about 5 minutes each time)
 #
 # Rows bound by system calls (one message in flight) vary by about 10% from one run to the
 # next for every library alike; full takes the median of 9 rounds so that such a row's
 # ranking does not hang on one or two of them.
 #
 # Environment overrides: ROUNDS, WARMUP, DURATION, BENCHTIME, IDLE_CONNS, IDLE_ROUNDS,
-# IDLE_ZCONNS (compressed idle connections per library, in process; default 1000), SCENARIOS
+# IDLE_ZCONNS (compressed idle connections per library, in process; quick 1000, full 10000), SCENARIOS
 # (space-separated names), SERVERS ("lib/shape ..."), LAT_ROUNDS, LAT_WARMUP, LAT_DURATION,
 # LAT_SCENARIOS ("" skips the latency rounds), LAT_LIBS (space-separated libraries), RAW_DIR (keep raw results there; default
 # a new temporary directory, printed at the end), OUT (default RESULTS.md), NOTE (a sentence
@@ -47,12 +50,12 @@ mode=${1:-quick}
 case $mode in
 quick)
 	: "${ROUNDS:=3}" "${WARMUP:=200ms}" "${DURATION:=500ms}" "${BENCHTIME:=100ms}"
-	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=1}"
+	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=1}" "${IDLE_ZCONNS:=1000}"
 	: "${LAT_ROUNDS:=3}" "${LAT_WARMUP:=100ms}" "${LAT_DURATION:=400ms}"
 	;;
 full)
 	: "${ROUNDS:=9}" "${WARMUP:=1s}" "${DURATION:=3s}" "${BENCHTIME:=1s}"
-	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=3}"
+	: "${IDLE_CONNS:=10000}" "${IDLE_ROUNDS:=3}" "${IDLE_ZCONNS:=10000}"
 	: "${LAT_ROUNDS:=9}" "${LAT_WARMUP:=300ms}" "${LAT_DURATION:=2s}"
 	;;
 *)
@@ -301,8 +304,8 @@ for ((round = 1; round <= IDLE_ROUNDS; round++)); do
 			-lib "$lib" -shape "$shape" -round "$round" >>"$raw/idle.jsonl" || true
 		stop_server
 	done
-	echo "== idle compressed connections: ${IDLE_ZCONNS:-1000} per library, in process (round $round/$IDLE_ROUNDS)"
-	ECOWS_BENCH_IDLECONNS=${IDLE_ZCONNS:-1000} "$bin/bench.test" -test.run '^$' \
+	echo "== idle compressed connections: $IDLE_ZCONNS per library and agreement, in process (round $round/$IDLE_ROUNDS)"
+	ECOWS_BENCH_IDLECONNS=$IDLE_ZCONNS "$bin/bench.test" -test.run '^$' \
 		-test.bench 'CompressedIdleConn' -test.benchtime 1x >>"$raw/inproc.txt" ||
 		echo "BenchmarkCompressedIdleConn failed (see $raw/inproc.txt)" >&2
 done

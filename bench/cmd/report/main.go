@@ -1,8 +1,9 @@
 // Command report turns the raw results of bench/run.sh into bench/RESULTS.md: one markdown
 // table with every library's median in each row and ecows's ratio to the best rival, then one
 // for the latency scenarios (p50 and p99 per library, ecows ÷ gorilla) when latency.jsonl has
-// them, and one for the compressed benchmarks (BenchmarkCompressedEcho,
-// BenchmarkCompressedIdleConn) when inproc.txt has them. When run.sh measured a baseline
+// them, and for the compressed benchmarks (BenchmarkCompressedEcho, and
+// BenchmarkCompressedIdleConn per agreement, with the reasons of the libraries it skipped)
+// when inproc.txt has them. When run.sh measured a baseline
 // (BASE=<rev>; meta.txt base=, runs labelled ecows@base), the baseline stays out of the main
 // table and its ratios, and a section of its own (base.go) sets it against the same best rival.
 //
@@ -77,9 +78,14 @@ type report struct {
 	// samples[metric][server name] = values, one per round
 	samples map[string]map[string][]float64
 	fails   []string
-	// zlibs are the compressed variants (BenchmarkCompressedEcho, BenchmarkCompressedIdleConn)
-	// in the order the benchmarks ran them; their samples are under "z/..." keys.
+	// zlibs are the compressed variants of BenchmarkCompressedEcho in the order the benchmark
+	// ran them; their samples are under "z/..." keys.
 	zlibs []string
+	// zmodes are BenchmarkCompressedIdleConn's agreements in the order it ran them; samples
+	// under "zi/MODE/..." keys, by library; zskips[MODE+"/"+library] says why a library was
+	// not measured in a mode.
+	zmodes, zilibs []string
+	zskips         map[string]string
 }
 
 func (r *report) add(metric, server string, v float64) {
@@ -158,6 +164,10 @@ func (r *report) readJSONL(path string) {
 // benchLine matches `BenchmarkName-N  iters  v unit  v unit ...`.
 var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
+// idleSkipLine matches the reason BenchmarkCompressedIdleConn prints for a library it does
+// not measure in a mode: `--- SKIP: BenchmarkCompressedIdleConn/MODE/LIB: REASON`.
+var idleSkipLine = regexp.MustCompile(`^--- SKIP: BenchmarkCompressedIdleConn/([^/\s]+)/([^/\s:]+): (.*)$`)
+
 func (r *report) readBench(path string) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -166,6 +176,14 @@ func (r *report) readBench(path string) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
+		if m := idleSkipLine.FindStringSubmatch(sc.Text()); m != nil {
+			r.zmode(m[1], m[2])
+			if r.zskips == nil {
+				r.zskips = map[string]string{}
+			}
+			r.zskips[m[1]+"/"+m[2]] = m[3]
+			continue
+		}
 		m := benchLine.FindStringSubmatch(sc.Text())
 		if m == nil {
 			continue
@@ -194,11 +212,11 @@ func (r *report) readBench(path string) {
 					r.add("z/"+parts[1]+"/"+key, parts[2], v)
 				}
 			}
-		case parts[0] == "BenchmarkCompressedIdleConn" && len(parts) == 2:
-			r.zlib(parts[1])
-			for unit, key := range map[string]string{"heapB/conn": "heap", "stackB/conn": "stack", "goroutines/conn": "goroutines"} {
+		case parts[0] == "BenchmarkCompressedIdleConn" && len(parts) == 3:
+			r.zmode(parts[1], parts[2])
+			for unit, key := range map[string]string{"heapB/conn": "heap", "stackB/conn": "stack", "goroutines/conn": "goroutines", "conns": "conns"} {
 				if v, ok := vals[unit]; ok {
-					r.add("z/idle/"+key, parts[1], v)
+					r.add("zi/"+parts[1]+"/"+key, parts[2], v)
 				}
 			}
 		}
@@ -208,6 +226,15 @@ func (r *report) readBench(path string) {
 func (r *report) zlib(name string) {
 	if !slices.Contains(r.zlibs, name) {
 		r.zlibs = append(r.zlibs, name)
+	}
+}
+
+func (r *report) zmode(mode, lib string) {
+	if !slices.Contains(r.zmodes, mode) {
+		r.zmodes = append(r.zmodes, mode)
+	}
+	if !slices.Contains(r.zilibs, lib) {
+		r.zilibs = append(r.zilibs, lib)
 	}
 }
 
@@ -473,17 +500,25 @@ func (r *report) renderLatency(b *bytes.Buffer) {
 	}
 }
 
-// renderCompression writes the permessage-deflate section, when the run has its benchmarks:
-// one column per compressed variant, and ecows's ratio to the best rival of the same kind
-// (ecows against gorilla, coder and gws without context takeover; ecows-takeover against
-// coder-takeover and gws-takeover).
+// renderCompression writes the permessage-deflate section, when the run has its benchmarks.
 func (r *report) renderCompression(b *bytes.Buffer) {
-	if len(r.zlibs) == 0 {
+	if len(r.zlibs) == 0 && len(r.zmodes) == 0 {
 		return
 	}
+	b.WriteString("\n## Compression (permessage-deflate)\n")
+	if len(r.zlibs) > 0 {
+		r.renderCompressedEcho(b)
+	}
+	if len(r.zmodes) > 0 {
+		r.renderCompressedIdle(b)
+	}
+}
+
+// renderCompressedEcho writes BenchmarkCompressedEcho's table: one column per compressed
+// variant, and ecows's ratio to the best rival of the same kind (ecows against gorilla, coder
+// and gws without context takeover; ecows-takeover against coder-takeover and gws-takeover).
+func (r *report) renderCompressedEcho(b *bytes.Buffer) {
 	f0 := func(v float64) string { return group(int64(math.Round(v))) }
-	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
-	kib := func(v float64) string { return strconv.FormatFloat(v/1024, 'f', 1, 64) }
 	var rows []row
 	for _, p := range []struct{ key, label string }{{"json-1KiB", "echo 1 KiB JSON"}, {"text-64KiB", "echo 64 KiB text"}} {
 		rows = append(rows,
@@ -493,15 +528,8 @@ func (r *report) renderCompression(b *bytes.Buffer) {
 			row{key: "z/" + p.key + "/wire", label: p.label + ": wire B/msg ↓", format: f0},
 		)
 	}
-	rows = append(rows,
-		row{key: "z/idle/heap", label: "idle compressed conn: heap KiB/conn ↓", format: kib},
-		row{key: "z/idle/stack", label: "idle compressed conn: stack KiB/conn ↓", format: kib},
-		row{key: "z/idle/goroutines", label: "idle compressed conn: goroutines/conn ↓", format: f2},
-	)
-	b.WriteString("\n## Compression (permessage-deflate)\n\n")
-	b.WriteString("In-process benchmarks (`compress_test.go`): each library's own client and server, compression on as its documentation shows, default level (BestSpeed) and threshold; `-takeover` keeps the LZ77 window between messages in both directions (gorilla has no such mode). ")
+	b.WriteString("\nIn-process benchmarks (`compress_test.go`): each library's own client and server, compression on as its documentation shows, default level (BestSpeed) and threshold; `-takeover` keeps the LZ77 window between messages in both directions (gorilla has no such mode). ")
 	b.WriteString("An echo op is one round trip over loopback TCP (client compresses and writes, server inflates, compresses and writes back, client inflates and checks), so ns, B and allocs per op cover both ends; wire B/msg is what crossed the wire per message per direction, frame headers included. ")
-	b.WriteString("Idle rows: server heap, stack and goroutines per connection after one compressed 1 KiB message each way (raw client, the same for every library). ")
 	b.WriteString("Ratios: ecows against the best of gorilla, coder and gws; ecows-takeover against the best of coder-takeover and gws-takeover.\n\n")
 	b.WriteString("| metric |")
 	for _, l := range r.zlibs {
@@ -545,6 +573,92 @@ func (r *report) renderCompression(b *bytes.Buffer) {
 			fmt.Fprintf(b, " %s (%s) |", ratioText(own, best, rw.higher), bestName)
 		}
 		b.WriteString("\n")
+	}
+}
+
+// idleTargets are issue 20's bounds on ecows's heap per idle compressed connection, in bytes,
+// by agreement; without takeover the bound is the best rival's.
+var idleTargets = map[string]float64{"takeover-w15": 72 << 10, "takeover-w10": 12 << 10}
+
+// renderCompressedIdle writes BenchmarkCompressedIdleConn's table: a group of rows per
+// agreement, a column per library, ecows's ratio to the best rival, and for the heap whether
+// ecows is within issue 20's target; then why libraries were not measured.
+func (r *report) renderCompressedIdle(b *bytes.Buffer) {
+	kib := func(v float64) string { return strconv.FormatFloat(v/1024, 'f', 1, 64) }
+	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	f0 := func(v float64) string { return group(int64(math.Round(v))) }
+	conns := ""
+	if v := median(r.samples["zi/no-takeover/conns"]["ecows"]); !math.IsNaN(v) {
+		conns = f0(v) + " "
+	}
+	b.WriteString("\nIdle compressed connections (`compress_idle_test.go`, in process): " + conns + "connections per library and agreement, fewer where the heap passed the benchmark's budget (the conns row), ")
+	b.WriteString("each after 33 distinct 1 KiB JSON messages each way, one at a time, so that a window of up to 32 KiB is full in both directions; server heap, goroutine stacks and goroutines per connection (the raw client is the same for every library). ")
+	b.WriteString("Agreements: `no-takeover` (both no_context_takeover parameters offered), `takeover-w15` (plain permessage-deflate offered; context kept both ways, 2^15 windows), `takeover-w10` (server_max_window_bits=10 and client_max_window_bits=10 offered and both answered). ")
+	b.WriteString("n/a: the library's answer does not agree to the mode (quoted below). Targets (issue 20): ecows's heap with takeover at most 72 KiB at 2^15 and 12 KiB at 2^10, without takeover at most the best rival's.\n\n")
+	b.WriteString("| agreement: metric |")
+	for _, l := range r.zilibs {
+		fmt.Fprintf(b, " %s |", l)
+	}
+	b.WriteString(" ecows vs best rival | target |\n|---|")
+	for range r.zilibs {
+		b.WriteString("---:|")
+	}
+	b.WriteString("---|---|\n")
+	for _, mode := range r.zmodes {
+		for _, rw := range []row{
+			{key: "heap", label: "heap KiB/conn ↓", format: kib},
+			{key: "stack", label: "stack KiB/conn ↓", format: kib},
+			{key: "goroutines", label: "goroutines/conn ↓", format: f2},
+			{key: "conns", label: "conns measured", format: f0},
+		} {
+			m := r.samples["zi/"+mode+"/"+rw.key]
+			fmt.Fprintf(b, "| %s: %s |", mode, rw.label)
+			best, bestName := math.NaN(), ""
+			for _, l := range r.zilibs {
+				v := median(m[l])
+				switch {
+				case !math.IsNaN(v):
+					fmt.Fprintf(b, " %s |", rw.format(v))
+				case r.zskips[mode+"/"+l] != "":
+					b.WriteString(" n/a |")
+				default:
+					b.WriteString(" – |")
+				}
+				if l != "ecows" && !math.IsNaN(v) && (bestName == "" || better(v, best, rw.higher)) {
+					best, bestName = v, l
+				}
+			}
+			own := median(m["ecows"])
+			if rw.key == "conns" || math.IsNaN(own) || bestName == "" {
+				b.WriteString(" – |")
+			} else {
+				fmt.Fprintf(b, " %s (%s) |", ratioText(own, best, rw.higher), bestName)
+			}
+			target, ok := idleTargets[mode]
+			if !ok && mode == "no-takeover" {
+				target, ok = best, bestName != ""
+			}
+			switch {
+			case rw.key != "heap" || !ok:
+				b.WriteString(" |\n")
+			case math.IsNaN(own):
+				fmt.Fprintf(b, " ≤ %s: ecows not measured |\n", kib(target))
+			case own <= target:
+				fmt.Fprintf(b, " ≤ %s: ✓ |\n", kib(target))
+			default:
+				fmt.Fprintf(b, " ≤ %s: ✗ |\n", kib(target))
+			}
+		}
+	}
+	if len(r.zskips) > 0 {
+		b.WriteString("\nNot measured:\n\n")
+		for _, mode := range r.zmodes {
+			for _, l := range r.zilibs {
+				if why := r.zskips[mode+"/"+l]; why != "" {
+					fmt.Fprintf(b, "- %s, %s: %s\n", mode, l, why)
+				}
+			}
+		}
 	}
 }
 
