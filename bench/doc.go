@@ -61,6 +61,13 @@
 //     latency scenarios of internal/load (server push every 1 ms; reply then 2 ms of busy work,
 //     1 or 4 requests per burst; request/response with no work), each library's latency
 //     handlers (LatencyServers, servers_*.go) in a child process, one connection.
+//   - BenchmarkBroadcast (broadcast_test.go; 10,000 clients not under -short): one message to
+//     1,000 or 10,000 raw clients in a child process, with each library's broadcast (ecows's
+//     hub, gorilla's PreparedMessage, gws's Broadcaster, melody), and with permessage-deflate
+//     negotiated, without and with context takeover, for ecows's hub and gws's Broadcaster
+//     (-deflate, -deflate-takeover): those clients inflate and check every message. It
+//     reports msgs/s, wireB/msg (bytes each member received per message) and compressed/msg
+//     (the share that came compressed).
 //   - BenchmarkCompressedIdleConn (compress_idle_test.go; skipped under -short; run.sh runs
 //     it): server heap, stack and goroutines per idle compressed connection, 1,000
 //     connections (ECOWS_BENCH_IDLECONNS) per library and agreement: no context takeover,
