@@ -7,14 +7,17 @@ import (
 	"bytes"
 	stdflate "compress/flate"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,9 +33,9 @@ import (
 
 // BenchmarkCompressedIdleConn (issue 20) reports, per agreement and per library, the heap
 // (heapB/conn), goroutine stacks (stackB/conn) and goroutines (goroutines/conn) that each idle
-// server connection holds once both of its windows are full: the raw client below sends
-// idleMessages compressed 1 KiB JSON documents (33 KiB, more than the largest window) and
-// reads as many compressed echoes, so the server has inflated and compressed that much in
+// server connection holds once both of its windows are full: each of the raw clients below
+// sends idleMessages compressed 1 KiB JSON documents (33 KiB, more than the largest window)
+// and reads as many compressed echoes, so the server has inflated and compressed that much in
 // each direction. The agreements (idleModes):
 //
 //   - no-takeover: the client offers both no_context_takeover parameters.
@@ -48,32 +51,31 @@ import (
 // 15 (accept.go, acceptDeflate), having no way to shrink its window; ecows (on 2026-12-06)
 // answers server_no_context_takeover whenever the window is below 15 bits.
 //
-// Client and server share this process, but the client holds nothing per connection but its
-// net.Conn (a few hundred bytes, the same for every library). ECOWS_BENCH_IDLECONNS (1,000)
-// connections per library and mode whatever b.N is: run it with -benchtime=1x. A library
-// whose connections cost megabytes stops early, once the heap passes ECOWS_BENCH_IDLEHEAP MiB
-// (2,048), and all stop at what the open-file limit allows (raised as far as it goes): conns
-// reports how many were measured. Skipped under -short.
+// The server runs in this process and the clients in a child process (the test binary again,
+// as TestIdleClients), so that the heap measured is the server's alone and 10,000
+// connections need 10,000 descriptors on each side, not 20,000 in one process (where the
+// open-file limit cannot be raised past 20,000, as on a container without CAP_SYS_RESOURCE).
+// ECOWS_BENCH_IDLECONNS (1,000) connections per library and mode whatever b.N is: run it
+// with -benchtime=1x. A library whose connections cost megabytes stops early, once the heap
+// passes ECOWS_BENCH_IDLEHEAP MiB (2,048), and all stop at what the open-file limit allows
+// (raised as far as it goes): conns reports how many were measured. Skipped under -short.
 func BenchmarkCompressedIdleConn(b *testing.B) {
 	if testing.Short() {
 		b.Skip("opens thousands of connections: not under -short")
 	}
-	// Each connection is two descriptors in this process, its client end and its server end;
-	// where the limit cannot be raised far enough, fewer connections are measured (conns).
-	n := min(idleConns, (int(min(raiseFileLimit(), 1<<30))-idleWarm*2-200)/2)
+	n := min(idleConns, int(min(raiseFileLimit(), 1<<30))-idleWarm-200)
 	if n < 1 {
 		b.Fatal("open-file limit too low")
 	}
 	budget := uint64(envInt("idleheap", 2048)) << 20
 	for _, mode := range idleModes {
-		wire := mode.frames()
 		b.Run(mode.name, func(b *testing.B) {
 			for _, lib := range idleServers {
 				b.Run(lib.name, func(b *testing.B) {
 					var heap, stack, gor, conns float64
 					rounds := 0
 					for b.Loop() {
-						r, skip, err := idleRun(lib.server(mode), mode, wire, n, budget)
+						r, skip, err := idleRun(lib.server(mode), mode, n, budget)
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -238,81 +240,182 @@ const idleWarm = 64
 // idleRun opens up to n idle connections to a new server of h, after idleWarm that are not
 // counted, and measures them. It stops opening connections once the heap passes budget bytes.
 // skip says why the server's answer does not agree to the mode.
-func idleRun(h http.Handler, mode idleMode, wire []byte, n int, budget uint64) (r idleResult, skip string, err error) {
+func idleRun(h http.Handler, mode idleMode, n int, budget uint64) (r idleResult, skip string, err error) {
 	goroutines := runtime.NumGoroutine()
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	addr := srv.Listener.Addr().String()
-	br := bufio.NewReaderSize(nil, 4096)
-	var warm, conns []net.Conn
-	defer func() {
-		for _, c := range append(warm, conns...) {
-			closeNow(c)
-		}
-	}()
-	answer := ""
-	for i := range idleWarm {
-		c, a, err := dialDeflate(addr, mode.offer, br)
-		if err != nil {
-			return r, "", err
-		}
-		warm = append(warm, c)
-		if i == 0 {
-			if skip := mode.agreed(a); skip != "" {
-				return r, skip, nil
-			}
-			answer = a
-		}
-		if a != answer {
-			return r, "", fmt.Errorf("connection %d: answer %q, the first one had %q", i+1, a, answer)
-		}
-		if err := idleExchange(c, br, wire); err != nil {
-			return r, "", fmt.Errorf("connection %d: %w", i+1, err)
-		}
+	clients, err := startIdleClients(srv.Listener.Addr().String(), mode)
+	if err != nil {
+		return r, "", err
+	}
+	defer clients.close()
+	if skip, err := clients.open(idleWarm); skip != "" || err != nil {
+		return r, skip, err
 	}
 	before := snapshot()
-	conns = make([]net.Conn, 0, n)
 	heapNow := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	for i := range n {
-		if i%100 == 0 {
-			if metrics.Read(heapNow); heapNow[0].Value.Uint64() > budget {
-				break
-			}
+	for r.conns < n {
+		if metrics.Read(heapNow); heapNow[0].Value.Uint64() > budget {
+			break
 		}
-		c, a, err := dialDeflate(addr, mode.offer, br)
-		if err != nil {
+		k := min(100, n-r.conns)
+		if _, err := clients.open(k); err != nil {
 			return r, "", err
 		}
-		conns = append(conns, c)
-		if a != answer {
-			return r, "", fmt.Errorf("connection %d: answer %q, the first one had %q", idleWarm+i+1, a, answer)
-		}
-		if err := idleExchange(c, br, wire); err != nil {
-			return r, "", fmt.Errorf("connection %d: %w", idleWarm+i+1, err)
-		}
+		r.conns += k
 	}
-	time.Sleep(200 * time.Millisecond) // let the servers' goroutines park
+	time.Sleep(200 * time.Millisecond) // let the server's goroutines park
 	after := snapshot()
-	if len(conns) == 0 {
+	if r.conns == 0 {
 		return r, "", fmt.Errorf("heap over %d MiB before the first connection measured", budget>>20)
 	}
-	k := float64(len(conns))
-	r = idleResult{
-		heap:       (float64(after.heap) - float64(before.heap)) / k,
-		stack:      (float64(after.stack) - float64(before.stack)) / k,
-		goroutines: float64(after.goroutines-before.goroutines) / k,
-		conns:      len(conns),
-	}
-	for _, c := range append(warm, conns...) {
-		closeNow(c)
-	}
-	warm, conns = nil, nil
+	k := float64(r.conns)
+	r.heap = (float64(after.heap) - float64(before.heap)) / k
+	r.stack = (float64(after.stack) - float64(before.stack)) / k
+	r.goroutines = float64(after.goroutines-before.goroutines) / k
+	clients.close()
 	srv.Close()
 	// Wait for the server's goroutines to end before the next run.
 	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return r, "", nil
+}
+
+// idleClients is the child process that holds the clients of one idleRun.
+type idleClients struct {
+	cmds    *os.File // to the child: how many connections to open next
+	replies *os.File // from the child: "ok", "skip REASON" or an error, per command
+	lines   *bufio.Scanner
+	child   *exec.Cmd
+	done    bool
+}
+
+// Environment of the child process that runs the idle clients.
+const (
+	idleAddrEnv = "ECOWS_BENCH_IDLE_ADDR"
+	idleModeEnv = "ECOWS_BENCH_IDLE_MODE"
+)
+
+func startIdleClients(addr string, mode idleMode) (*idleClients, error) {
+	// fd 3 of the child: replies to us; fd 4: commands from us.
+	replies, childReplies, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	childCmds, cmds, err := os.Pipe()
+	if err != nil {
+		replies.Close()
+		childReplies.Close()
+		return nil, err
+	}
+	c := &idleClients{cmds: cmds, replies: replies, lines: bufio.NewScanner(replies)}
+	c.child = exec.Command(os.Args[0], "-test.run=^TestIdleClients$", "-test.count=1")
+	c.child.Env = append(os.Environ(), idleAddrEnv+"="+addr, idleModeEnv+"="+mode.name)
+	c.child.Stderr = os.Stderr // its stdout says PASS
+	c.child.ExtraFiles = []*os.File{childReplies, childCmds}
+	err = c.child.Start()
+	childReplies.Close()
+	childCmds.Close()
+	if err != nil {
+		cmds.Close()
+		replies.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// open has the child open k more connections, each with its exchange (idleExchange); skip
+// says why the server's answer does not agree to the mode.
+func (c *idleClients) open(k int) (skip string, err error) {
+	if _, err := fmt.Fprintln(c.cmds, k); err != nil {
+		return "", err
+	}
+	if !c.lines.Scan() {
+		return "", errors.New("idle clients: gone")
+	}
+	switch line := c.lines.Text(); {
+	case line == "ok":
+		return "", nil
+	case strings.HasPrefix(line, "skip "):
+		return strings.TrimPrefix(line, "skip "), nil
+	default:
+		return "", fmt.Errorf("idle clients: %s", line)
+	}
+}
+
+// close ends the child, which closes its connections first.
+func (c *idleClients) close() {
+	if c.done {
+		return
+	}
+	c.done = true
+	c.cmds.Close()
+	c.child.Wait()
+	c.replies.Close()
+}
+
+// TestIdleClients is the client side of BenchmarkCompressedIdleConn, run in a child process:
+// for each number k read from fd 4, it opens k more connections, each with its exchange, and
+// replies on fd 3 "ok", "skip REASON" when the first connection's answer does not agree to
+// the mode, or an error. It ends, closing the connections, when fd 4 closes. Run on its own,
+// it skips.
+func TestIdleClients(t *testing.T) {
+	addr := os.Getenv(idleAddrEnv)
+	if addr == "" {
+		t.Skip("the client side of BenchmarkCompressedIdleConn")
+	}
+	i := slices.IndexFunc(idleModes, func(m idleMode) bool { return m.name == os.Getenv(idleModeEnv) })
+	if i < 0 {
+		t.Fatalf("mode %q", os.Getenv(idleModeEnv))
+	}
+	mode := idleModes[i]
+	replies, cmds := os.NewFile(3, "replies"), os.NewFile(4, "commands")
+	wire := mode.frames()
+	br := bufio.NewReaderSize(nil, 4096)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			closeNow(c)
+		}
+	}()
+	answer := ""
+	// open opens one connection and returns "" or what to reply instead of "ok".
+	open := func() string {
+		c, a, err := dialDeflate(addr, mode.offer, br)
+		if err != nil {
+			return err.Error()
+		}
+		conns = append(conns, c)
+		if len(conns) == 1 {
+			if skip := mode.agreed(a); skip != "" {
+				return "skip " + skip
+			}
+			answer = a
+		}
+		if a != answer {
+			return fmt.Sprintf("connection %d: answer %q, the first one had %q", len(conns), a, answer)
+		}
+		if err := idleExchange(c, br, wire); err != nil {
+			return fmt.Sprintf("connection %d: %v", len(conns), err)
+		}
+		return ""
+	}
+	sc := bufio.NewScanner(cmds)
+	for sc.Scan() {
+		k, err := strconv.Atoi(sc.Text())
+		if err != nil {
+			t.Fatal(err)
+		}
+		reply := "ok"
+		for range k {
+			if r := open(); r != "" {
+				reply = strings.ReplaceAll(r, "\n", " ")
+				break
+			}
+		}
+		fmt.Fprintln(replies, reply)
+	}
 }
 
 // closeNow closes c without TIME_WAIT: each run opens thousands of connections.
@@ -324,8 +427,7 @@ func closeNow(c net.Conn) {
 }
 
 // dialDeflate opens a connection with a hand-written handshake offering offer and returns
-// the server's Sec-WebSocket-Extensions answer. br is reused from one connection to the next,
-// so that the client holds nothing per connection but its net.Conn.
+// the server's Sec-WebSocket-Extensions answer. br is reused from one connection to the next.
 func dialDeflate(addr, offer string, br *bufio.Reader) (net.Conn, string, error) {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {

@@ -72,9 +72,11 @@
 //     it): server heap, stack and goroutines per idle compressed connection, 1,000
 //     connections (ECOWS_BENCH_IDLECONNS) per library and agreement: no context takeover,
 //     takeover with 2^15 windows, takeover with 2^10 windows; each connection has sent and
-//     received 33 compressed 1 KiB messages, so that both windows are full. A library whose
-//     answer does not agree to a mode is not measured: a "--- SKIP: NAME: REASON" line quotes
-//     its answer. Run it alone with go test -run '^$' -bench CompressedIdleConn -benchtime 1x.
+//     received 33 compressed 1 KiB messages, so that both windows are full. The raw clients
+//     run in a child process (TestIdleClients), so that the heap is the server's alone and
+//     10,000 connections fit an open-file limit of 20,000. A library whose answer does not
+//     agree to a mode is not measured: a "--- SKIP: NAME: REASON" line quotes its answer. Run
+//     it alone with go test -run '^$' -bench CompressedIdleConn -benchtime 1x.
 //
 // Nothing heavy (thousands of connections, multi-second load runs) runs under go test: those
 // live in run.sh only. TestEchoServers (`go test ./...`, a few seconds) drives every server

@@ -10,7 +10,8 @@
 # running each latency scenario (push, work1, work4, rr) against each library in turn, the
 # libraries' order rotated each round;
 # then the idle-connection memory runs (and BenchmarkCompressedIdleConn: IDLE_ZCONNS compressed
-# connections per library and agreement, in process, each library's heap capped at
+# connections per library and agreement, the server in the test binary and the clients in a
+# child process of it, each library's heap capped at
 # ECOWS_BENCH_IDLEHEAP MiB, 2,048 by default), and writes bench/RESULTS.md (medians over rounds).
 #
 #   bench/run.sh quick    # about 4 minutes: 3 rounds of 0.2 s warm-up + 0.5 s per run
@@ -25,7 +26,7 @@
 # ranking does not hang on one or two of them.
 #
 # Environment overrides: ROUNDS, WARMUP, DURATION, BENCHTIME, IDLE_CONNS, IDLE_ROUNDS,
-# IDLE_ZCONNS (compressed idle connections per library, in process; quick 1000, full 10000), SCENARIOS
+# IDLE_ZCONNS (compressed idle connections per library and agreement; quick 1000, full 10000), SCENARIOS
 # (space-separated names), SERVERS ("lib/shape ..."), LAT_ROUNDS, LAT_WARMUP, LAT_DURATION,
 # LAT_SCENARIOS ("" skips the latency rounds), LAT_LIBS (space-separated libraries), RAW_DIR (keep raw results there; default
 # a new temporary directory, printed at the end), OUT (default RESULTS.md), NOTE (a sentence
@@ -304,8 +305,9 @@ for ((round = 1; round <= IDLE_ROUNDS; round++)); do
 			-lib "$lib" -shape "$shape" -round "$round" >>"$raw/idle.jsonl" || true
 		stop_server
 	done
-	echo "== idle compressed connections: $IDLE_ZCONNS per library and agreement, in process (round $round/$IDLE_ROUNDS)"
-	ECOWS_BENCH_IDLECONNS=$IDLE_ZCONNS "$bin/bench.test" -test.run '^$' \
+	echo "== idle compressed connections: $IDLE_ZCONNS per library and agreement (round $round/$IDLE_ROUNDS)"
+	# 10,000 connections take minutes per library on a loaded machine: past go test's 10m default.
+	ECOWS_BENCH_IDLECONNS=$IDLE_ZCONNS "$bin/bench.test" -test.run '^$' -test.timeout 60m \
 		-test.bench 'CompressedIdleConn' -test.benchtime 1x >>"$raw/inproc.txt" ||
 		echo "BenchmarkCompressedIdleConn failed (see $raw/inproc.txt)" >&2
 done

@@ -591,8 +591,8 @@ func (r *report) renderCompressedIdle(b *bytes.Buffer) {
 	if v := median(r.samples["zi/no-takeover/conns"]["ecows"]); !math.IsNaN(v) {
 		conns = f0(v) + " "
 	}
-	b.WriteString("\nIdle compressed connections (`compress_idle_test.go`, in process): " + conns + "connections per library and agreement, fewer where the heap passed the benchmark's budget (the conns row), ")
-	b.WriteString("each after 33 distinct 1 KiB JSON messages each way, one at a time, so that a window of up to 32 KiB is full in both directions; server heap, goroutine stacks and goroutines per connection (the raw client is the same for every library). ")
+	b.WriteString("\nIdle compressed connections (`compress_idle_test.go`; server in the test binary, raw clients in a child process): " + conns + "connections per library and agreement, fewer where the heap passed the benchmark's budget (the conns row), ")
+	b.WriteString("each after 33 distinct 1 KiB JSON messages each way, one at a time, so that a window of up to 32 KiB is full in both directions; server heap, goroutine stacks and goroutines per connection. ")
 	b.WriteString("Agreements: `no-takeover` (both no_context_takeover parameters offered), `takeover-w15` (plain permessage-deflate offered; context kept both ways, 2^15 windows), `takeover-w10` (server_max_window_bits=10 and client_max_window_bits=10 offered and both answered). ")
 	b.WriteString("n/a: the library's answer does not agree to the mode (quoted below). Targets (issue 20): ecows's heap with takeover at most 72 KiB at 2^15 and 12 KiB at 2^10, without takeover at most the best rival's.\n\n")
 	b.WriteString("| agreement: metric |")
