@@ -59,7 +59,7 @@ import (
 // not the one sent. Every row reports wireB/msg, the bytes each member received per message
 // (frame headers included), and compressed/msg, the share of messages that came compressed:
 // a library may send a message uncompressed (below its threshold: 512 bytes without takeover
-// in both, 128 with takeover in ecows).
+// in both; with takeover 128 in ecows, none in gws).
 func BenchmarkBroadcast(b *testing.B) {
 	limit := raiseFileLimit()
 	for _, lib := range broadcastLibs {

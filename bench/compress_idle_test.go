@@ -48,8 +48,7 @@ import (
 // "--- SKIP: NAME: REASON" quotes its answer (go test prints no reason for a skipped
 // benchmark). Known ones: gorilla has no context takeover (it always answers both
 // no_context_takeover parameters); coder declines an offer with server_max_window_bits below
-// 15 (accept.go, acceptDeflate), having no way to shrink its window; ecows (on 2026-12-06)
-// answers server_no_context_takeover whenever the window is below 15 bits.
+// 15 (accept.go, acceptDeflate), having no way to shrink its window.
 //
 // The server runs in this process and the clients in a child process (the test binary again,
 // as TestIdleClients), so that the heap measured is the server's alone and 10,000
