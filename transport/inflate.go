@@ -141,10 +141,10 @@ func (c *Conn) zGrow(b []byte) []byte {
 	return append(b, make([]byte, c.zStep(len(b)))...)[:len(b)]
 }
 
-// zStep is how much room to add to a buffer of n inflated bytes: doubling, from 4 KiB, by at
+// zStep is how much room to add to a buffer of n inflated bytes: doubling, from 1 KiB, by at
 // most 1 MiB at a time, and never further than MaxMessageLen allows.
 func (c *Conn) zStep(n int) int {
-	step := int64(min(max(n, 4096), 1<<20))
+	step := int64(min(max(n, 1024), 1<<20))
 	if limit := c.rd.limit; limit >= 0 {
 		step = max(min(step, limit-c.ext.z.msgLen+1), 1)
 	}
