@@ -14,33 +14,6 @@ import (
 	"github.com/ecows/ecows/internal/wstest"
 )
 
-func TestSizeClass(t *testing.T) {
-	for _, tc := range []struct{ n, class, size int }{
-		{0, 0, 256}, {1, 0, 256}, {256, 0, 256}, {257, 1, 512}, {4096, 4, 4096},
-		{4097, 5, 8192}, {1 << 20, maxClass - minClass, 1 << 20}, {1<<20 + 1, -1, 1<<20 + 1},
-	} {
-		if got := sizeClass(tc.n); got != tc.class {
-			t.Errorf("sizeClass(%d) = %d, want %d", tc.n, got, tc.class)
-		}
-		b := getBuf(tc.n)
-		if len(*b) != tc.size {
-			t.Errorf("getBuf(%d) has %d bytes, want %d", tc.n, len(*b), tc.size)
-		}
-		putBuf(b)
-	}
-	// A buffer that is not a pooled size is never pooled, so the pool cannot hand out one that
-	// is too small.
-	odd := make([]byte, 300)
-	putBuf(&odd)
-	small := make([]byte, 128)
-	putBuf(&small)
-	for range 100 {
-		if b := getBuf(256); len(*b) < 256 {
-			t.Fatalf("getBuf(256) returned %d bytes", len(*b))
-		}
-	}
-}
-
 // TestIdleHoldsNoBuffer checks that a server Conn over TCP waiting for its peer holds no read
 // buffer, and that one over a stream it cannot read directly keeps it.
 func TestIdleHoldsNoBuffer(t *testing.T) {

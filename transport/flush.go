@@ -1,11 +1,11 @@
 package transport
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
 )
 
 // Write coalescing. When a peer sends many messages at once, its Conn's reader has more input
@@ -37,7 +37,7 @@ type batch struct {
 	owner atomic.Pointer[Conn] // set while t runs, for fire
 }
 
-var batches sync.Pool
+var batches pool.Of[batch]
 
 // minBatch is the smallest buffer a batch gathers frames in, whatever WriteBufferSize: the
 // replies to a peer's burst go out in one write only as far as they fit, and 64 connections
@@ -47,15 +47,12 @@ const minBatch = 16 << 10
 
 // startBatch borrows a batch for c; c.wmu is held and c has none.
 func (c *Conn) startBatch() *batch {
-	b, ok := batches.Get().(*batch)
-	if !ok {
-		b = &batch{}
-	}
+	b := batches.Get()
 	if size := max(c.cfg.wsize, minBatch); b.bufp == nil || len(*b.bufp) < size {
 		if b.bufp != nil {
-			putBuf(b.bufp)
+			pool.Put(b.bufp)
 		}
-		b.bufp = getBuf(size)
+		b.bufp = pool.Get(size)
 	}
 	c.pend = b
 	return b

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
 )
 
 // ReadMessage reads the next whole data message, reassembling its fragments, and returns its
@@ -154,8 +155,8 @@ func (c *Conn) nextMessage() (frame.Opcode, error) {
 func (c *Conn) skipMessage() error {
 	r := c.rd
 	if r.zMsg {
-		sink := getBuf(512)
-		defer putBuf(sink)
+		sink := pool.Get(512)
+		defer pool.Put(sink)
 		for {
 			if _, err := c.zRead(*sink); err == io.EOF {
 				break
@@ -413,17 +414,14 @@ func (c *Conn) NextWriter(ctx context.Context, op frame.Opcode) (io.WriteCloser,
 		c.msgMu.Unlock()
 		return nil, err
 	}
-	w, ok := messageWriters.Get().(*messageWriter)
-	if !ok {
-		w = &messageWriter{}
-	}
+	w := messageWriters.Get()
 	w.c, w.ctx, w.stop = c, ctx, c.watchWrite(ctx)
 	// Each full buffer goes out as one fragment, header included, in one write.
 	size := c.cfg.wsize - frame.MaxHeaderLen
 	if c.cfg.maxPayload >= 0 {
 		size = int(min(int64(size), c.cfg.maxPayload))
 	}
-	w.bufp = getBuf(size)
+	w.bufp = pool.Get(size)
 	w.op, w.first, w.open, w.buf, w.zerr = op, true, true, (*w.bufp)[:0:size], nil
 	w.n, w.failed = 0, nil
 	w.utf8.Reset()
@@ -489,7 +487,7 @@ type messageWriter struct {
 	failed error // the *UsageError that abandoned the message
 }
 
-var messageWriters sync.Pool
+var messageWriters pool.Of[messageWriter]
 
 func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.open {
@@ -589,7 +587,7 @@ func (w *messageWriter) Close() error {
 	// The handle of this message goes stale before w goes back to the pool.
 	c := w.c
 	w.open = false
-	putBuf(w.bufp)
+	pool.Put(w.bufp)
 	w.bufp, w.buf, w.c, w.ctx, w.stop = nil, nil, nil, nil, nil
 	w.gen.Add(1)
 	messageWriters.Put(w)

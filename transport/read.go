@@ -4,10 +4,10 @@ import (
 	"errors"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
 )
 
 // reader is the receive state of a Conn, guarded by Conn.rmu. Every field survives a timeout,
@@ -70,18 +70,10 @@ func (r *reader) spill() *spill {
 	return r.sp
 }
 
-var readerPool sync.Pool
+var readerPool pool.Of[reader]
 
 // maxKeptSpill bounds the spill buffers a pooled reader keeps for its next Conn.
 const maxKeptSpill = 1 << 16
-
-// getReader returns a reader in its zero state, with no buffer.
-func getReader() *reader {
-	if r, ok := readerPool.Get().(*reader); ok {
-		return r
-	}
-	return &reader{}
-}
 
 // putReader gives r back; nothing may use it afterwards. A small spill buffer stays with it.
 func putReader(r *reader) {
@@ -136,7 +128,7 @@ func (c *Conn) tryLockRead() (*reader, bool) {
 // holdReader returns c's reader state, borrowed if c holds none; c.rmu is held.
 func (c *Conn) holdReader() *reader {
 	if c.rd == nil {
-		c.rd = getReader()
+		c.rd = readerPool.Get() // holds no buffer (putReader)
 	}
 	return c.rd
 }
@@ -567,14 +559,14 @@ func growFor(b []byte, n int64) []byte {
 
 // acquire borrows a read buffer of size bytes; the reader holds none.
 func (r *reader) acquire(size int) {
-	r.bufp = getBuf(size)
+	r.bufp = pool.Get(size)
 	r.buf = *r.bufp
 }
 
 // release gives the read buffer back, if one is held; it must hold no unread input.
 func (r *reader) release() {
 	if r.bufp != nil {
-		putBuf(r.bufp)
+		pool.Put(r.bufp)
 		r.bufp, r.buf = nil, nil
 	}
 }

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
 )
 
 // SendFrame sends one frame, the seed's send_frame, and returns the bytes of it, header and
@@ -215,10 +215,7 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 			pending = (*b.bufp)[:b.n]
 			b.n = 0
 		}
-		v, ok := vecWriters.Get().(*vecWriter)
-		if !ok {
-			v = &vecWriter{}
-		}
+		v := vecWriters.Get()
 		n, err := v.write(c, pending, h, payload)
 		vecWriters.Put(v)
 		if ferr := c.flush(); err == nil {
@@ -229,8 +226,8 @@ func (c *Conn) writeWire(h frame.Header, payload []byte) (int, error) {
 	if err := c.flush(); err != nil {
 		return 0, err
 	}
-	bp := getBuf(c.cfg.wsize)
-	defer putBuf(bp)
+	bp := pool.Get(c.cfg.wsize)
+	defer pool.Put(bp)
 	b := frame.AppendHeader((*bp)[:0], h)
 	total, pos := 0, 0
 	for len(b) > 0 || len(payload) > 0 {
@@ -357,7 +354,7 @@ func cutError(ctx context.Context) error {
 
 // vecWriter writes a pending batch, a header and a payload with one writev, without copying
 // the payload. It is pooled, so that the vector does not escape to the heap on every write.
-var vecWriters sync.Pool
+var vecWriters pool.Of[vecWriter]
 
 type vecWriter struct {
 	hdr [frame.MaxHeaderLen]byte
