@@ -3,9 +3,14 @@ package transport
 import (
 	"context"
 	"io"
+	"net"
+	"runtime"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/wstest"
 )
 
 // loopStream replays the same bytes forever and discards writes: the cost it measures is
@@ -85,6 +90,135 @@ func BenchmarkSendBinary(b *testing.B) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// deadlineStream is a loopStream with deadlines, as a net.Conn has, which never fire: the Conn
+// then keeps its write deadline up to date as it does over a network.
+type deadlineStream struct{ loopStream }
+
+func (*deadlineStream) SetReadDeadline(time.Time) error  { return nil }
+func (*deadlineStream) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkEcho is a server echoing a client's pipelined messages, ReadMessage then
+// WriteMessage: the reader always has more input buffered, so the replies gather in batches
+// (flush.go) as they do when a peer sends many messages at once.
+func BenchmarkEcho(b *testing.B) {
+	for _, s := range sizes[:2] {
+		b.Run(s.name, func(b *testing.B) {
+			c := NewConn(&deadlineStream{*masked(s.n)}, Server, Setup{}, nil)
+			ctx := context.Background()
+			buf := make([]byte, 0, s.n)
+			b.SetBytes(int64(s.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				op, msg, err := c.ReadMessage(ctx, buf[:0])
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := c.WriteMessage(ctx, op, msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNextWriter writes a message in one Write through NextWriter.
+func BenchmarkNextWriter(b *testing.B) {
+	for _, s := range sizes[:2] {
+		b.Run(s.name, func(b *testing.B) {
+			c := NewConn(&deadlineStream{loopStream{data: []byte{0}}}, Server, Setup{}, nil)
+			ctx := context.Background()
+			p := make([]byte, s.n)
+			b.SetBytes(int64(s.n))
+			b.ReportAllocs()
+			for b.Loop() {
+				w, err := c.NextWriter(ctx, frame.OpBinary)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := w.Write(p); err != nil {
+					b.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkIdleConn measures what 1,000 idle server connections over loopback TCP hold, each
+// a Conn that has echoed one message and waits in ReadMessage for the next: connB/conn is the
+// live heap the Conn adds to its socket, sockB/conn the heap of the socket itself (half of a
+// connected pair: the ends weigh the same), and stackB/conn the goroutine stacks in use. An
+// idle connection's heap is connB plus sockB.
+func BenchmarkIdleConn(b *testing.B) {
+	const n = 1000
+	msg := frame.AppendFrame(nil, frame.Header{Fin: true, Opcode: frame.OpBinary, Masked: true}, []byte("ping"))
+	var ms runtime.MemStats
+	// The runtime keeps the goroutines it has made for reuse, on the heap: made once here,
+	// they are not counted as the connections' own.
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	wg.Add(n)
+	for range n {
+		go func() {
+			defer wg.Done()
+			<-start
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for b.Loop() {
+		wstest.CheckGoroutines(b)
+		base := wstest.LiveHeap()
+		clients := make([]*net.TCPConn, n)
+		servers := make([]*net.TCPConn, n)
+		for i := range n {
+			clients[i], servers[i] = wstest.TCPPair(b)
+		}
+		sockets := wstest.LiveHeap()
+		runtime.ReadMemStats(&ms)
+		stack := ms.StackInuse
+		conns := make([]*Conn, n)
+		for i, nc := range servers {
+			c := NewConn(nc, Server, Setup{}, nil)
+			conns[i] = c
+			go func() {
+				var buf []byte
+				for {
+					op, p, err := c.ReadMessage(context.Background(), buf[:0])
+					if err != nil {
+						return
+					}
+					if _, err := c.WriteMessage(context.Background(), op, p); err != nil {
+						return
+					}
+					buf = p
+				}
+			}()
+		}
+		echo := make([]byte, len(msg)-4)
+		for _, nc := range clients {
+			if _, err := nc.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(nc, echo); err != nil {
+				b.Fatal(err)
+			}
+		}
+		time.Sleep(100 * time.Millisecond) // for the last echoes' goroutines to wait again
+		idle := wstest.LiveHeap()
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(int64(idle)-int64(sockets))/n, "connB/conn")
+		b.ReportMetric(float64(int64(sockets)-int64(base))/(2*n), "sockB/conn")
+		b.ReportMetric(float64(int64(ms.StackInuse)-int64(stack))/n, "stackB/conn")
+		for i := range n {
+			conns[i].CloseNow()
+			clients[i].Close()
 		}
 	}
 }
