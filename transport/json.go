@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
 )
 
 // ReadJSON reads the next data message from c and decodes it as JSON into v, as gorilla's
@@ -15,7 +15,7 @@ import (
 // errors it returns. A message that is binary, or whose text does not decode into v, is
 // refused with a *JSONError; it has been read whole, and the Conn goes on.
 func ReadJSON(ctx context.Context, c *Conn, v any) error {
-	bp := jsonBufs.Get().(*[]byte)
+	bp := jsonBufs.Get()
 	defer putJSONBuf(bp)
 	op, b, err := c.ReadMessage(ctx, (*bp)[:0])
 	*bp = b
@@ -35,7 +35,7 @@ func ReadJSON(ctx context.Context, c *Conn, v any) error {
 // coder's wsjson.Write do; ctx bounds the write as it bounds WriteMessage, whose errors it
 // returns. A v that cannot be encoded returns encoding/json's error, and nothing is sent.
 func WriteJSON(ctx context.Context, c *Conn, v any) error {
-	buf := jsonWriteBufs.Get().(*bytes.Buffer)
+	buf := jsonWriteBufs.Get()
 	defer putJSONWriteBuf(buf)
 	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		return fmt.Errorf("websocket: WriteJSON: %w", err)
@@ -69,8 +69,8 @@ func (e *JSONError) Unwrap() error { return e.Err }
 const maxKeptJSON = 1 << 16
 
 var (
-	jsonBufs      = sync.Pool{New: func() any { return new([]byte) }}
-	jsonWriteBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	jsonBufs      pool.Of[[]byte]
+	jsonWriteBufs pool.Of[bytes.Buffer]
 )
 
 func putJSONBuf(bp *[]byte) {
