@@ -224,3 +224,75 @@ func BenchmarkIdleConn(b *testing.B) {
 }
 
 var _ io.ReadWriteCloser = (*loopStream)(nil)
+
+// TestSteadyStateAllocs checks the package's promise that steady-state reads and writes
+// allocate nothing, which the pools of buffers, reader state, batches and vector writers keep:
+// each call below is made once to warm up, and then must allocate nothing on average.
+func TestSteadyStateAllocs(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		op   func(t *testing.T) func()
+	}{
+		{"RecvFrame/16B", recvOp(16)},
+		{"RecvFrame/64KiB", recvOp(65535)},
+		{"ReadMessage/1KiB", func(t *testing.T) func() {
+			c := NewConn(masked(1024), Server, Setup{}, nil)
+			buf := make([]byte, 0, 1024)
+			return func() {
+				if _, _, err := c.ReadMessage(ctx, buf[:0]); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"SendBinary/server/16B", sendOp(Server, 16)},
+		{"SendBinary/server/64KiB", sendOp(Server, 65535)},
+		{"SendBinary/client/16B", sendOp(Client, 16)},
+		{"SendBinary/client/64KiB", sendOp(Client, 65535)},
+		{"Echo/16B", func(t *testing.T) func() {
+			c := NewConn(&deadlineStream{*masked(16)}, Server, Setup{}, nil)
+			buf := make([]byte, 0, 16)
+			return func() {
+				op, msg, err := c.ReadMessage(ctx, buf[:0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.WriteMessage(ctx, op, msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := tc.op(t)
+			f()
+			// The race detector makes sync.Pool drop a share of what it is given.
+			if allocs := testing.AllocsPerRun(200, f); allocs > 0 && !raceEnabled {
+				t.Errorf("%.2f allocations per call", allocs)
+			}
+		})
+	}
+}
+
+func recvOp(n int) func(t *testing.T) func() {
+	return func(t *testing.T) func() {
+		c := NewConn(masked(n), Server, Setup{}, nil)
+		return func() {
+			if _, err := c.RecvFrame(0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func sendOp(role Role, n int) func(t *testing.T) func() {
+	return func(t *testing.T) func() {
+		c := NewConn(&deadlineStream{loopStream{data: []byte{0}}}, role, Setup{}, nil)
+		p := make([]byte, n)
+		return func() {
+			if _, err := c.SendBinary(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
