@@ -152,14 +152,15 @@ func TestIdleConnHeap(t *testing.T) {
 	}
 }
 
-// TestConnSize keeps the Conn at the size the package documentation gives, which is what an
-// idle connection costs.
+// TestConnSize holds the Conn under a ceiling, the figure doc.go gives for 64-bit platforms:
+// an idle connection's heap is its Conn, a few small objects and its socket (BenchmarkIdleConn),
+// so each 16 bytes more costs it about 1.5%. A Conn may shrink; growing past the ceiling must
+// be paid for by a gain, under the budget in doc.go, and the figure there changed with it. On
+// 32-bit platforms the Conn is smaller still.
 func TestConnSize(t *testing.T) {
-	if unsafe.Sizeof(uintptr(0)) != 8 {
-		t.Skip("the documented size is for 64-bit platforms")
-	}
+	const ceiling = 160
 	var c Conn
-	if got := unsafe.Sizeof(c); got != 160 {
-		t.Errorf("a Conn weighs %d bytes; doc.go says 160", got)
+	if got := unsafe.Sizeof(c); got > ceiling {
+		t.Errorf("a Conn weighs %d bytes, over the %d bytes doc.go gives for an idle connection: see its budget", got, ceiling)
 	}
 }

@@ -47,10 +47,36 @@
 // and gives them back when it waits, so an idle connection holds no buffer (on Unix, over
 // net's TCP and Unix connections, it waits for input with syscall.RawConn.Read and borrows a
 // buffer only once bytes have arrived). Between messages it gives back its reader state too,
-// and Conns made from equal Options share their settings: an idle Conn weighs 160 bytes on
-// 64-bit platforms, besides the net.Conn under it. When a peer sends many messages at once,
-// the frames written while more of its input waits are gathered and sent in one write as soon
-// as the reader has caught up, or after Options.FlushDelay at the latest.
+// and Conns made from equal Options share their settings: an idle Conn weighs at most 160
+// bytes on 64-bit platforms, besides the net.Conn under it. When a peer sends many messages
+// at once, the frames written while more of its input waits are gathered and sent in one
+// write as soon as the reader has caught up, or after Options.FlushDelay at the latest.
+//
+// Complexity budget: a trick that trades simple code for memory or speed stays only while a
+// benchmark of this package shows it gains at least 2%, memory on the heap of an idle
+// connection (BenchmarkIdleConn: about 1 KiB with its socket), speed on the benchmark of the
+// path it serves. The tricks kept, each with its benchmark and the cost of doing without it
+// when last measured (medians, on a shared 2-core machine where speed varies by 15%):
+//
+//   - waiting idle in syscall.RawConn.Read, with no read buffer (rawread_unix.go):
+//     BenchmarkIdleConn, 4.3 KiB per connection
+//   - the reader state pooled between messages (read.go): BenchmarkIdleConn, 200 B
+//   - one config for the Conns of equal Options (config.go): BenchmarkIdleConn, 90 B
+//   - what few Conns need, and the handshake's results, behind pointers (rare, extras):
+//     BenchmarkIdleConn, 69 B and 54 B
+//   - batches pooled rather than kept by their Conns (flush.go): BenchmarkIdleConn, 50 B
+//   - the flags in one atomic word (Conn.state): BenchmarkIdleConn, 45 B
+//   - times as integers on the monotonic clock (clockStart), cheaper to read than time.Now:
+//     BenchmarkSendBinary/server/16B, 20-35% (and 16 B of Conn)
+//   - the clock looked at on one read call in four while a batch waits (turnBegins):
+//     BenchmarkEcho, 13-35%
+//   - pooled message writers (message.go): BenchmarkNextWriter/16B, 50%
+//   - pooled vector writers (write.go): BenchmarkSendBinary/server/64KiB, 6x, and an
+//     allocation per frame, which TestSteadyStateAllocs forbids
+//
+// The TryLocks are rules, not tricks: a reader never waits for a writer, which may itself wait
+// for the peer to read what it sends (flushWaiting, turnBegins), and Close leaves the reading
+// to a reader already blocked in it (tryLockRead).
 //
 // Compression (permessage-deflate, RFC 7692) is on when the handshake agreed on it
 // (Setup.Deflate; Options.Compression configures it): every read API returns inflated
