@@ -56,7 +56,8 @@
 // benchmark of this package shows it gains at least 2%, memory on the heap of an idle
 // connection (BenchmarkIdleConn: about 1 KiB with its socket), speed on the benchmark of the
 // path it serves. The tricks kept, each with its benchmark and the cost of doing without it
-// when last measured (medians, on a shared 2-core machine where speed varies by 15%):
+// when last measured (medians; speed over several passes on a shared 2-core machine, where
+// it varied by 15% or more from pass to pass):
 //
 //   - waiting idle in syscall.RawConn.Read, with no read buffer (rawread_unix.go):
 //     BenchmarkIdleConn, 4.3 KiB per connection
@@ -67,10 +68,10 @@
 //   - batches pooled rather than kept by their Conns (flush.go): BenchmarkIdleConn, 50 B
 //   - the flags in one atomic word (Conn.state): BenchmarkIdleConn, 45 B
 //   - times as integers on the monotonic clock (clockStart), cheaper to read than time.Now:
-//     BenchmarkSendBinary/server/16B, 20-35% (and 16 B of Conn)
+//     BenchmarkSendBinary/server/16B, 17-60% (and 16 B of Conn)
 //   - the clock looked at on one read call in four while a batch waits (turnBegins):
-//     BenchmarkEcho, 13-35%
-//   - pooled message writers (message.go): BenchmarkNextWriter/16B, 50%
+//     BenchmarkEcho/16B, 6-26%
+//   - pooled message writers (message.go): BenchmarkNextWriter/16B, 50% or more
 //   - pooled vector writers (write.go): BenchmarkSendBinary/server/64KiB, 6x, and an
 //     allocation per frame, which TestSteadyStateAllocs forbids
 //
