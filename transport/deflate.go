@@ -1,6 +1,9 @@
 package transport
 
-import "github.com/ecows/ecows/frame"
+import (
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
+)
 
 // The send side of permessage-deflate: messages go through the Conn's deflate.Compressor into
 // a sink that cuts its output into frames.
@@ -74,7 +77,7 @@ func (c *Conn) zBeginWrite(op frame.Opcode) error {
 	if c.cfg.maxPayload >= 0 {
 		s.size = int(c.cfg.maxPayload)
 	}
-	s.buf = getBuf(min(s.size, 1<<16))
+	s.buf = pool.Get(min(s.size, 1<<16))
 	*s.buf = (*s.buf)[:0]
 	z.z.Start(s)
 	return nil
@@ -94,7 +97,7 @@ func (c *Conn) zFinishWrite(err error) (int, error) {
 	if err != nil {
 		z.z.Abort() // the peer may lack part of the message: the next refers to none before it
 	}
-	putBuf(s.buf)
+	pool.Put(s.buf)
 	s.buf, s.c = nil, nil
 	return s.n, err
 }

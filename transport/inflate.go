@@ -6,6 +6,7 @@ import (
 
 	"github.com/ecows/ecows/deflate"
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
 )
 
 // The receive side of permessage-deflate.
@@ -24,7 +25,7 @@ import (
 // pool, and a Conn waiting for its next message holds none.
 func (c *Conn) zReadCall(r *reader) {
 	if z := c.inflater(); z != nil && z.outp != nil && !r.zMsg {
-		putBuf(z.outp)
+		pool.Put(z.outp)
 		z.outp = nil
 	}
 }
@@ -271,10 +272,10 @@ func (c *Conn) recvInflated() (frame.Frame, error) {
 // the old one back.
 func (c *Conn) zGrowOut(out []byte) []byte {
 	z := c.ext.z
-	b := getBuf(len(out) + c.zStep(len(out)))
+	b := pool.Get(len(out) + c.zStep(len(out)))
 	copy(*b, out)
 	if z.outp != nil {
-		putBuf(z.outp)
+		pool.Put(z.outp)
 	}
 	z.outp = b
 	return (*b)[:len(out)]

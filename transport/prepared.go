@@ -5,6 +5,7 @@ import (
 
 	"github.com/ecows/ecows/deflate"
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/pool"
 )
 
 // Prepared is a data message encoded once as a single final frame, so that it can be sent to
@@ -133,8 +134,8 @@ func (c *Conn) writePrepared(p *Prepared) (int, error) {
 // writePreparedOwn compresses p with this Conn's context (PreparedOwnContext).
 func (c *Conn) writePreparedOwn(p *Prepared) (int, error) {
 	z := c.ext.zw.z
-	bp := getBuf(len(p.payload) + 64)
-	defer putBuf(bp)
+	bp := pool.Get(len(p.payload) + 64)
+	defer pool.Put(bp)
 	payload := z.Append((*bp)[:0], p.payload)
 	if c.cfg.maxPayload >= 0 && int64(len(payload)) > c.cfg.maxPayload {
 		z.Abort() // the peer will not see this message's context: start the next afresh
