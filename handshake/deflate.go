@@ -103,10 +103,14 @@ func windowBits(v string, optional bool) (int, error) {
 //   - client_no_context_takeover: echoed when offered, and sent unasked without
 //     ContextTakeover (section 7.1.1.2 allows both), so that the server may inflate each
 //     message with a pooled decompressor.
-//   - server_max_window_bits=N: accepted with the same N (section 7.1.2.1): the server's
-//     back-references reach no further, and with context takeover it keeps 2^N bytes.
-//   - client_max_window_bits, with or without a value: left out of the answer, which section
-//     7.1.2.2 allows; the server inflates any window.
+//   - server_max_window_bits=N: accepted, answered with N or CompressionOptions.MaxWindowBits
+//     if that is less (section 7.1.2.1): the server's back-references reach no further, and
+//     with context takeover it keeps that window. Without it, the server still compresses
+//     within MaxWindowBits, which a sender may always do, and says nothing.
+//   - client_max_window_bits: with a value N, answered with N or MaxWindowBits if that is less
+//     (section 7.1.2.2), and the server keeps that window of the client's messages; without a
+//     value, answered with MaxWindowBits when it is below 15, and left out otherwise (the
+//     client then uses up to 15 bits). An offer without it gets no limit from the server.
 func acceptDeflate(lines []string, opts *transport.CompressionOptions) (string, transport.DeflateParams) {
 	for _, line := range lines {
 		p := extParser{s: line}
@@ -130,7 +134,8 @@ func acceptDeflate(lines []string, opts *transport.CompressionOptions) (string, 
 
 // answerDeflate writes the server's answer to an acceptable offer.
 func answerDeflate(d deflateParams, opts *transport.CompressionOptions) (string, transport.DeflateParams) {
-	t := transport.DeflateParams{Enabled: true, MaxWindowBits: max(d.serverMaxWindowBits, 0)}
+	limit := maxBits(opts)
+	t := transport.DeflateParams{Enabled: true, MaxWindowBits: ownBits(opts)}
 	var b strings.Builder
 	b.WriteString(deflateName)
 	if d.serverNoContextTakeover || !opts.ContextTakeover {
@@ -141,21 +146,52 @@ func answerDeflate(d deflateParams, opts *transport.CompressionOptions) (string,
 		b.WriteString("; client_no_context_takeover")
 		t.PeerNoContextTakeover = true
 	}
-	if t.MaxWindowBits > 0 {
+	if d.serverMaxWindowBits > 0 {
+		t.MaxWindowBits = min(d.serverMaxWindowBits, limit)
 		b.WriteString("; server_max_window_bits=")
 		b.WriteString(strconv.Itoa(t.MaxWindowBits))
+	}
+	if d.clientMaxWindowBits > 0 || d.clientMaxWindowBits < 0 && limit < 15 {
+		t.PeerMaxWindowBits = limit
+		if d.clientMaxWindowBits > 0 {
+			t.PeerMaxWindowBits = min(d.clientMaxWindowBits, limit)
+		}
+		b.WriteString("; client_max_window_bits=")
+		b.WriteString(strconv.Itoa(t.PeerMaxWindowBits))
 	}
 	return b.String(), t
 }
 
-// offerDeflate is the client's offer. client_max_window_bits, as browsers send it, tells the
-// server that the client can limit its window (by the means described at the top of this
-// file), which some servers require before they accept.
-func offerDeflate(opts *transport.CompressionOptions) string {
-	if opts.ContextTakeover {
-		return deflateName + "; client_max_window_bits"
+// ownBits is maxBits as DeflateParams has it: 0 for 15.
+func ownBits(opts *transport.CompressionOptions) int {
+	if b := maxBits(opts); b < 15 {
+		return b
 	}
-	return deflateName + "; server_no_context_takeover; client_no_context_takeover; client_max_window_bits"
+	return 0
+}
+
+// maxBits returns CompressionOptions.MaxWindowBits within 8 to 15, 0 meaning 15.
+func maxBits(opts *transport.CompressionOptions) int {
+	if opts.MaxWindowBits == 0 {
+		return 15
+	}
+	return min(max(opts.MaxWindowBits, 8), 15)
+}
+
+// offerDeflate is the client's offer. client_max_window_bits, as browsers send it, tells the
+// server that the client can limit its window, which some servers require before they
+// accept; with CompressionOptions.MaxWindowBits below 15 the offer also asks the server to
+// keep within it (server_max_window_bits), since the client keeps that window of what the
+// server sends.
+func offerDeflate(opts *transport.CompressionOptions) string {
+	s := deflateName
+	if !opts.ContextTakeover {
+		s += "; server_no_context_takeover; client_no_context_takeover"
+	}
+	if limit := maxBits(opts); limit < 15 {
+		return s + "; client_max_window_bits=" + strconv.Itoa(limit) + "; server_max_window_bits=" + strconv.Itoa(limit)
+	}
+	return s + "; client_max_window_bits"
 }
 
 // checkDeflate is the client's side: it checks the server's Sec-WebSocket-Extensions answer
@@ -191,8 +227,14 @@ func checkDeflate(lines []string, opts *transport.CompressionOptions) (transport
 				Enabled:               true,
 				NoContextTakeover:     d.clientNoContextTakeover || !opts.ContextTakeover,
 				PeerNoContextTakeover: d.serverNoContextTakeover,
-				MaxWindowBits:         d.clientMaxWindowBits,
+				MaxWindowBits:         ownBits(opts),
 				PeerMaxWindowBits:     d.serverMaxWindowBits,
+			}
+			if d.clientMaxWindowBits > 0 {
+				t.MaxWindowBits = min(maxBits(opts), d.clientMaxWindowBits)
+			}
+			if limit := maxBits(opts); limit < 15 && (d.serverMaxWindowBits == 0 || d.serverMaxWindowBits > limit) {
+				return t, fmt.Errorf("%w: server_max_window_bits=%d offered, answered %q", ErrExtension, limit, line)
 			}
 		}
 	}

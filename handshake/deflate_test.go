@@ -24,8 +24,12 @@ const (
 // TestAcceptDeflate is the server's negotiation matrix (RFC 7692 section 7.1): for each offer,
 // the answer without and with ContextTakeover, "" for an offer declined.
 func TestAcceptDeflate(t *testing.T) {
-	d := func(noCT, peerNoCT bool, bits int) transport.DeflateParams {
-		return transport.DeflateParams{Enabled: true, NoContextTakeover: noCT, PeerNoContextTakeover: peerNoCT, MaxWindowBits: bits}
+	d := func(noCT, peerNoCT bool, bits int, peerBits ...int) transport.DeflateParams {
+		p := transport.DeflateParams{Enabled: true, NoContextTakeover: noCT, PeerNoContextTakeover: peerNoCT, MaxWindowBits: bits}
+		if len(peerBits) > 0 {
+			p.PeerMaxWindowBits = peerBits[0]
+		}
+		return p
 	}
 	tests := []struct {
 		name            string
@@ -35,7 +39,8 @@ func TestAcceptDeflate(t *testing.T) {
 	}{
 		{"bare offer", []string{pmd}, noCT, pmd, d(true, true, 0), d(false, false, 0)},
 		{"client_max_window_bits is left out", []string{pmd + "; client_max_window_bits"}, noCT, pmd, d(true, true, 0), d(false, false, 0)},
-		{"client_max_window_bits=10 is left out", []string{pmd + "; client_max_window_bits=10"}, noCT, pmd, d(true, true, 0), d(false, false, 0)},
+		{"client_max_window_bits=10 is echoed", []string{pmd + "; client_max_window_bits=10"},
+			noCT + "; client_max_window_bits=10", pmd + "; client_max_window_bits=10", d(true, true, 0, 10), d(false, false, 0, 10)},
 		{"server_no_context_takeover is echoed", []string{sNoCT}, noCT, sNoCT, d(true, true, 0), d(true, false, 0)},
 		{"client_no_context_takeover is echoed", []string{cNoCT}, noCT, cNoCT, d(true, true, 0), d(false, true, 0)},
 		{"server_max_window_bits=15", []string{pmd + "; server_max_window_bits=15"},
@@ -122,11 +127,22 @@ func TestCheckDeflate(t *testing.T) {
 			t.Errorf("%q: %+v, %v; want %+v", tt.answers, got, err, tt.want)
 		}
 	}
+	// With MaxWindowBits, the client offers both limits and holds the server to its own.
+	small := &transport.CompressionOptions{ContextTakeover: true, MaxWindowBits: 10}
+	if got := offerDeflate(small); got != pmd+"; client_max_window_bits=10; server_max_window_bits=10" {
+		t.Errorf("offer %q", got)
+	}
+	if got, err := checkDeflate([]string{pmd + "; server_max_window_bits=9; client_max_window_bits=9"}, small); err != nil ||
+		got != (transport.DeflateParams{Enabled: true, MaxWindowBits: 9, PeerMaxWindowBits: 9}) {
+		t.Errorf("answer within the limit: %+v, %v", got, err)
+	}
 	bad := []struct {
 		answers []string
 		opts    *transport.CompressionOptions
 	}{
-		{[]string{pmd}, nil}, // not offered
+		{[]string{pmd}, small},                                 // server_max_window_bits left out
+		{[]string{pmd + "; server_max_window_bits=12"}, small}, // over the limit offered
+		{[]string{pmd}, nil},                                   // not offered
 		{[]string{"x-webkit-deflate-frame"}, plain},
 		{[]string{pmd + ", x-foo"}, plain},
 		{[]string{pmd + ", " + pmd}, plain},
@@ -243,5 +259,28 @@ func TestDeflateUpgradeAnswer(t *testing.T) {
 	r.Header.Set("Sec-WebSocket-Extensions", "permessage-deflate; =1")
 	if _, err := Upgrade(newHijackWriter(""), r, opts); !errors.Is(err, ErrBadExtensions) {
 		t.Fatalf("malformed offer: %v", err)
+	}
+}
+
+// TestAcceptDeflateWindowLimit is the server's side of CompressionOptions.MaxWindowBits: it
+// limits both windows as far as the offer lets it.
+func TestAcceptDeflateWindowLimit(t *testing.T) {
+	opts := &transport.CompressionOptions{ContextTakeover: true, MaxWindowBits: 10}
+	tests := []struct {
+		offer, answer string
+		want          transport.DeflateParams
+	}{
+		{pmd, pmd, transport.DeflateParams{Enabled: true, MaxWindowBits: 10}},
+		{pmd + "; client_max_window_bits", pmd + "; client_max_window_bits=10", transport.DeflateParams{Enabled: true, MaxWindowBits: 10, PeerMaxWindowBits: 10}},
+		{pmd + "; client_max_window_bits=9", pmd + "; client_max_window_bits=9", transport.DeflateParams{Enabled: true, MaxWindowBits: 10, PeerMaxWindowBits: 9}},
+		{pmd + "; server_max_window_bits=12; client_max_window_bits=12", pmd + "; server_max_window_bits=10; client_max_window_bits=10",
+			transport.DeflateParams{Enabled: true, MaxWindowBits: 10, PeerMaxWindowBits: 10}},
+		{pmd + "; server_max_window_bits=8", pmd + "; server_max_window_bits=8", transport.DeflateParams{Enabled: true, MaxWindowBits: 8}},
+	}
+	for _, tt := range tests {
+		got, gotD := acceptDeflate([]string{tt.offer}, opts)
+		if got != tt.answer || gotD != tt.want {
+			t.Errorf("%q: %q %+v, want %q %+v", tt.offer, got, gotD, tt.answer, tt.want)
+		}
 	}
 }

@@ -52,6 +52,14 @@ type CompressionOptions struct {
 	// idle connection holds no compression state.
 	ContextTakeover bool
 
+	// MaxWindowBits bounds the LZ77 window, as a power of two from 8 to 15 (0 means 15), in
+	// both directions as far as the handshake allows (RFC 7692 section 7.1.2): this side
+	// compresses within it, and asks the peer to (Upgrade answers client_max_window_bits
+	// when the client offers it, Dial offers client_max_window_bits and
+	// server_max_window_bits), so that with context takeover each side keeps that much. A
+	// server cannot limit a client that does not offer client_max_window_bits.
+	MaxWindowBits int
+
 	// PreparedOwnContext makes a Conn that keeps its context send a Prepared message (a
 	// broadcast) compressed with its own context, one compression per connection, instead of
 	// the form the Prepared compressed once for every connection, which refers to no earlier
