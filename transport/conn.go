@@ -122,7 +122,7 @@ type Conn struct {
 	stats counters
 
 	rmu   sync.Mutex
-	rd    *reader            // guarded by rmu; nil while none is borrowed (read.go)
+	rd    *reader            // guarded by rmu; nil while none is borrowed (reader.go)
 	raw   syscall.RawConn    // the stream's descriptor, when it can be read directly
 	rawFn func(uintptr) bool // the callback reading it (rawread_unix.go)
 	seq   uint32             // counts messages, so that a stale NextReader reader can tell

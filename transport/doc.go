@@ -61,7 +61,7 @@
 //
 //   - waiting idle in syscall.RawConn.Read, with no read buffer (rawread_unix.go):
 //     BenchmarkIdleConn, 4.3 KiB per connection
-//   - the reader state pooled between messages (read.go): BenchmarkIdleConn, 200 B
+//   - the reader state pooled between messages (reader.go): BenchmarkIdleConn, 200 B
 //   - one config for the Conns of equal Options (config.go): BenchmarkIdleConn, 90 B
 //   - what few Conns need, and the handshake's results, behind pointers (rare, extras):
 //     BenchmarkIdleConn, 69 B and 54 B
@@ -71,7 +71,7 @@
 //     BenchmarkSendBinary/server/16B, 17-60% (and 16 B of Conn)
 //   - the clock looked at on one read call in four while a batch waits (turnBegins):
 //     BenchmarkEcho/16B, 6-26%
-//   - pooled message writers (message.go): BenchmarkNextWriter/16B, 50% or more
+//   - pooled message writers (message_write.go): BenchmarkNextWriter/16B, 50% or more
 //   - pooled vector writers (write.go): BenchmarkSendBinary/server/64KiB, 6x, and an
 //     allocation per frame, which TestSteadyStateAllocs forbids
 //
