@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,20 +12,31 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/transport"
 )
 
 // fakeSuite is a tiny stand-in for the fuzzing server: two cases, each sending a text and a
-// fragmented binary message and checking that they come back.
+// fragmented binary message and checking that they come back. With compression set it
+// agrees to permessage-deflate, pads the text message to be worth compressing, and checks
+// that its echo comes back compressed (RSV1).
 type fakeSuite struct {
+	compression *transport.CompressionOptions
+
 	mu      sync.Mutex
 	cases   []string // "case agent: result" for each case run
 	reports []string // agents whose reports were asked for
 }
 
 func (s *fakeSuite) handler() http.Handler {
+	opts := &handshake.ServerOptions{Options: transport.Options{Compression: s.compression}}
+	pad := ""
+	if s.compression != nil {
+		pad = strings.Repeat(" and some text to compress", 40)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/getCaseCount", func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
+		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
 			return
 		}
@@ -33,7 +45,7 @@ func (s *fakeSuite) handler() http.Handler {
 		c.Close(frame.CloseNormal, "")
 	})
 	mux.HandleFunc("/runCase", func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
+		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
 			return
 		}
@@ -41,18 +53,19 @@ func (s *fakeSuite) handler() http.Handler {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		result := "ok"
-		c.WriteMessage(context.Background(), frame.OpText, []byte("case "+r.URL.Query().Get("case")))
+		text := "case " + r.URL.Query().Get("case") + pad
+		c.WriteMessage(context.Background(), frame.OpText, []byte(text))
 		c.SendFrame(false, frame.OpBinary, []byte{1, 2})
 		c.SendPing([]byte("ping"))
 		c.SendFrame(true, frame.OpContinuation, []byte{3})
-		for _, want := range []struct {
-			op   frame.Opcode
-			data string
-		}{{frame.OpText, "case " + r.URL.Query().Get("case")}, {frame.OpBinary, "\x01\x02\x03"}} {
-			op, msg, err := c.ReadMessage(ctx, nil)
-			if err != nil || op != want.op || string(msg) != want.data {
-				result = "bad echo"
-			}
+		// The client echoes a message in one frame, compressed when that was agreed.
+		if f, err := c.RecvFrame(5 * time.Second); err != nil || !f.Fin || f.Opcode != frame.OpText || string(f.Payload) != text {
+			result = "bad echo"
+		} else if f.Rsv1 != (s.compression != nil) {
+			result = fmt.Sprintf("compressed: %v", f.Rsv1)
+		}
+		if op, msg, err := c.ReadMessage(ctx, nil); err != nil || op != frame.OpBinary || string(msg) != "\x01\x02\x03" {
+			result = "bad echo"
 		}
 		s.mu.Lock()
 		s.cases = append(s.cases, r.URL.Query().Get("case")+" "+r.URL.Query().Get("agent")+": "+result)
@@ -60,7 +73,7 @@ func (s *fakeSuite) handler() http.Handler {
 		c.Close(frame.CloseNormal, "") // after the record: the client goes on once it has closed
 	})
 	mux.HandleFunc("/updateReports", func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, nil)
+		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
 			return
 		}
@@ -80,7 +93,7 @@ func TestRunAgainstFakeSuite(t *testing.T) {
 	var out strings.Builder
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := run(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), "ecows test&co", &out); err != nil {
+	if err := run(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), "ecows test&co", dialOptions(nil), &out); err != nil {
 		t.Fatal(err)
 	}
 	suite.mu.Lock()
@@ -99,8 +112,63 @@ func TestRunAgainstFakeSuite(t *testing.T) {
 func TestRunWithoutSuite(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	defer srv.Close()
-	err := run(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), "ecows", &strings.Builder{})
+	err := run(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), "ecows", dialOptions(nil), &strings.Builder{})
 	if err == nil || !strings.Contains(err.Error(), "getCaseCount") || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+func TestCompressValues(t *testing.T) {
+	for _, tc := range []struct {
+		mode     string
+		ok, on   bool
+		takeover bool
+	}{
+		{"off", true, false, false},
+		{"on", true, true, false},
+		{"takeover", true, true, true},
+		{"", false, false, false},
+		{"ON", false, false, false},
+		{"yes", false, false, false},
+	} {
+		o, ok := compressOptions(tc.mode)
+		if ok != tc.ok || (o != nil) != tc.on || (o != nil && o.ContextTakeover != tc.takeover) {
+			t.Errorf("compressOptions(%q) = %+v, %v", tc.mode, o, ok)
+		}
+	}
+}
+
+// TestRunCompressed runs the client in each -compress mode against a fake suite that agrees
+// to permessage-deflate with context takeover when offered: every case's line shows the
+// agreement the mode stands for, and the suite got its messages back, compressed.
+func TestRunCompressed(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	for _, tc := range []struct {
+		mode, ext string
+	}{
+		{"on", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{"takeover", "permessage-deflate"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			suite := &fakeSuite{compression: &transport.CompressionOptions{ContextTakeover: true}}
+			srv := httptest.NewServer(suite.handler())
+			defer srv.Close()
+			var out strings.Builder
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			o, _ := compressOptions(tc.mode)
+			if err := run(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), "ecows", dialOptions(o), &out); err != nil {
+				t.Fatal(err)
+			}
+			suite.mu.Lock()
+			defer suite.mu.Unlock()
+			if got := strings.Join(suite.cases, "; "); got != "1 ecows: ok; 2 ecows: ok" {
+				t.Errorf("cases: %s", got)
+			}
+			want := "case 1/2 (" + tc.ext + ")\ncase 2/2 (" + tc.ext + ")\nreports updated for agent ecows\n"
+			if out.String() != want {
+				t.Errorf("output:\n%s\nwant:\n%s", out.String(), want)
+			}
+		})
 	}
 }

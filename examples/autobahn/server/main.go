@@ -1,13 +1,17 @@
 // Command server is an echo server for the Autobahn|Testsuite fuzzing client (wstest -m
-// fuzzingclient), which tests a server against RFC 6455. Run: go run ./examples/autobahn/server
-// [-addr 127.0.0.1:9002], then the suite with examples/autobahn/fuzzingclient.json (README.md).
+// fuzzingclient), which tests a server against RFC 6455 and, with -compress on or takeover,
+// permessage-deflate (RFC 7692, groups 12 and 13). Run: go run ./examples/autobahn/server
+// [-addr 127.0.0.1:9002] [-compress off], then the suite with
+// examples/autobahn/fuzzingclient.json (README.md).
 package main
 
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/ecows/ecows/handshake"
@@ -17,36 +21,63 @@ import (
 // maxLen is over the largest message of the suite (case 9.1.6 sends 16 MiB in one frame).
 const maxLen = 16 << 20
 
-var opts = &handshake.ServerOptions{
-	Options: transport.Options{MaxPayloadLen: maxLen, MaxMessageLen: maxLen},
-}
-
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9002", "listen address")
+	compress := flag.String("compress", "off", "permessage-deflate (RFC 7692): `mode` off, on (no context kept between messages) or takeover (context kept)")
 	flag.Parse()
-	srv := &http.Server{Addr: *addr, Handler: http.HandlerFunc(echo), ReadHeaderTimeout: 10 * time.Second}
-	log.Printf("autobahn echo server on ws://%s", *addr)
+	compression, ok := compressOptions(*compress)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "-compress must be off, on or takeover, not %q\n", *compress)
+		flag.Usage()
+		os.Exit(2)
+	}
+	srv := &http.Server{Addr: *addr, Handler: echo(serverOptions(compression)), ReadHeaderTimeout: 10 * time.Second}
+	log.Printf("autobahn echo server on ws://%s, -compress %s", *addr, *compress)
 	log.Fatal(srv.ListenAndServe())
+}
+
+// compressOptions returns the Options.Compression for a -compress value, as ecows serve
+// takes it, and false for a value other than off, on or takeover.
+func compressOptions(mode string) (*transport.CompressionOptions, bool) {
+	switch mode {
+	case "off":
+		return nil, true
+	case "on":
+		return &transport.CompressionOptions{}, true
+	case "takeover":
+		return &transport.CompressionOptions{ContextTakeover: true}, true
+	}
+	return nil, false
+}
+
+// serverOptions are the limits the suite needs, with compression as -compress says.
+func serverOptions(compression *transport.CompressionOptions) *handshake.ServerOptions {
+	return &handshake.ServerOptions{
+		Options: transport.Options{MaxPayloadLen: maxLen, MaxMessageLen: maxLen, Compression: compression},
+	}
 }
 
 // echo upgrades a request for any path and echoes each message with its opcode. The Conn's
 // own checks (framing, UTF-8, close codes, limits) decide every protocol case: a violation
-// ends ReadMessage after the Conn has sent the close code.
-func echo(w http.ResponseWriter, r *http.Request) {
-	c, err := handshake.Upgrade(w, r, opts)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	var buf []byte
-	for {
-		op, msg, err := c.ReadMessage(context.Background(), buf[:0])
+// ends ReadMessage after the Conn has sent the close code. With permessage-deflate agreed,
+// the Conn inflates what comes in and compresses what goes out.
+func echo(opts *handshake.ServerOptions) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := handshake.Upgrade(w, r, opts)
 		if err != nil {
 			return
 		}
-		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
-			return
+		defer c.CloseNow()
+		var buf []byte
+		for {
+			op, msg, err := c.ReadMessage(context.Background(), buf[:0])
+			if err != nil {
+				return
+			}
+			if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
+				return
+			}
+			buf = msg
 		}
-		buf = msg
-	}
+	})
 }

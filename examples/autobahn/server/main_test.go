@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -10,16 +9,25 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
 )
 
 func dial(t *testing.T, path string) *transport.Conn {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(echo))
+	return dialCompressed(t, path, nil, nil)
+}
+
+// dialCompressed starts the echo server with compression as -compress gives it (server) and
+// dials it with the client's offer (client); nil is off.
+func dialCompressed(t *testing.T, path string, server, client *transport.CompressionOptions) *transport.Conn {
+	t.Helper()
+	srv := httptest.NewServer(echo(serverOptions(server)))
 	t.Cleanup(srv.Close)
-	return dialtest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+path,
-		&handshake.DialOptions{Options: transport.Options{MaxPayloadLen: maxLen, MaxMessageLen: maxLen}})
+	return dialtest.Dial(t, "ws"+strings.TrimPrefix(srv.URL, "http")+path, &handshake.DialOptions{
+		Options: transport.Options{MaxPayloadLen: maxLen, MaxMessageLen: maxLen, Compression: client},
+	})
 }
 
 func recv(t *testing.T, c *transport.Conn) frame.Frame {
@@ -85,6 +93,68 @@ func TestProtocolErrorsClose(t *testing.T) {
 			}
 			if f.CloseCode() != tc.code {
 				t.Fatalf("closed with %v, want %v", f.CloseCode(), tc.code)
+			}
+		})
+	}
+}
+
+func TestCompressValues(t *testing.T) {
+	for _, tc := range []struct {
+		mode     string
+		ok, on   bool
+		takeover bool
+	}{
+		{"off", true, false, false},
+		{"on", true, true, false},
+		{"takeover", true, true, true},
+		{"", false, false, false},
+		{"ON", false, false, false},
+		{"yes", false, false, false},
+	} {
+		o, ok := compressOptions(tc.mode)
+		if ok != tc.ok || (o != nil) != tc.on || (o != nil && o.ContextTakeover != tc.takeover) {
+			t.Errorf("compressOptions(%q) = %+v, %v", tc.mode, o, ok)
+		}
+	}
+}
+
+// TestCompressedEcho runs the server in each -compress mode against client offers with and
+// without context takeover: the agreed extension is the one the mode stands for, and
+// messages come back whole, compressed (RSV1) exactly when permessage-deflate was agreed.
+func TestCompressedEcho(t *testing.T) {
+	wstest.CheckGoroutines(t)
+	const both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+	for _, tc := range []struct {
+		server, client string
+		ext            string
+	}{
+		{"off", "takeover", ""},
+		{"on", "on", both},
+		{"on", "takeover", both},
+		{"takeover", "on", both},
+		{"takeover", "takeover", "permessage-deflate"},
+	} {
+		t.Run(tc.server+"/"+tc.client, func(t *testing.T) {
+			so, _ := compressOptions(tc.server)
+			co, _ := compressOptions(tc.client)
+			c := dialCompressed(t, "/", so, co)
+			if c.Extensions() != tc.ext {
+				t.Fatalf("extensions %q, want %q", c.Extensions(), tc.ext)
+			}
+			for i := range 3 {
+				msg := []byte(strings.Repeat("compress me, message "+string(rune('a'+i))+" ", 100))
+				op := []frame.Opcode{frame.OpText, frame.OpBinary}[i%2]
+				if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
+					t.Fatal(err)
+				}
+				f := recv(t, c)
+				if !f.Fin || f.Opcode != op || string(f.Payload) != string(msg) || f.Rsv1 != (tc.ext != "") {
+					t.Fatalf("echo %d: fin %v %v rsv1 %v %d bytes; want the %d-byte %v message, compressed: %v",
+						i, f.Fin, f.Opcode, f.Rsv1, len(f.Payload), len(msg), op, tc.ext != "")
+				}
+			}
+			if err := c.Close(frame.CloseNormal, ""); err != nil {
+				t.Error(err)
 			}
 		})
 	}
