@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 // TestServer runs every group against an ecows echo server (handshake.Upgrade), the suite
 // being a raw TCP client: go test -run 'Server/6' runs group 6, -run 'Server/6-utf8/6.4.1' one case.
 func TestServer(t *testing.T) {
-	s := newEchoServer(t)
+	s := newEchoServer(t, serverOpts)
 	echoSrvMu.Lock()
 	echoSrv = s
 	echoSrvMu.Unlock()

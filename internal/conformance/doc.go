@@ -62,7 +62,6 @@
 //	9-limits          9.1.1-9.8.6   messages up to 16 MiB in one frame, in fragments of 64 B-4 MiB, in chops, 1000 round trips
 //	10-autofragment   10.1.1        a 64 KiB message in fragments of 1300 bytes (x-: other sizes) is echoed whole
 //
-// Groups 12 and 13 (permessage-deflate) are left out: ecows does not negotiate extensions yet.
 // Informational cases are held to their "OK" outcome: 7.1.6 must echo both messages, and 7.13.1
 // and 7.13.2 (codes 5000 and 65535) must be refused with 1002, as ecows documents.
 //
@@ -70,6 +69,31 @@
 // frame (9.1.6), 4 MiB of text in 64-byte fragments (9.3.1) and 1000 round trips (9.7.1,
 // 9.8.6); its other cases cap messages at 1 MiB and make 100 round trips. Pass -full
 // (go test ./internal/conformance -run '/9-' -args -full) to run every case at full size.
+//
+// # Compression: groups 12 and 13
+//
+// TestServerDeflate and TestClientDeflate run Autobahn's permessage-deflate groups (RFC
+// 7692) against testees made as examples/autobahn makes them with -compress on and with
+// -compress takeover; the subtests are named group-mode, then case:
+// go test -run 'ServerDeflate/13-deflate-params-takeover/13.3.8'. Each case is one
+// connection: the suite negotiates by hand (as a client it offers, as a server it answers,
+// and it checks the testee's side of the negotiation against RFC 7692 and the mode), then
+// sends compressed messages one at a time, each the next slice of a data set, and checks
+// each echo byte for byte, then the close handshake and the TCP end as above.
+//
+//	12-deflate         12.1.1-12.2.10  JSON text at Autobahn's 18 sizes (16 B-128 KiB, 8 with the suite's payloads in fragments), binary at its 10 unfragmented ones; x-: 256 KiB text, 512 KiB binary
+//	13-deflate-params  13.1.1-13.7.8   Autobahn's 7 parameter sets (default, no context takeover, window bits 8 and 15, both, a list of offers) at 16 B, 256 B, 4 KiB and 32 KiB; x-: the suite's side without takeover or with small windows, window bits 8-14 on both sides, mixes
+//
+// The suite's deflate is its own, independent of the testee's: compress/flate inflates, with
+// the testee's window (the last 2^bits bytes of its earlier messages) as the dictionary only
+// where the agreement lets the testee keep its context; compress/flate compresses for a
+// 15-bit window, and a fixed-Huffman encoder of the suite's own for smaller ones, whose
+// messages refer exactly as far back as the window allows (the data is seeded to repeat at
+// that distance) and never further. Every compressed message from the testee is also walked
+// token by token (a DEFLATE walker with tests of its own against compress/flate), and fails
+// the case if a back-reference reaches further than the agreed window, or, without context
+// takeover, into an earlier message. Echoes of 1 KiB or more must come back compressed.
+// Cases send up to 16 messages, about 16 KiB in all (at least 2 up to 64 KiB, one beyond).
 //
 // TestMain checks that no goroutine outlives the suite.
 package conformance

@@ -58,10 +58,10 @@ type echoServer struct {
 	done map[string]chan error
 }
 
-func newEchoServer(t *testing.T) *echoServer {
+func newEchoServer(t *testing.T, opts *handshake.ServerOptions) *echoServer {
 	s := &echoServer{done: make(map[string]chan error)}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := handshake.Upgrade(w, r, serverOpts)
+		c, err := handshake.Upgrade(w, r, opts)
 		if err == nil {
 			err = echo(context.Background(), c)
 		}
