@@ -170,9 +170,10 @@ func ownBits(opts *transport.CompressionOptions) int {
 	return 0
 }
 
-// maxBits returns CompressionOptions.MaxWindowBits within 8 to 15, 0 meaning 15.
+// maxBits returns CompressionOptions.MaxWindowBits within 8 to 15, 0 and negative (no limit)
+// meaning 15.
 func maxBits(opts *transport.CompressionOptions) int {
-	if opts.MaxWindowBits == 0 {
+	if opts.MaxWindowBits <= 0 {
 		return 15
 	}
 	return min(max(opts.MaxWindowBits, 8), 15)

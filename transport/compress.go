@@ -52,7 +52,8 @@ type CompressionOptions struct {
 	// idle connection holds no compression state.
 	ContextTakeover bool
 
-	// MaxWindowBits bounds the LZ77 window, as a power of two from 8 to 15 (0 means 15), in
+	// MaxWindowBits bounds the LZ77 window, as a power of two from 8 to 15 (0 and negative
+	// values mean no limit, 15; values from 1 to 7 mean 8), in
 	// both directions as far as the handshake allows (RFC 7692 section 7.1.2): this side
 	// compresses within it, and asks the peer to (Upgrade answers client_max_window_bits
 	// when the client offers it, Dial offers client_max_window_bits and
