@@ -129,11 +129,17 @@ func (z *Inflater) Feed(p []byte, final bool) {
 func (z *Inflater) Consumed() bool { return len(z.src.in) == 0 }
 
 // Hungry reports whether z can give nothing more before it is fed: a message begun and not
-// ended, all its input consumed and all its output handed out.
+// ended, all its input consumed and all its output handed out, or none fed yet but empty
+// pieces.
 func (z *Inflater) Hungry() bool {
 	s := &z.src
-	return z.next != nil && !s.final && len(s.in) == 0 && len(z.out) == 0 && z.err == nil &&
-		(s.starved || z.ended)
+	switch {
+	case z.closed || z.done || s.final || len(s.in) > 0:
+		return false
+	case !z.started:
+		return true
+	}
+	return z.next != nil && len(z.out) == 0 && z.err == nil && (s.starved || z.ended)
 }
 
 // Read inflates into p (len(p) > 0). It returns io.EOF at the end of the message,

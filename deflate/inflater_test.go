@@ -401,6 +401,35 @@ func TestInflaterConsumedHungry(t *testing.T) {
 	check("whole message read", true, false)
 }
 
+// TestInflaterHungryBeforeData: a message fed only empty pieces so far can give nothing before
+// it is fed more, so it is hungry, as one whose data ran out is. A caller that asks Hungry
+// whether to read the next frame (transport's RecvFrame does) would otherwise never read the
+// frame after an empty first one, and hand out the same empty frame forever.
+func TestInflaterHungryBeforeData(t *testing.T) {
+	payload := AppendCompressed(nil, []byte("hello"), BestSpeed, MaxWindowBits)
+	z := NewInflater(MaxWindowBits, false)
+	z.Begin()
+	for i := range 2 {
+		z.Feed(nil, false)
+		if n, err := z.Read(make([]byte, 10)); n != 0 || err != ErrNeedInput {
+			t.Fatalf("empty piece %d: Read = %d, %v", i, n, err)
+		}
+		if !z.Consumed() || !z.Hungry() {
+			t.Fatalf("empty piece %d: Consumed %t, Hungry %t; want both", i, z.Consumed(), z.Hungry())
+		}
+	}
+	z.Feed(payload, true)
+	if z.Hungry() {
+		t.Fatal("Hungry with the message's last piece fed")
+	}
+	if got, err := io.ReadAll(readerOf(z)); err != nil || string(got) != "hello" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	if z.Hungry() {
+		t.Fatal("Hungry after the end of the message")
+	}
+}
+
 // TestInflaterErrors: the sentinels that callers tell apart are distinct.
 func TestInflaterErrors(t *testing.T) {
 	errs := []error{ErrNeedInput, ErrCorrupt, ErrClosed}
