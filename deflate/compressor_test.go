@@ -16,8 +16,8 @@ import (
 func TestCompressorWindowBound(t *testing.T) {
 	base := textBytes(30, 70000)
 	msgs := [][]byte{base[:300], base[:5000], base[100:40000], base[:70000], base[3000:9000], base[1:200]}
-	for _, level := range []int{HuffmanOnly, BestSpeed, 5, BestCompress} {
-		for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+		for _, level := range modeLevels(bits) {
 			for _, takeover := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/bits%d/takeover=%t", levelName(level), bits, takeover), func(t *testing.T) {
 					c := NewCompressor(level, bits, takeover)
@@ -146,7 +146,8 @@ func TestCompressorWriteError(t *testing.T) {
 }
 
 // TestCompressorLevels: 0 and a level out of range are DefaultLevel, and -1 is the engine's
-// default level (5), as compress/flate's DefaultCompression; the same output shows it.
+// default level (5), as compress/flate's DefaultCompression; below the full window only
+// HuffmanOnly differs from the rest. The same output shows it.
 func TestCompressorLevels(t *testing.T) {
 	msg := textBytes(34, 20000)
 	for _, tc := range []struct{ level, as int }{
@@ -163,6 +164,16 @@ func TestCompressorLevels(t *testing.T) {
 	}
 	if len(sizes) != 4 {
 		t.Errorf("levels HuffmanOnly, 1, 5 and 9 do not compress differently: sizes %v", sizes)
+	}
+	// Below the full window the level is ignored, except HuffmanOnly.
+	want := AppendCompressed(nil, msg, BestSpeed, 12)
+	for _, level := range []int{5, BestCompress} {
+		if got := AppendCompressed(nil, msg, level, 12); !bytes.Equal(got, want) {
+			t.Errorf("bits 12, level %d: %d bytes, not BestSpeed's %d", level, len(got), len(want))
+		}
+	}
+	if got := AppendCompressed(nil, msg, HuffmanOnly, 12); bytes.Equal(got, want) {
+		t.Errorf("bits 12: HuffmanOnly compresses as BestSpeed does")
 	}
 }
 

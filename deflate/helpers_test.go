@@ -157,6 +157,16 @@ func stdInflate(payload, dict []byte) ([]byte, error) {
 // lastBytes returns the last n bytes of b, or all of it.
 func lastBytes(b []byte, n int) []byte { return b[max(len(b)-n, 0):] }
 
+// modeLevels are the levels tried at each window: below MaxWindowBits the engine has one
+// level of its own besides HuffmanOnly (see NewCompressor, and TestCompressorLevels), so the
+// others would repeat BestSpeed's runs.
+func modeLevels(bits int) []int {
+	if bits < MaxWindowBits {
+		return []int{HuffmanOnly, BestSpeed}
+	}
+	return []int{HuffmanOnly, BestSpeed, 5, BestCompress}
+}
+
 // levelName names a level in subtest names.
 func levelName(level int) string {
 	if level == HuffmanOnly {

@@ -25,8 +25,8 @@ var roundTripContents = []struct {
 // with three Inflaters: fed whole, and fed in random pieces read into random buffers (large
 // and tiny ones). Each must get every message back.
 func TestRoundTrip(t *testing.T) {
-	for _, level := range []int{HuffmanOnly, 1, 5, 9} {
-		for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+		for _, level := range modeLevels(bits) {
 			for _, takeover := range []bool{false, true} {
 				for _, content := range roundTripContents {
 					name := fmt.Sprintf("%s/bits%d/takeover=%t/%s", levelName(level), bits, takeover, content.name)
@@ -76,8 +76,8 @@ func roundTrip(t *testing.T, c *Compressor, msgs [][]byte, rs []*receiver) {
 // of the window: the engine never refers exactly 2^bits back (RFC 1951 would allow it), so a
 // message as large as the window cannot refer to itself sent before.
 func TestTakeoverRefersBack(t *testing.T) {
-	for _, level := range []int{1, 5, 9} {
-		for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+		for _, level := range modeLevels(bits)[1:] { // HuffmanOnly never refers back
 			for _, n := range []int{128, 200, min(1000, 1<<bits-1)} {
 				for _, takeover := range []bool{false, true} {
 					name := fmt.Sprintf("%s/bits%d/%d/takeover=%t", levelName(level), bits, n, takeover)

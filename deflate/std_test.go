@@ -25,8 +25,8 @@ func independenceMsgs() [][]byte {
 // 2^bits bytes sent before, no more: a back-reference further back fails) and without
 // (compress/flate primed with nothing).
 func TestStdInflatesCompressor(t *testing.T) {
-	for _, level := range []int{HuffmanOnly, 1, 5, 9} {
-		for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+		for _, level := range modeLevels(bits) {
 			for _, takeover := range []bool{false, true} {
 				t.Run(fmt.Sprintf("%s/bits%d/takeover=%t", levelName(level), bits, takeover), func(t *testing.T) {
 					c := NewCompressor(level, bits, takeover)
