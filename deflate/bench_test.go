@@ -46,9 +46,8 @@ func benchModeName(bits int, takeover bool) string {
 
 // BenchmarkCompress compresses one message per iteration, at DefaultLevel, and reports the
 // compressed size as a fraction of the original. With context takeover each message's engine
-// is primed with the window, which klauspost's fast levels do by compressing the window and
-// dropping the output: for 1 KiB messages under a 32 KiB window that priming is most of the
-// cost (a CPU profile shows fillWindow at about three quarters of it).
+// is primed with the context kept, which klauspost's fast levels do by compressing it and
+// dropping the output: hence sendContext (BenchmarkCompressTakeover).
 func BenchmarkCompress(b *testing.B) {
 	for _, p := range benchPayloads {
 		docs := p.docs()
