@@ -18,16 +18,10 @@ var benchPayloads = []struct {
 	name string
 	docs func() [][]byte
 }{
-	{"json-1KiB", func() [][]byte { return benchDocs(64, func(i int) []byte { return jsonDoc(uint64(i), 1024) }) }},
-	{"text-64KiB", func() [][]byte { return benchDocs(4, func(i int) []byte { return textBytes(uint64(i), 64<<10) }) }},
-}
-
-func benchDocs(n int, doc func(i int) []byte) [][]byte {
-	docs := make([][]byte, n)
-	for i := range docs {
-		docs[i] = doc(i)
-	}
-	return docs
+	{"json-1KiB", func() [][]byte { return jsonMessages(64) }},
+	{"text-64KiB", func() [][]byte {
+		return [][]byte{textBytes(0, 64<<10), textBytes(1, 64<<10), textBytes(2, 64<<10), textBytes(3, 64<<10)}
+	}},
 }
 
 // benchModes are the agreements benchmarked: the full window and a 1 KiB one (as npm ws

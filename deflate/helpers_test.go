@@ -43,21 +43,6 @@ func randomBytes(seed uint64, n int) []byte {
 	return b
 }
 
-// jsonDoc returns a JSON document of about n bytes, as a chat or API server sends.
-func jsonDoc(seed uint64, n int) []byte {
-	rng := rand.New(rand.NewPCG(seed, 2))
-	b := []byte{'['}
-	for i := 0; len(b) < n-120; i++ {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = fmt.Appendf(b, `{"id":%d,"user":%q,"text":%q,"likes":%d,"read":%t}`,
-			100000+rng.IntN(900000), words[rng.IntN(len(words))], textBytes(rng.Uint64(), 24),
-			rng.IntN(1000), rng.IntN(2) == 1)
-	}
-	return append(b, ']')
-}
-
 // compress returns msg compressed by c as one message, tail removed.
 func compress(t testing.TB, c *Compressor, msg []byte) []byte {
 	t.Helper()

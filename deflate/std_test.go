@@ -13,9 +13,10 @@ import (
 
 // independenceMsgs is a connection's traffic: prose, JSON, random bytes, and repeats.
 func independenceMsgs() [][]byte {
+	json := jsonMessages(6)
 	msgs := [][]byte{
-		textBytes(1, 100), jsonDoc(2, 1024), textBytes(3, 5000), {}, randomBytes(4, 300),
-		jsonDoc(5, 1024), textBytes(6, 40000), textBytes(1, 100), randomBytes(4, 300), []byte("x"),
+		textBytes(1, 100), json[2], textBytes(3, 5000), {}, randomBytes(4, 300),
+		json[5], textBytes(6, 40000), textBytes(1, 100), randomBytes(4, 300), []byte("x"),
 	}
 	return append(msgs, msgs[1], msgs[6][1000:9000])
 }
