@@ -394,3 +394,29 @@ func TestDeflateSkipKeepsWindow(t *testing.T) {
 		t.Fatalf("next message: %d bytes, %v", len(msg), err)
 	}
 }
+
+// TestDeflateEmptyFirstFrame reads with RecvFrame a compressed message whose first frame is
+// empty and not final: that frame comes back empty, then the next one with the message
+// (RecvFrame used to return the empty frame again and again).
+func TestDeflateEmptyFirstFrame(t *testing.T) {
+	for _, d := range []DeflateParams{{}, {PeerNoContextTakeover: true}} {
+		c, p := zPair(t, Server, d, zOpts())
+		in := newPeerDeflate(flate.BestSpeed, !d.PeerNoContextTakeover)
+		go func() {
+			p.write(frame.AppendFrame(nil, frame.Header{Rsv1: true, Opcode: frame.OpText, Masked: true}, nil))
+			p.write(p.frame(true, frame.OpContinuation, in.compress([]byte("hello"))))
+		}()
+		var got []string
+		for range 2 {
+			f, err := c.RecvFrame(time.Second)
+			if err != nil {
+				t.Fatalf("%+v: %v after %q", d, err, got)
+			}
+			got = append(got, string(f.Payload))
+		}
+		if got[0] != "" || got[1] != "hello" {
+			t.Fatalf("%+v: frames %q", d, got)
+		}
+		c.CloseNow()
+	}
+}
