@@ -6,8 +6,9 @@
 // receives, one message at a time. Neither holds a DEFLATE engine between messages: each
 // message borrows one from a pool, so that an idle connection holds none. With context
 // takeover (RFC 7692 section 7.1.1) the only state kept between messages is the window: the
-// last 2^bits bytes of the messages sent or received, at most 32 KiB each way, with which the
-// next message's engine is primed as a dictionary. A window smaller than 32 KiB (the
+// last 2^bits bytes of the messages received (at most 32 KiB), and of those sent at most 4 KiB,
+// with which the next message's engine is primed as a dictionary (priming with more costs far
+// more time than it gains in ratio; references that reach less far are always allowed). A window smaller than 32 KiB (the
 // max_window_bits parameters, 8 to 15 bits) is a real LZ77 window: back-references never reach
 // further than it allows, and the memory kept follows it.
 //
