@@ -8,30 +8,10 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
-
-func TestCompressValues(t *testing.T) {
-	for _, tc := range []struct {
-		mode     string
-		ok       bool
-		nil      bool
-		takeover bool
-	}{
-		{"off", true, true, false},
-		{"on", true, false, false},
-		{"takeover", true, false, true},
-		{"", false, true, false},
-		{"ON", false, true, false},
-		{"yes", false, true, false},
-	} {
-		o, ok := compressOptions(tc.mode)
-		if ok != tc.ok || (o == nil) != tc.nil || (o != nil && o.ContextTakeover != tc.takeover) {
-			t.Errorf("compressOptions(%q) = %+v, %v", tc.mode, o, ok)
-		}
-	}
-}
 
 func TestCompressBadValue(t *testing.T) {
 	for _, args := range [][]string{
@@ -54,7 +34,7 @@ func TestCompressRoundTrip(t *testing.T) {
 	wstest.CheckGoroutines(t)
 	for _, mode := range []string{"on", "takeover"} {
 		t.Run(mode, func(t *testing.T) {
-			o, _ := compressOptions(mode)
+			o, _ := compressflag.Options(mode)
 			s := startServe(t, serveConfig{compress: o})
 			line := strings.Repeat("compress me ✓ ", 2000/len("compress me ✓ ")+1)[:2000]
 			var stdout, stderr wstest.Buffer

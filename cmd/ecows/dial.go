@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -49,16 +50,16 @@ func runDial(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	origin := fs.String("origin", "", "send `origin` as the Origin header, as a browser page would")
 	insecure := fs.Bool("insecure", false, "skip TLS certificate verification (wss:// to test servers)")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the opening handshake")
-	compress := compressFlag(fs)
+	compress := compressflag.Flag(fs)
 	h2 := fs.String("http2", "off", "WebSocket over HTTP/2 (RFC 8441): `mode` auto (wss:// where the server offers it, else HTTP/1.1), require (h2c for ws://) or off")
 	stay := fs.Bool("reconnect", false, "stay connected: dial again, after a growing random delay, when the connection ends or an attempt fails for a reason that may pass")
 	pos, err := parse(fs, args, "URL")
 	if err != nil {
 		return exitCode("dial", err, stderr)
 	}
-	compression, ok := compressOptions(*compress)
+	compression, ok := compressflag.Options(*compress)
 	if !ok {
-		return exitCode("dial", usagef(fs, "-compress must be %s, not %q", compressValues, *compress), stderr)
+		return exitCode("dial", usagef(fs, "-compress must be %s, not %q", compressflag.Values, *compress), stderr)
 	}
 	h2Mode, ok := http2Modes[*h2]
 	if !ok {

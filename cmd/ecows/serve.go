@@ -23,6 +23,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -57,7 +58,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.Float64Var(&cfg.rate, "rate", 0, "limit each connection to `N` data frames per second, closing it with 1008 beyond (0: no limit)")
 	fs.Int64Var(&cfg.maxPayload, "max-payload", 1<<20, "largest message or frame accepted, in `bytes`; larger ones close with 1009")
 	fs.DurationVar(&cfg.keepalive, "keepalive", 30*time.Second, "ping each client this often and drop it after two silent intervals (0: off)")
-	compress := compressFlag(fs)
+	compress := compressflag.Flag(fs)
 	certFile := fs.String("tls-cert", "", "serve HTTPS and WSS, HTTP/1.1 and HTTP/2 on one port, with the certificate in `file` (PEM; with -tls-key)")
 	keyFile := fs.String("tls-key", "", "the private key of -tls-cert, in `file` (PEM)")
 	selfSigned := fs.Bool("tls-self-signed", false, "serve HTTPS and WSS with a certificate made at start for 127.0.0.1, ::1 and localhost; its SHA-256 fingerprint is printed")
@@ -67,10 +68,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		var lvl zerolog.Level
 		lvl, err = zerolog.ParseLevel(*logLevel)
 		var okCompress bool
-		cfg.compress, okCompress = compressOptions(*compress)
+		cfg.compress, okCompress = compressflag.Options(*compress)
 		switch {
 		case !okCompress:
-			err = usagef(fs, "-compress must be %s, not %q", compressValues, *compress)
+			err = usagef(fs, "-compress must be %s, not %q", compressflag.Values, *compress)
 		case err != nil || *logLevel == "":
 			err = usagef(fs, "-log-level must be trace, debug, info, warn, error or disabled, not %q", *logLevel)
 		case !strings.HasPrefix(cfg.path, "/") || cfg.path == "/":

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -32,31 +33,17 @@ const caseTimeout = 2 * time.Minute
 func main() {
 	base := flag.String("url", "ws://127.0.0.1:9001", "the fuzzing server")
 	agent := flag.String("agent", "ecows", "the name of this client in the reports")
-	compress := flag.String("compress", "off", "permessage-deflate (RFC 7692): `mode` off, on (no context kept between messages) or takeover (context kept)")
+	compress := compressflag.Flag(flag.CommandLine)
 	flag.Parse()
-	compression, ok := compressOptions(*compress)
+	compression, ok := compressflag.Options(*compress)
 	if !ok {
-		fmt.Fprintf(os.Stderr, "-compress must be off, on or takeover, not %q\n", *compress)
+		fmt.Fprintf(os.Stderr, "-compress must be %s, not %q\n", compressflag.Values, *compress)
 		flag.Usage()
 		os.Exit(2)
 	}
 	if err := run(context.Background(), strings.TrimSuffix(*base, "/"), *agent, dialOptions(compression), os.Stdout); err != nil {
 		log.Fatal(err)
 	}
-}
-
-// compressOptions returns the Options.Compression for a -compress value, as ecows dial
-// takes it, and false for a value other than off, on or takeover.
-func compressOptions(mode string) (*transport.CompressionOptions, bool) {
-	switch mode {
-	case "off":
-		return nil, true
-	case "on":
-		return &transport.CompressionOptions{}, true
-	case "takeover":
-		return &transport.CompressionOptions{ContextTakeover: true}, true
-	}
-	return nil, false
 }
 
 // dialOptions are the limits the suite needs, with compression as -compress says.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/transport"
 )
@@ -118,26 +119,6 @@ func TestRunWithoutSuite(t *testing.T) {
 	}
 }
 
-func TestCompressValues(t *testing.T) {
-	for _, tc := range []struct {
-		mode     string
-		ok, on   bool
-		takeover bool
-	}{
-		{"off", true, false, false},
-		{"on", true, true, false},
-		{"takeover", true, true, true},
-		{"", false, false, false},
-		{"ON", false, false, false},
-		{"yes", false, false, false},
-	} {
-		o, ok := compressOptions(tc.mode)
-		if ok != tc.ok || (o != nil) != tc.on || (o != nil && o.ContextTakeover != tc.takeover) {
-			t.Errorf("compressOptions(%q) = %+v, %v", tc.mode, o, ok)
-		}
-	}
-}
-
 // TestRunCompressed runs the client in each -compress mode against a fake suite that agrees
 // to permessage-deflate with context takeover when offered: every case's line shows the
 // agreement the mode stands for, and the suite got its messages back, compressed.
@@ -156,7 +137,7 @@ func TestRunCompressed(t *testing.T) {
 			var out strings.Builder
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			o, _ := compressOptions(tc.mode)
+			o, _ := compressflag.Options(tc.mode)
 			if err := run(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), "ecows", dialOptions(o), &out); err != nil {
 				t.Fatal(err)
 			}

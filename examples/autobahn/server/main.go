@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -23,31 +24,17 @@ const maxLen = 16 << 20
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9002", "listen address")
-	compress := flag.String("compress", "off", "permessage-deflate (RFC 7692): `mode` off, on (no context kept between messages) or takeover (context kept)")
+	compress := compressflag.Flag(flag.CommandLine)
 	flag.Parse()
-	compression, ok := compressOptions(*compress)
+	compression, ok := compressflag.Options(*compress)
 	if !ok {
-		fmt.Fprintf(os.Stderr, "-compress must be off, on or takeover, not %q\n", *compress)
+		fmt.Fprintf(os.Stderr, "-compress must be %s, not %q\n", compressflag.Values, *compress)
 		flag.Usage()
 		os.Exit(2)
 	}
 	srv := &http.Server{Addr: *addr, Handler: echo(serverOptions(compression)), ReadHeaderTimeout: 10 * time.Second}
 	log.Printf("autobahn echo server on ws://%s, -compress %s", *addr, *compress)
 	log.Fatal(srv.ListenAndServe())
-}
-
-// compressOptions returns the Options.Compression for a -compress value, as ecows serve
-// takes it, and false for a value other than off, on or takeover.
-func compressOptions(mode string) (*transport.CompressionOptions, bool) {
-	switch mode {
-	case "off":
-		return nil, true
-	case "on":
-		return &transport.CompressionOptions{}, true
-	case "takeover":
-		return &transport.CompressionOptions{ContextTakeover: true}, true
-	}
-	return nil, false
 }
 
 // serverOptions are the limits the suite needs, with compression as -compress says.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/internal/wstest"
 	"github.com/ecows/ecows/internal/wstest/dialtest"
 	"github.com/ecows/ecows/transport"
@@ -98,26 +99,6 @@ func TestProtocolErrorsClose(t *testing.T) {
 	}
 }
 
-func TestCompressValues(t *testing.T) {
-	for _, tc := range []struct {
-		mode     string
-		ok, on   bool
-		takeover bool
-	}{
-		{"off", true, false, false},
-		{"on", true, true, false},
-		{"takeover", true, true, true},
-		{"", false, false, false},
-		{"ON", false, false, false},
-		{"yes", false, false, false},
-	} {
-		o, ok := compressOptions(tc.mode)
-		if ok != tc.ok || (o != nil) != tc.on || (o != nil && o.ContextTakeover != tc.takeover) {
-			t.Errorf("compressOptions(%q) = %+v, %v", tc.mode, o, ok)
-		}
-	}
-}
-
 // TestCompressedEcho runs the server in each -compress mode against client offers with and
 // without context takeover: the agreed extension is the one the mode stands for, and
 // messages come back whole, compressed (RSV1) exactly when permessage-deflate was agreed.
@@ -135,8 +116,8 @@ func TestCompressedEcho(t *testing.T) {
 		{"takeover", "takeover", "permessage-deflate"},
 	} {
 		t.Run(tc.server+"/"+tc.client, func(t *testing.T) {
-			so, _ := compressOptions(tc.server)
-			co, _ := compressOptions(tc.client)
+			so, _ := compressflag.Options(tc.server)
+			co, _ := compressflag.Options(tc.client)
 			c := dialCompressed(t, "/", so, co)
 			if c.Extensions() != tc.ext {
 				t.Fatalf("extensions %q, want %q", c.Extensions(), tc.ext)
