@@ -23,78 +23,8 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// DefaultDialTimeout bounds a handshake when DialOptions.Timeout is zero: long enough for a
-// slow TLS handshake across the world, short enough that a silent server does not hang the
-// caller for the minutes a TCP connect can take.
-const DefaultDialTimeout = 30 * time.Second
-
-// DefaultMaxResponseHeaderBytes bounds the head of the server's answer when
-// DialOptions.MaxResponseHeaderBytes is zero: far more than a real 101 carries (a few hundred
-// bytes, a few KiB with cookies), little enough that a hostile server cannot make Dial buffer
-// much.
-const DefaultMaxResponseHeaderBytes = 64 << 10
-
 // maxErrorBody is how much of a non-101 answer's body a StatusError keeps.
 const maxErrorBody = 1024
-
-// DialOptions configure Dial. The zero value (or nil) dials directly or through the
-// environment's proxy, verifies TLS certificates against the system roots, offers no
-// subprotocol and uses the transport defaults. Dial never modifies DialOptions or the
-// tls.Config it points to.
-type DialOptions struct {
-	// Options configure the Conn that Dial returns (MaxPayloadLen and the rest).
-	transport.Options
-
-	// Header holds extra request headers, such as Authorization or Cookie. A "Host" entry
-	// replaces the Host header (for virtual hosts reached by address). Headers the handshake
-	// writes itself (Upgrade, Connection, Sec-WebSocket-*) and Origin are refused with
-	// ErrDialOptions rather than ignored, since sending them twice breaks the handshake.
-	Header http.Header
-
-	// Subprotocols are offered to the server in preference order; the server picks one or
-	// none (Conn.Subprotocol). Each must be an RFC 7230 token.
-	Subprotocols []string
-
-	// Origin, when set, is sent as the Origin header, as a browser would for its page.
-	Origin string
-
-	// TLSConfig configures wss:// connections; Dial uses a clone. ServerName defaults to the
-	// URL's host, and "h2" is removed from NextProtos because the handshake needs HTTP/1.1.
-	TLSConfig *tls.Config
-
-	// InsecureSkipVerify turns off certificate verification for wss://, for tests and
-	// self-signed development servers only; when set, it wins over TLSConfig.InsecureSkipVerify.
-	InsecureSkipVerify bool
-
-	// Timeout bounds the whole handshake (dial, proxy, TLS, request and response) as well as
-	// ctx does: DefaultDialTimeout when zero, no bound but ctx when negative.
-	Timeout time.Duration
-
-	// Proxy returns the HTTP proxy to tunnel through with CONNECT for the handshake request,
-	// or nil for a direct connection. The request's URL has scheme http or https in place of
-	// ws or wss, so that http.ProxyFromEnvironment, the default when Proxy is nil, picks
-	// HTTP_PROXY or HTTPS_PROXY (and skips localhost targets). Userinfo in the proxy URL is
-	// sent as basic Proxy-Authorization.
-	Proxy func(*http.Request) (*url.URL, error)
-
-	// MaxResponseHeaderBytes bounds the head of the server's answer, and of a proxy's answer
-	// to CONNECT: the status line and the header lines through the blank line that ends
-	// them, in bytes as sent. The bound holds for one endless line as well as for endless
-	// lines: Dial reads at most this many bytes before the head is complete, then fails with
-	// a *HeadTooLargeError without reading further. DefaultMaxResponseHeaderBytes when zero,
-	// no bound when negative.
-	MaxResponseHeaderBytes int
-
-	// NetDial replaces the TCP dialer (a net.Dialer by default); it receives the address of
-	// the proxy when there is one, and a ctx that carries the handshake's deadline.
-	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
-
-	// HTTP2 chooses whether the WebSocket runs over HTTP/2 (RFC 8441): HTTP2Off (the zero
-	// value) speaks HTTP/1.1, HTTP2Auto tries HTTP/2 for wss:// and falls back to HTTP/1.1,
-	// HTTP2Require fails without it (and speaks h2c, HTTP/2 without TLS, for ws://). Both
-	// offer h2 and http/1.1 in TLS ALPN, whatever TLSConfig.NextProtos says.
-	HTTP2 HTTP2Mode
-}
 
 var defaultDialOptions DialOptions
 
@@ -128,15 +58,8 @@ func Dial(ctx context.Context, uri string, opts *DialOptions) (*transport.Conn, 
 	if err != nil {
 		return nil, nil, err
 	}
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = DefaultDialTimeout
-	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, cancel := handshakeContext(ctx, opts.Timeout)
+	defer cancel()
 	raw, proxyURL, err := connect(ctx, req, opts)
 	if err != nil {
 		return nil, nil, err

@@ -4,7 +4,6 @@ package handshake
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,18 +11,10 @@ import (
 	"net/url"
 	"sync"
 	"syscall/js"
-	"time"
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/transport"
 )
-
-// DefaultDialTimeout bounds a handshake when DialOptions.Timeout is zero.
-const DefaultDialTimeout = 30 * time.Second
-
-// DefaultMaxResponseHeaderBytes is kept for source compatibility: in a browser the browser
-// reads the server's answer.
-const DefaultMaxResponseHeaderBytes = 64 << 10
 
 // ErrBrowser is returned, wrapped with what was asked, for what a browser's WebSocket cannot
 // do: custom request headers, an Origin, a TLS configuration, a proxy or a dialer of one's
@@ -37,40 +28,6 @@ var ErrBrowser = errors.New("websocket: not possible with a browser's WebSocket"
 // the server could not be reached or refused the handshake. The browser does not tell a page
 // why (its console does), so no status is available.
 var ErrBrowserDial = errors.New("websocket: the browser could not open the WebSocket")
-
-// DialOptions configure Dial; in a browser, the fields that the browser's WebSocket cannot
-// honour make Dial fail with ErrBrowser when they are set. The zero value (or nil) is fine.
-type DialOptions struct {
-	// Options configure the Conn that Dial returns. Compression must be nil: the browser
-	// negotiates compression itself.
-	transport.Options
-
-	// Header must be empty in a browser: a page cannot set request headers (cookies for the
-	// server's origin are sent by the browser).
-	Header http.Header
-
-	// Subprotocols are offered to the server in preference order.
-	Subprotocols []string
-
-	// Origin must be empty in a browser, which sends the page's origin.
-	Origin string
-
-	// TLSConfig must be nil and InsecureSkipVerify false in a browser, which verifies
-	// certificates itself.
-	TLSConfig          *tls.Config
-	InsecureSkipVerify bool
-
-	// Timeout bounds the opening handshake as well as ctx does: DefaultDialTimeout when
-	// zero, no bound but ctx when negative.
-	Timeout time.Duration
-
-	// Proxy and NetDial must be nil in a browser, which chooses its own route.
-	Proxy   func(*http.Request) (*url.URL, error)
-	NetDial func(ctx context.Context, network, addr string) (net.Conn, error)
-
-	// MaxResponseHeaderBytes has no effect in a browser.
-	MaxResponseHeaderBytes int
-}
 
 // Dial opens a WebSocket connection with the browser's WebSocket API when the program runs
 // as WebAssembly in a browser (GOOS=js GOARCH=wasm), and returns a *transport.Conn over it,
@@ -92,15 +49,8 @@ func Dial(ctx context.Context, uri string, opts *DialOptions) (*transport.Conn, 
 	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
 		return nil, nil, fmt.Errorf("%w: %q", ErrURL, uri)
 	}
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = DefaultDialTimeout
-	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, cancel := handshakeContext(ctx, opts.Timeout)
+	defer cancel()
 	b, err := openBrowser(ctx, uri, opts.Subprotocols)
 	if err != nil {
 		return nil, nil, err
@@ -139,6 +89,8 @@ func browserOptions(opts *DialOptions) error {
 		what = "a dialer of one's own"
 	case opts.Compression != nil:
 		what = "compression settings (the browser negotiates compression itself)"
+	case opts.HTTP2 != HTTP2Off:
+		what = "an HTTP version of one's own (DialOptions.HTTP2)"
 	default:
 		return nil
 	}

@@ -21,25 +21,6 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
-// HTTP2Mode is DialOptions.HTTP2: whether Dial runs the WebSocket over HTTP/2 (RFC 8441).
-type HTTP2Mode int
-
-// The HTTP2Mode values. Over HTTP/2, WebSockets to one origin dialed with the same TLS and
-// dialing options share one connection, which stays open for a while (90 s) after the last
-// of them closes, for the next one.
-const (
-	// HTTP2Off dials HTTP/1.1, one connection per WebSocket.
-	HTTP2Off HTTP2Mode = iota
-	// HTTP2Auto offers h2 and http/1.1 through TLS ALPN for wss:// and uses HTTP/2 when the
-	// server picks h2 and advertises extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL);
-	// otherwise it dials HTTP/1.1, and keeps doing so for that server for 5 minutes without
-	// trying again. ws:// URLs always dial HTTP/1.1.
-	HTTP2Auto
-	// HTTP2Require dials HTTP/2 only, over TLS for wss:// and as h2c (prior knowledge, no
-	// TLS) for ws://, and fails with ErrNoHTTP2 when the server does not offer it.
-	HTTP2Require
-)
-
 // ErrNoHTTP2 is the error Dial returns with HTTP2Require when the server does not speak
 // HTTP/2 (its ALPN answer lacks h2) or does not advertise extended CONNECT; it is wrapped
 // with the reason.
@@ -85,15 +66,8 @@ func dialH2(ctx context.Context, uri string, opts *DialOptions) (c *transport.Co
 		return nil, nil, nil, false
 	}
 
-	timeout := opts.Timeout
-	if timeout == 0 {
-		timeout = DefaultDialTimeout
-	}
-	if timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
-	}
+	ctx, endHandshake := handshakeContext(ctx, opts.Timeout)
+	defer endHandshake()
 	// The request's context lives as long as the stream: ctx bounds only the handshake.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	stop := context.AfterFunc(ctx, cancel)
