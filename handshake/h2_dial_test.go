@@ -143,20 +143,7 @@ func TestDialH2SharesConnection(t *testing.T) {
 // GODEBUG=http2xconnect=1). HTTP2Auto falls back to HTTP/1.1 and works; HTTP2Require fails
 // with ErrNoHTTP2.
 func TestDialH2Fallback(t *testing.T) {
-	h1 := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			op, msg, err := c.ReadMessage(context.Background(), nil)
-			if err != nil {
-				return
-			}
-			c.WriteMessage(context.Background(), op, msg)
-		}
-	}), true)
+	h1 := quietServer(t, echoHandler(nil), true)
 	h1URL, h1TLS := wsURL(h1)+"/ws", trusting(h1)
 	if p := h1.TLS.NextProtos; len(p) != 1 || p[0] != "http/1.1" {
 		t.Fatalf("HTTP/1.1 server offers ALPN %q", p)

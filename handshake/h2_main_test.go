@@ -2,10 +2,8 @@ package handshake
 
 import (
 	"bufio"
-	"context"
 	"encoding/base64"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -34,20 +32,7 @@ const helperEnv = "ECOWS_HANDSHAKE_H2_HELPER"
 // 127.0.0.1, prints its URL and its certificate in base64 on one line, and serves until its
 // standard input closes.
 func helperServer() int {
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			op, msg, err := c.ReadMessage(context.Background(), nil)
-			if err != nil {
-				return
-			}
-			c.WriteMessage(context.Background(), op, msg)
-		}
-	}))
+	srv := httptest.NewUnstartedServer(echoHandler(nil))
 	srv.EnableHTTP2 = true
 	srv.StartTLS()
 	defer srv.Close()

@@ -1,7 +1,6 @@
 package handshake
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -84,6 +83,18 @@ func h2Connect(ctx context.Context, tr *http2.Transport, url string, h http.Head
 	return resp, transport.NewConn(clientStream{&h2Reader{body: resp.Body, res: make(chan h2Result, 1)}, pw}, transport.Client, setup, nil), nil
 }
 
+// mustH2Connect connects through tr to url and fails t unless the server upgrades; the Conn
+// is closed at the end of the test.
+func mustH2Connect(ctx context.Context, t testing.TB, tr *http2.Transport, url string) *transport.Conn {
+	t.Helper()
+	_, c, err := h2Connect(ctx, tr, url, nil)
+	if err != nil || c == nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
 // h2Echo serves an echo WebSocket, failing t when the request or the Conn is not HTTP/2.
 // The handler returns only once the Conn is done, as HTTP/2 requires.
 func h2Echo(t testing.TB, opts *ServerOptions) http.Handler {
@@ -92,21 +103,10 @@ func h2Echo(t testing.TB, opts *ServerOptions) http.Handler {
 		if err != nil {
 			return
 		}
-		defer c.CloseNow()
 		if r.ProtoMajor != 2 || r.Method != http.MethodConnect || !c.HTTP2() {
 			t.Errorf("request %s %s, Conn.HTTP2 %v: want an HTTP/2 CONNECT", r.Method, r.Proto, c.HTTP2())
 		}
-		var buf []byte
-		for {
-			op, msg, err := c.ReadMessage(context.Background(), buf[:0])
-			if err != nil {
-				return
-			}
-			if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
-				return
-			}
-			buf = msg
-		}
+		echoConn(c)
 	})
 }
 
@@ -146,7 +146,6 @@ func TestH2AdvertisesExtendedConnect(t *testing.T) {
 }
 
 func TestUpgradeH2Echo(t *testing.T) {
-	big := bytes.Repeat([]byte("0123456789"), 7000) // 70,000 bytes: more than one frame and one DATA frame
 	tests := []struct {
 		name    string
 		opts    *ServerOptions
@@ -197,21 +196,7 @@ func TestUpgradeH2Echo(t *testing.T) {
 				// compressing server accepts, and the server compresses only what is long.
 				return
 			}
-			for _, m := range []struct {
-				op frame.Opcode
-				p  []byte
-			}{{frame.OpText, []byte("hello over HTTP/2")}, {frame.OpBinary, big}} {
-				if _, err := c.WriteMessage(context.Background(), m.op, m.p); err != nil {
-					t.Fatal(err)
-				}
-				op, got, err := c.ReadMessage(ctx, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if op != m.op || !bytes.Equal(got, m.p) {
-					t.Fatalf("echo: opcode %v, %d bytes; want %v, %d bytes", op, len(got), m.op, len(m.p))
-				}
-			}
+			echoOnce(t, c)
 			if err := c.Close(frame.CloseNormal, "bye"); err != nil {
 				t.Fatalf("close handshake: %v", err)
 			}
@@ -292,11 +277,7 @@ func TestUpgradeH2ReadTimeoutResumes(t *testing.T) {
 	tr := h2Transport(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, c, err := h2Connect(ctx, tr, srv.URL+"/ws", nil)
-	if err != nil || c == nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer c.CloseNow()
+	c := mustH2Connect(ctx, t, tr, srv.URL+"/ws")
 	if _, _, err := c.ReadMessage(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -330,12 +311,7 @@ func TestUpgradeH2CloseEndsStreamOnly(t *testing.T) {
 	defer cancel()
 	var conns [2]*transport.Conn
 	for i := range conns {
-		_, c, err := h2Connect(ctx, tr, srv.URL+"/ws", nil)
-		if err != nil || c == nil {
-			t.Fatalf("connect %d: %v", i, err)
-		}
-		defer c.CloseNow()
-		conns[i] = c
+		conns[i] = mustH2Connect(ctx, t, tr, srv.URL+"/ws")
 	}
 	if err := conns[0].Close(frame.CloseNormal, ""); err != nil {
 		t.Fatalf("close handshake: %v", err)
@@ -368,24 +344,13 @@ func TestKeepHTTP2Streams(t *testing.T) {
 		}
 		go func() {
 			defer close(done)
-			defer c.CloseNow()
-			for {
-				op, msg, err := c.ReadMessage(context.Background(), nil)
-				if err != nil {
-					return
-				}
-				c.WriteMessage(context.Background(), op, msg)
-			}
+			echoConn(c)
 		}()
 	})))
 	tr := h2Transport(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, c, err := h2Connect(ctx, tr, srv.URL+"/ws", nil)
-	if err != nil || c == nil {
-		t.Fatalf("connect: %v", err)
-	}
-	defer c.CloseNow()
+	c := mustH2Connect(ctx, t, tr, srv.URL+"/ws")
 	time.Sleep(50 * time.Millisecond) // the handler has long returned; the stream must not have ended
 	for i := range 3 {
 		if _, err := c.SendText([]byte("after the return")); err != nil {
