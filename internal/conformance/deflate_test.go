@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/compressflag"
 )
 
 // Groups 12 and 13 (permessage-deflate, RFC 7692), mirrored from Autobahn's case12_x_x.py:
@@ -167,7 +168,7 @@ func runDeflateGroups(t *testing.T, r role) {
 		var s *echoServer
 		if r == server {
 			opts := *serverOpts
-			opts.Compression = modeOptions(mode)
+			opts.Compression, _ = compressflag.Options(mode)
 			s = newEchoServer(t, &opts)
 		}
 		for _, g := range deflateGroups {

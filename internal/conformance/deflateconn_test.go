@@ -2,18 +2,15 @@ package conformance
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
-	"net/textproto"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/compressflag"
 	"github.com/ecows/ecows/internal/wstest"
-	"github.com/ecows/ecows/transport"
 )
 
 // This file opens the connections of groups 12 and 13: the permessage-deflate negotiation
@@ -184,11 +181,6 @@ func clientAnswer(o extParams, p params) (extParams, agreement, error) {
 	}, nil
 }
 
-// modeOptions are the testee's options for its -compress mode, as examples/autobahn takes it.
-func modeOptions(mode string) *transport.CompressionOptions {
-	return &transport.CompressionOptions{ContextTakeover: mode == "takeover"}
-}
-
 // deflateConn is the suite's end of one connection of groups 12 and 13.
 type deflateConn struct {
 	conn *net.TCPConn
@@ -201,32 +193,15 @@ type deflateConn struct {
 // offers in order, and checks the answer against the first offer it fits.
 func connectServerDeflate(t *testing.T, s *echoServer, mode string, offers []extParams, deadline time.Time) *deflateConn {
 	t.Helper()
-	addr := s.srv.Listener.Addr().String()
-	nc, err := net.DialTimeout("tcp", addr, time.Until(deadline))
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn := nc.(*net.TCPConn)
-	t.Cleanup(func() { conn.Close() })
 	var elems []string
 	for _, o := range offers {
 		elems = append(elems, o.String())
 	}
 	key := newKey()
-	conn.SetDeadline(deadline)
-	req := "GET /autobahn HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n" +
-		"Sec-WebSocket-Extensions: " + strings.Join(elems, ", ") + "\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
+	conn, br, h, err := s.open(key, "Sec-WebSocket-Extensions: "+strings.Join(elems, ", ")+"\r\n", deadline)
+	if conn != nil {
+		t.Cleanup(func() { conn.Close() })
 	}
-	br := bufio.NewReaderSize(conn, 64<<10)
-	tp := textproto.NewReader(br)
-	status, err := tp.ReadLine()
-	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 101 ") {
-		t.Fatalf("status line %q, %v; want 101", status, err)
-	}
-	h, err := tp.ReadMIMEHeader()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,60 +222,21 @@ func connectServerDeflate(t *testing.T, s *echoServer, mode string, offers []ext
 	if err != nil {
 		t.Fatalf("answer %q to the offer %q: %v", answer, strings.Join(elems, ", "), err)
 	}
-	conn.SetDeadline(time.Time{})
-	local := conn.LocalAddr().String()
-	t.Cleanup(func() {
-		s.mu.Lock()
-		delete(s.done, local)
-		s.mu.Unlock()
-	})
-	return &deflateConn{conn: conn, br: br, ag: ag, done: s.slot(local)}
+	return &deflateConn{conn: conn, br: br, ag: ag, done: s.started(t, conn)}
 }
 
 // connectClientDeflate has a client testee in mode dial the suite, answers its offer as p
 // asks, and checks that the testee's Conn reports that answer as its extensions.
 func connectClientDeflate(t *testing.T, mode string, p params, deadline time.Time) *deflateConn {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	opts := *clientOpts
-	opts.Compression = modeOptions(mode)
-	done := make(chan error, 1)
-	exts := make(chan string, 1)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	go func() {
-		defer cancel()
-		c, _, err := handshake.Dial(ctx, "ws://"+ln.Addr().String()+"/autobahn", &opts)
-		if err == nil {
-			exts <- c.Extensions()
-			err = echo(ctx, c)
-		}
-		done <- err
-	}()
-	ln.SetDeadline(deadline)
-	conn, err := ln.AcceptTCP()
-	if err != nil {
-		cancel()
-		t.Fatalf("accepting the client: %v", err)
-	}
+	opts.Compression, _ = compressflag.Options(mode)
+	ct := acceptClient(t, &opts, deadline)
 	t.Cleanup(func() {
-		conn.Close()
-		cancel()
+		ct.conn.Close()
+		ct.cancel()
 	})
-	conn.SetDeadline(deadline)
-	br := bufio.NewReaderSize(conn, 64<<10)
-	tp := textproto.NewReader(br)
-	if _, err := tp.ReadLine(); err != nil {
-		t.Fatal(err)
-	}
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		t.Fatal(err)
-	}
-	offer := strings.Join(h["Sec-Websocket-Extensions"], ", ")
+	offer := strings.Join(ct.h["Sec-Websocket-Extensions"], ", ")
 	offers, err := parseDeflateExt(offer)
 	if err != nil || len(offers) != 1 {
 		t.Fatalf("Sec-WebSocket-Extensions %q: %v, want one permessage-deflate offer", offer, err)
@@ -313,19 +249,19 @@ func connectClientDeflate(t *testing.T, mode string, p params, deadline time.Tim
 		t.Fatal(err)
 	}
 	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + wstest.AcceptKey(h.Get("Sec-Websocket-Key")) + "\r\n" +
+		"Sec-WebSocket-Accept: " + wstest.AcceptKey(ct.h.Get("Sec-Websocket-Key")) + "\r\n" +
 		"Sec-WebSocket-Extensions: " + a.String() + "\r\n\r\n"
-	if _, err := conn.Write([]byte(resp)); err != nil {
+	if _, err := ct.conn.Write([]byte(resp)); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case ext := <-exts:
+	case ext := <-ct.exts:
 		if ext != a.String() {
 			t.Fatalf("the client's Extensions() = %q, want the answer %q", ext, a)
 		}
-	case err := <-done:
+	case err := <-ct.done:
 		t.Fatalf("the client refused the answer %q to its offer %q: %v", a, offer, err)
 	}
-	conn.SetDeadline(time.Time{})
-	return &deflateConn{conn: conn, br: br, ag: ag, done: done}
+	ct.conn.SetDeadline(time.Time{})
+	return &deflateConn{conn: ct.conn, br: ct.br, ag: ag, done: ct.done}
 }

@@ -109,19 +109,36 @@ func connectServer(t *testing.T, deadline time.Time) (*peer, <-chan error) {
 	echoSrvMu.Lock()
 	s := echoSrv
 	echoSrvMu.Unlock()
+	key := newKey()
+	conn, br, h, err := s.open(key, "", deadline)
+	if err == nil {
+		err = checkUpgradeHeaders(h, "Sec-Websocket-Accept", wstest.AcceptKey(key))
+	}
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		t.Fatalf("opening handshake with the server: %v", err)
+	}
+	return newPeer(server, conn, br), s.started(t, conn)
+}
+
+// open dials the server testee and sends it an opening handshake for key, with the header
+// lines extra (each ending in CRLF), and reads its answer, which must be 101. It returns the
+// connection, under deadline, with the reader its frames come through and the answer's
+// header. The connection is nil when it could not be made.
+func (s *echoServer) open(key, extra string, deadline time.Time) (*net.TCPConn, *bufio.Reader, textproto.MIMEHeader, error) {
 	addr := s.srv.Listener.Addr().String()
 	nc, err := net.DialTimeout("tcp", addr, time.Until(deadline))
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, nil, err
 	}
 	conn := nc.(*net.TCPConn)
-	key := newKey()
 	conn.SetDeadline(deadline)
 	req := "GET /autobahn HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Key: " + key + "\r\nSec-WebSocket-Version: 13\r\n" + extra + "\r\n"
 	if _, err := conn.Write([]byte(req)); err != nil {
-		conn.Close()
-		t.Fatal(err)
+		return conn, nil, nil, err
 	}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	tp := textproto.NewReader(br)
@@ -133,13 +150,12 @@ func connectServer(t *testing.T, deadline time.Time) (*peer, <-chan error) {
 	if err == nil {
 		h, err = tp.ReadMIMEHeader()
 	}
-	if err == nil {
-		err = checkUpgradeHeaders(h, "Sec-Websocket-Accept", wstest.AcceptKey(key))
-	}
-	if err != nil {
-		conn.Close()
-		t.Fatalf("opening handshake with the server: %v", err)
-	}
+	return conn, br, h, err
+}
+
+// started lifts the deadline of conn, whose handshake is done, and returns the channel on
+// which its handler reports its end, forgotten at the end of the test.
+func (s *echoServer) started(t *testing.T, conn *net.TCPConn) <-chan error {
 	conn.SetDeadline(time.Time{})
 	local := conn.LocalAddr().String()
 	t.Cleanup(func() {
@@ -147,21 +163,59 @@ func connectServer(t *testing.T, deadline time.Time) (*peer, <-chan error) {
 		delete(s.done, local)
 		s.mu.Unlock()
 	})
-	return newPeer(server, conn, br), s.slot(local)
+	return s.slot(local)
 }
 
 func connectClient(t *testing.T, deadline time.Time) (*peer, <-chan error) {
+	ct := acceptClient(t, clientOpts, deadline)
+	key := ct.h.Get("Sec-Websocket-Key")
+	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
+		ct.fail(fmt.Errorf("Sec-WebSocket-Key %q is not 16 bytes in base64", key))
+	}
+	if err := checkUpgradeHeaders(ct.h, "Sec-Websocket-Version", "13"); err != nil {
+		ct.fail(err)
+	}
+	if ct.h.Get("Host") == "" {
+		ct.fail(fmt.Errorf("no Host header"))
+	}
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + wstest.AcceptKey(key) + "\r\n\r\n"
+	if _, err := ct.conn.Write([]byte(resp)); err != nil {
+		ct.fail(err)
+	}
+	ct.conn.SetDeadline(time.Time{})
+	return newPeer(client, ct.conn, ct.br), ct.done
+}
+
+// clientTestee is the suite's end of a client testee's connection during its opening
+// handshake.
+type clientTestee struct {
+	t      *testing.T
+	conn   *net.TCPConn
+	br     *bufio.Reader
+	h      textproto.MIMEHeader // the request's header
+	exts   <-chan string        // the Conn's Extensions(), once Dial has returned it
+	done   <-chan error         // the testee's goroutine's end
+	cancel context.CancelFunc   // ends the testee
+}
+
+// acceptClient has a client testee dial the suite with opts and echo, accepts its connection
+// and reads its request, under deadline, up to the blank line.
+func acceptClient(t *testing.T, opts *handshake.DialOptions, deadline time.Time) *clientTestee {
+	t.Helper()
 	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
 	done := make(chan error, 1)
+	exts := make(chan string, 1)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	go func() {
 		defer cancel()
-		c, _, err := handshake.Dial(ctx, "ws://"+ln.Addr().String()+"/autobahn", clientOpts)
+		c, _, err := handshake.Dial(ctx, "ws://"+ln.Addr().String()+"/autobahn", opts)
 		if err == nil {
+			exts <- c.Extensions()
 			err = echo(ctx, c)
 		}
 		done <- err
@@ -172,43 +226,30 @@ func connectClient(t *testing.T, deadline time.Time) (*peer, <-chan error) {
 		cancel()
 		t.Fatalf("accepting the client: %v", err)
 	}
-	fail := func(err error) {
-		conn.Close()
-		cancel()
-		<-done
-		t.Fatalf("opening handshake with the client: %v", err)
-	}
+	ct := &clientTestee{t: t, conn: conn, exts: exts, done: done, cancel: cancel}
 	conn.SetDeadline(deadline)
-	br := bufio.NewReaderSize(conn, 64<<10)
-	tp := textproto.NewReader(br)
+	ct.br = bufio.NewReaderSize(conn, 64<<10)
+	tp := textproto.NewReader(ct.br)
 	line, err := tp.ReadLine()
 	if err != nil {
-		fail(err)
+		ct.fail(err)
 	}
 	if line != "GET /autobahn HTTP/1.1" {
-		fail(fmt.Errorf("request line %q", line))
+		ct.fail(fmt.Errorf("request line %q", line))
 	}
-	h, err := tp.ReadMIMEHeader()
-	if err != nil {
-		fail(err)
+	if ct.h, err = tp.ReadMIMEHeader(); err != nil {
+		ct.fail(err)
 	}
-	key := h.Get("Sec-Websocket-Key")
-	if raw, err := base64.StdEncoding.DecodeString(key); err != nil || len(raw) != 16 {
-		fail(fmt.Errorf("Sec-WebSocket-Key %q is not 16 bytes in base64", key))
-	}
-	if err := checkUpgradeHeaders(h, "Sec-Websocket-Version", "13"); err != nil {
-		fail(err)
-	}
-	if h.Get("Host") == "" {
-		fail(fmt.Errorf("no Host header"))
-	}
-	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + wstest.AcceptKey(key) + "\r\n\r\n"
-	if _, err := conn.Write([]byte(resp)); err != nil {
-		fail(err)
-	}
-	conn.SetDeadline(time.Time{})
-	return newPeer(client, conn, br), done
+	return ct
+}
+
+// fail ends the testee and the test with err.
+func (ct *clientTestee) fail(err error) {
+	ct.t.Helper()
+	ct.conn.Close()
+	ct.cancel()
+	<-ct.done
+	ct.t.Fatalf("opening handshake with the client: %v", err)
 }
 
 // checkUpgradeHeaders checks the headers both sides of the handshake send, and one more.
