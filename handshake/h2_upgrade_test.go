@@ -16,6 +16,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/echotest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -106,7 +107,7 @@ func h2Echo(t testing.TB, opts *ServerOptions) http.Handler {
 		if r.ProtoMajor != 2 || r.Method != http.MethodConnect || !c.HTTP2() {
 			t.Errorf("request %s %s, Conn.HTTP2 %v: want an HTTP/2 CONNECT", r.Method, r.Proto, c.HTTP2())
 		}
-		echoConn(c)
+		echotest.Echo(context.Background(), c)
 	})
 }
 
@@ -344,7 +345,7 @@ func TestKeepHTTP2Streams(t *testing.T) {
 		}
 		go func() {
 			defer close(done)
-			echoConn(c)
+			echotest.Echo(context.Background(), c)
 		}()
 	})))
 	tr := h2Transport(t, srv)

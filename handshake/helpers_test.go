@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/internal/wstest"
-	"github.com/ecows/ecows/transport"
+	"github.com/ecows/ecows/internal/wstest/echotest"
 )
 
 // fakeConn is a net.Conn over memory: reads come from in, writes go to out (or fail with
@@ -112,27 +112,11 @@ func quietServer(t testing.TB, h http.Handler, tls bool) *httptest.Server {
 	return srv
 }
 
-// echoConn sends every message on c back until the connection ends, then closes it.
-func echoConn(c *transport.Conn) {
-	defer c.CloseNow()
-	var buf []byte
-	for {
-		op, msg, err := c.ReadMessage(context.Background(), buf[:0])
-		if err != nil {
-			return
-		}
-		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
-			return
-		}
-		buf = msg
-	}
-}
-
 // echoHandler upgrades every request with opts and echoes its messages.
 func echoHandler(opts *ServerOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, err := Upgrade(w, r, opts); err == nil {
-			echoConn(c)
+			echotest.Echo(context.Background(), c)
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest/echotest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -67,13 +68,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		c.Close(frame.CloseCode(n), "closed by the test")
 		return
 	}
-	for {
-		op, msg, err := c.ReadMessage(context.Background(), nil)
-		if err != nil {
-			return
-		}
-		c.WriteMessage(context.Background(), op, msg)
-	}
+	echotest.Echo(context.Background(), c)
 }
 
 // waitLive waits up to 10 s for the server to hold n live connections.

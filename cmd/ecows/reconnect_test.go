@@ -13,6 +13,7 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/echotest"
 )
 
 // closingServer closes its first connections with the codes given, one each, and echoes on
@@ -29,13 +30,7 @@ func closingServer(t *testing.T, codes ...frame.CloseCode) string {
 			c.Close(codes[i], "test")
 			return
 		}
-		for {
-			op, msg, err := c.ReadMessage(context.Background(), nil)
-			if err != nil {
-				return
-			}
-			c.WriteMessage(context.Background(), op, msg)
-		}
+		echotest.Echo(context.Background(), c)
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")

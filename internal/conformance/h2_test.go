@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/http2"
 
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/wstest/echotest"
 	_ "github.com/ecows/ecows/internal/xconnect" // extended CONNECT in net/http's HTTP/2 server
 )
 
@@ -43,7 +44,7 @@ func TestServerH2(t *testing.T) {
 			if !c.HTTP2() {
 				t.Errorf("request over %s, want HTTP/2", r.Proto)
 			}
-			err = echo(context.Background(), c) // the stream lives as long as the handler
+			err = echotest.Echo(context.Background(), c) // the stream lives as long as the handler
 		}
 		s.slot(r.RemoteAddr) <- err
 	}))
@@ -222,7 +223,7 @@ func connectClientH2(t *testing.T, deadline time.Time) (*peer, <-chan error) {
 			if !c.HTTP2() {
 				t.Error("client Conn not over HTTP/2")
 			}
-			err = echo(ctx, c)
+			err = echotest.Echo(ctx, c)
 		}
 		done <- err
 	}()

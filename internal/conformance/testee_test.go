@@ -18,6 +18,7 @@ import (
 
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/internal/wstest/echotest"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -32,24 +33,6 @@ var (
 	}
 )
 
-// echo is the testee's loop, as in examples/autobahn: every message goes back with its
-// opcode; the Conn's own checks decide every protocol case, and the loop ends with the error
-// that ended the connection.
-func echo(ctx context.Context, c *transport.Conn) error {
-	defer c.CloseNow()
-	var buf []byte
-	for {
-		op, msg, err := c.ReadMessage(ctx, buf[:0])
-		if err != nil {
-			return err
-		}
-		if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
-			return err
-		}
-		buf = msg
-	}
-}
-
 // echoServer is the server testee: an httptest server whose handler upgrades and echoes.
 // Each connection's handler reports its end under the client's address.
 type echoServer struct {
@@ -63,7 +46,7 @@ func newEchoServer(t *testing.T, opts *handshake.ServerOptions) *echoServer {
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := handshake.Upgrade(w, r, opts)
 		if err == nil {
-			err = echo(context.Background(), c)
+			err = echotest.Echo(context.Background(), c)
 		}
 		s.slot(r.RemoteAddr) <- err
 	}))
@@ -216,7 +199,7 @@ func acceptClient(t *testing.T, opts *handshake.DialOptions, deadline time.Time)
 		c, _, err := handshake.Dial(ctx, "ws://"+ln.Addr().String()+"/autobahn", opts)
 		if err == nil {
 			exts <- c.Extensions()
-			err = echo(ctx, c)
+			err = echotest.Echo(ctx, c)
 		}
 		done <- err
 	}()

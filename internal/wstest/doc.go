@@ -7,7 +7,8 @@
 // It imports only the standard library, so that every package's tests can use it, transport's
 // and handshake's own in-package tests included: a helper that needs an ecows package would
 // make that package's tests an import cycle. Such helpers live in subpackages that say what
-// they import: dialtest (handshake, transport) dials test servers.
+// they import: dialtest (handshake, transport) dials test servers, echotest (transport) echoes
+// a Conn's messages.
 //
 // Helpers that take a testing.TB call t.Helper, release what they make with t.Cleanup, and
 // wait a bounded time (generous, for a busy machine) before they fail the test.
