@@ -187,19 +187,7 @@ func BenchmarkIdleConn(b *testing.B) {
 		for i, nc := range servers {
 			c := NewConn(nc, Server, Setup{}, nil)
 			conns[i] = c
-			go func() {
-				var buf []byte
-				for {
-					op, p, err := c.ReadMessage(context.Background(), buf[:0])
-					if err != nil {
-						return
-					}
-					if _, err := c.WriteMessage(context.Background(), op, p); err != nil {
-						return
-					}
-					buf = p
-				}
-			}()
+			go serveEcho(c)
 		}
 		echo := make([]byte, len(msg)-4)
 		for _, nc := range clients {

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"net"
 	"testing"
@@ -88,6 +89,22 @@ func (p *peer) expectEOF() {
 			p.t.Fatal("stream still open after 5 s")
 		}
 		return
+	}
+}
+
+// serveEcho sends every message on c back until a read or a write fails, as a server whose
+// connections the tests measure would.
+func serveEcho(c *Conn) {
+	var buf []byte
+	for {
+		op, p, err := c.ReadMessage(context.Background(), buf[:0])
+		if err != nil {
+			return
+		}
+		if _, err := c.WriteMessage(context.Background(), op, p); err != nil {
+			return
+		}
+		buf = p
 	}
 }
 

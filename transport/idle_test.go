@@ -132,20 +132,7 @@ func TestIdleConnHeap(t *testing.T) {
 	// so that the rounds measured do not pay for them.
 	measure(plainServe)
 	plain := measure(plainServe)
-	ecows := measure(func(nc net.Conn) {
-		c := NewConn(nc, Server, Setup{}, nil)
-		var buf []byte
-		for {
-			op, p, err := c.ReadMessage(context.Background(), buf[:0])
-			if err != nil {
-				return
-			}
-			if _, err := c.WriteMessage(context.Background(), op, p); err != nil {
-				return
-			}
-			buf = p
-		}
-	})
+	ecows := measure(func(nc net.Conn) { serveEcho(NewConn(nc, Server, Setup{}, nil)) })
 	t.Logf("heap per idle connection: plain Read %.0f B, Conn %.0f B, difference %.0f B", plain, ecows, ecows-plain)
 	if ecows-plain > 320 {
 		t.Errorf("an idle Conn holds %.0f B more than a plain Read (%.0f B against %.0f B)", ecows-plain, ecows, plain)
