@@ -10,6 +10,7 @@ import (
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
+	"github.com/ecows/ecows/internal/option"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -111,7 +112,7 @@ func Run(ctx context.Context, url string, session Session, opts *Options) error 
 				}
 				return nil
 			}
-			if opts.ResetAfter >= 0 && ev.Uptime >= orDefault(opts.ResetAfter, DefaultResetAfter) {
+			if opts.ResetAfter >= 0 && ev.Uptime >= option.Or(opts.ResetAfter, DefaultResetAfter) {
 				attempt = 0
 			}
 		}
@@ -173,26 +174,15 @@ func serve(ctx context.Context, c *transport.Conn, session Session, opts *Option
 // uniform draw from [0, min(MaxDelay, BaseDelay·2^(attempt-1))). rnd(n) returns a number in
 // [0, n), as rand.Int64N does.
 func backoff(attempt int, opts *Options, rnd func(int64) int64) time.Duration {
-	base := orDefault(opts.BaseDelay, DefaultBaseDelay)
+	base := option.Or(opts.BaseDelay, DefaultBaseDelay)
 	if base <= 0 {
 		return 0
 	}
-	limit := max(orDefault(opts.MaxDelay, DefaultMaxDelay), base)
+	limit := max(option.Or(opts.MaxDelay, DefaultMaxDelay), base)
 	window := base
 	for i := 1; i < attempt && window < limit; i++ {
 		window *= 2
 	}
 	window = min(window, limit)
 	return time.Duration(rnd(int64(window)))
-}
-
-// orDefault maps a zero option to def, and a negative one to -1.
-func orDefault(v, def time.Duration) time.Duration {
-	switch {
-	case v == 0:
-		return def
-	case v < 0:
-		return -1
-	}
-	return v
 }
