@@ -29,10 +29,33 @@ func (s *loopStream) Read(p []byte) (int, error) {
 func (s *loopStream) Write(p []byte) (int, error) { return len(p), nil }
 func (s *loopStream) Close() error                { return nil }
 
-var sizes = []struct {
+// size is a message size the benchmarks run at.
+type size struct {
 	name string
 	n    int
-}{{"16B", 16}, {"1KiB", 1024}, {"64KiB", 65535}}
+}
+
+var sizes = []size{{"16B", 16}, {"1KiB", 1024}, {"64KiB", 65535}}
+
+// benchWrites runs write with a message of each size on a Conn of each role, over a stream
+// that takes all it is given.
+func benchWrites(b *testing.B, sizes []size, write func(c *Conn, p []byte) error) {
+	for _, role := range []Role{Server, Client} {
+		for _, s := range sizes {
+			b.Run(role.String()+"/"+s.name, func(b *testing.B) {
+				c := NewConn(&loopStream{data: []byte{0}}, role, Setup{}, nil)
+				p := make([]byte, s.n)
+				b.SetBytes(int64(s.n))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := write(c, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
 
 // masked returns a stream of masked binary frames of n bytes, as a client sends them.
 func masked(n int) *loopStream {
@@ -77,21 +100,10 @@ func BenchmarkReadMessage(b *testing.B) {
 }
 
 func BenchmarkSendBinary(b *testing.B) {
-	for _, role := range []Role{Server, Client} {
-		for _, s := range sizes {
-			b.Run(role.String()+"/"+s.name, func(b *testing.B) {
-				c := NewConn(&loopStream{data: []byte{0}}, role, Setup{}, nil)
-				p := make([]byte, s.n)
-				b.SetBytes(int64(s.n))
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := c.SendBinary(p); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	}
+	benchWrites(b, sizes, func(c *Conn, p []byte) error {
+		_, err := c.SendBinary(p)
+		return err
+	})
 }
 
 // deadlineStream is a loopStream with deadlines, as a net.Conn has, which never fire: the Conn

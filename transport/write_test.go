@@ -426,22 +426,9 @@ func TestMessageWriterReadFrom(t *testing.T) {
 }
 
 func BenchmarkWriteMessage(b *testing.B) {
-	for _, role := range []Role{Server, Client} {
-		for _, s := range append(sizes, struct {
-			name string
-			n    int
-		}{"256KiB", 256 << 10}) { // fragmented at MaxPayloadLen
-			b.Run(role.String()+"/"+s.name, func(b *testing.B) {
-				c := NewConn(&loopStream{data: []byte{0}}, role, Setup{}, nil)
-				p := make([]byte, s.n)
-				b.SetBytes(int64(s.n))
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := c.WriteMessage(context.Background(), frame.OpBinary, p); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	}
+	// 256 KiB is fragmented at MaxPayloadLen.
+	benchWrites(b, append(sizes, size{"256KiB", 256 << 10}), func(c *Conn, p []byte) error {
+		_, err := c.WriteMessage(context.Background(), frame.OpBinary, p)
+		return err
+	})
 }
