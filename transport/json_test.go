@@ -18,13 +18,23 @@ type jsonNote struct {
 	Meta map[string]string `json:"meta,omitempty"`
 }
 
-func TestJSONRoundTrip(t *testing.T) {
+// jsonPair returns a client and a server Conn over TCP, closed at the end of the test, and a
+// context that bounds the test's reads and writes.
+func jsonPair(t *testing.T) (client, server *Conn, ctx context.Context) {
+	t.Helper()
 	wstest.CheckGoroutines(t)
-	client, server := connPair(t, false, nil)
-	defer client.CloseNow()
-	defer server.CloseNow()
+	client, server = connPair(t, false, nil)
+	t.Cleanup(func() {
+		client.CloseNow()
+		server.CloseNow()
+	})
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
+	return client, server, ctx
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	client, server, ctx := jsonPair(t)
 	notes := []jsonNote{
 		{ID: 1, Text: "hello"},
 		{ID: 2, Text: "κόσμε \"quoted\"\n", Tags: []string{"a", "b"}, Meta: map[string]string{"k": "v"}},
@@ -72,12 +82,7 @@ func TestJSONErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wstest.CheckGoroutines(t)
-			client, server := connPair(t, false, nil)
-			defer client.CloseNow()
-			defer server.CloseNow()
-			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-			defer cancel()
+			client, server, ctx := jsonPair(t)
 			if _, err := client.WriteMessage(ctx, tt.op, []byte(tt.msg)); err != nil {
 				t.Fatal(err)
 			}
