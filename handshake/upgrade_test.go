@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -76,6 +77,25 @@ type upgradeResult struct {
 	subprotocol string
 }
 
+// upgradeServer starts a plain server whose handler upgrades with opts, hands the Conn (nil
+// on a refusal) to use, and reports on the channel it returns what Upgrade returned, whether
+// it hijacked and the subprotocol; use may replace the error with its own.
+func upgradeServer(t *testing.T, opts *ServerOptions, use func(c *transport.Conn) error) (*httptest.Server, <-chan upgradeResult) {
+	results := make(chan upgradeResult, 1)
+	srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		spy := &spyWriter{ResponseWriter: w}
+		c, err := Upgrade(spy, r, opts)
+		res := upgradeResult{err: err, hijacked: spy.hijacked}
+		if c != nil {
+			defer c.CloseNow()
+			res.subprotocol = c.Subprotocol()
+			res.err = use(c)
+		}
+		results <- res
+	}), false)
+	return srv, results
+}
+
 func TestUpgradeRequests(t *testing.T) {
 	allowNull := func(r *http.Request) bool { return r.Header.Get("Origin") == "null" }
 	tests := []struct {
@@ -128,17 +148,7 @@ func TestUpgradeRequests(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
-			results := make(chan upgradeResult, 1)
-			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				spy := &spyWriter{ResponseWriter: w}
-				c, err := Upgrade(spy, r, tc.opts)
-				res := upgradeResult{err: err, hijacked: spy.hijacked}
-				if c != nil {
-					res.subprotocol = c.Subprotocol()
-					c.CloseNow()
-				}
-				results <- res
-			}), false)
+			srv, results := upgradeServer(t, tc.opts, func(*transport.Conn) error { return nil })
 			nc := sendRaw(t, srv, rawRequest(tc.line, tc.mods...))
 			resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
 			if err != nil {
@@ -214,20 +224,14 @@ func TestUpgradeRequestBody(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
-			results := make(chan upgradeResult, 1)
-			srv := quietServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				spy := &spyWriter{ResponseWriter: w}
-				c, err := Upgrade(spy, r, nil)
-				if c != nil {
-					defer c.CloseNow()
-					// Echo the first frame, as a real application would act on it.
-					var f frame.Frame
-					if f, err = c.RecvFrame(5 * time.Second); err == nil {
-						_, err = c.SendText(f.Payload)
-					}
+			// Echo the first frame, as a real application would act on it.
+			srv, results := upgradeServer(t, nil, func(c *transport.Conn) error {
+				f, err := c.RecvFrame(5 * time.Second)
+				if err == nil {
+					_, err = c.SendText(f.Payload)
 				}
-				results <- upgradeResult{err: err, hijacked: spy.hijacked}
-			}), false)
+				return err
+			})
 			nc := sendRaw(t, srv, rawRequest("", tc.mods...)+tc.after)
 			br := bufio.NewReader(nc)
 			resp, err := http.ReadResponse(br, nil)
