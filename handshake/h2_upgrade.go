@@ -24,12 +24,8 @@ func upgradeH2(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tr
 		refuse(w, herr)
 		return nil, herr
 	}
-	subprotocol := selectSubprotocol(r, opts)
-	var ext string
-	var deflate transport.DeflateParams
-	if opts.Compression != nil {
-		ext, deflate = acceptDeflate(r.Header["Sec-Websocket-Extensions"], opts.Compression)
-	}
+	setup := negotiate(r, opts)
+	setup.HTTP2 = true
 
 	h := w.Header()
 	for name, values := range opts.Header {
@@ -40,11 +36,11 @@ func upgradeH2(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tr
 			h.Add(name, strings.NewReplacer("\r", " ", "\n", " ").Replace(v))
 		}
 	}
-	if subprotocol != "" {
-		h.Set("Sec-WebSocket-Protocol", subprotocol)
+	if setup.Subprotocol != "" {
+		h.Set("Sec-WebSocket-Protocol", setup.Subprotocol)
 	}
-	if ext != "" {
-		h.Set("Sec-WebSocket-Extensions", ext)
+	if setup.Extensions != "" {
+		h.Set("Sec-WebSocket-Extensions", setup.Extensions)
 	}
 	rc := http.NewResponseController(w)
 	// The server's ReadTimeout and WriteTimeout bound the request, not the WebSocket that
@@ -58,9 +54,7 @@ func upgradeH2(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tr
 	if b, ok := r.Body.(*heldBody); ok {
 		b.upgraded.Store(true)
 	}
-	s := newH2Stream(r, w, rc)
-	setup := transport.Setup{Subprotocol: subprotocol, Extensions: ext, Deflate: deflate, HTTP2: true}
-	return transport.NewConn(s, transport.Server, setup, &opts.Options), nil
+	return transport.NewConn(newH2Stream(r, w, rc), transport.Server, setup, &opts.Options), nil
 }
 
 // checkH2Request applies RFC 8441 section 5: the checks of RFC 6455 section 4.2.1 that do

@@ -94,12 +94,7 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 		refuse(w, herr)
 		return nil, herr
 	}
-	subprotocol := selectSubprotocol(r, opts)
-	var ext string
-	var deflate transport.DeflateParams
-	if opts.Compression != nil {
-		ext, deflate = acceptDeflate(r.Header["Sec-Websocket-Extensions"], opts.Compression)
-	}
+	setup := negotiate(r, opts)
 
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -109,11 +104,10 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 		}
 		return nil, herr
 	}
-	if err := upgrade(nc, brw, key, subprotocol, ext, opts.Header); err != nil {
+	if err := upgrade(nc, brw, key, setup.Subprotocol, setup.Extensions, opts.Header); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	setup := transport.Setup{Subprotocol: subprotocol, Extensions: ext, Deflate: deflate}
 	hijackedBuffers(brw, &setup)
 	return transport.NewConn(nc, transport.Server, setup, &opts.Options), nil
 }
@@ -286,6 +280,16 @@ func originHost(origin string) string {
 		return ""
 	}
 	return host
+}
+
+// negotiate picks the subprotocol and the extensions that the answer to r agrees, as the
+// Conn's Setup.
+func negotiate(r *http.Request, opts *ServerOptions) transport.Setup {
+	setup := transport.Setup{Subprotocol: selectSubprotocol(r, opts)}
+	if opts.Compression != nil {
+		setup.Extensions, setup.Deflate = acceptDeflate(r.Header["Sec-Websocket-Extensions"], opts.Compression)
+	}
+	return setup
 }
 
 // selectSubprotocol picks the subprotocol for the response, or "".
