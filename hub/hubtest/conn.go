@@ -72,31 +72,31 @@ func (in *inbox) next(t testing.TB, wait time.Duration) string {
 // until reads messages until one satisfies ok, and returns it, or fails after wait.
 func (in *inbox) until(t testing.TB, wait time.Duration, ok func(string) bool) string {
 	t.Helper()
-	deadline := time.After(wait)
-	for {
-		select {
-		case m := <-in.msgs:
-			if ok(m) {
-				return m
-			}
-		case <-deadline:
-			t.Fatalf("no matching message in %v", wait)
-			return ""
-		}
+	m, found := in.match(wait, ok)
+	if !found {
+		t.Fatalf("no matching message in %v", wait)
 	}
+	return m
 }
 
 // within reports whether a message that satisfies ok arrives within d.
 func (in *inbox) within(d time.Duration, ok func(string) bool) bool {
+	_, found := in.match(d, ok)
+	return found
+}
+
+// match reads messages until one satisfies ok and returns it, or reports after d that none
+// did.
+func (in *inbox) match(d time.Duration, ok func(string) bool) (string, bool) {
 	deadline := time.After(d)
 	for {
 		select {
 		case m := <-in.msgs:
 			if ok(m) {
-				return true
+				return m, true
 			}
 		case <-deadline:
-			return false
+			return "", false
 		}
 	}
 }
