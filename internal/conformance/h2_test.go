@@ -54,14 +54,22 @@ func TestServerH2(t *testing.T) {
 	s.srv.Start()
 	t.Cleanup(s.srv.Close)
 	echoSrvMu.Lock()
-	echoSrv, overH2 = s, true
+	echoSrv = s
+	echoSrvMu.Unlock()
+	runGroupsH2(t, server)
+}
+
+// runGroupsH2 runs every group against the testee of role r with connect going over HTTP/2.
+func runGroupsH2(t *testing.T, r role) {
+	echoSrvMu.Lock()
+	overH2 = true
 	echoSrvMu.Unlock()
 	t.Cleanup(func() {
 		echoSrvMu.Lock()
 		overH2 = false
 		echoSrvMu.Unlock()
 	})
-	runGroups(t, server)
+	runGroups(t, r)
 }
 
 // connectServerH2 opens an HTTP/2 connection of its own to the server testee and a
@@ -174,15 +182,7 @@ func (s *h2Stream) Close() error {
 // the stream (the handler returns, and net/http resets the request side) and checks that
 // the client testee returns.
 func TestClientH2(t *testing.T) {
-	echoSrvMu.Lock()
-	overH2 = true
-	echoSrvMu.Unlock()
-	t.Cleanup(func() {
-		echoSrvMu.Lock()
-		overH2 = false
-		echoSrvMu.Unlock()
-	})
-	runGroups(t, client)
+	runGroupsH2(t, client)
 }
 
 // connectClientH2 starts an HTTP/2 server (h2c) for one case, has the client testee dial it,
