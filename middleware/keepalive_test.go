@@ -14,17 +14,26 @@ import (
 	"github.com/ecows/ecows/transport"
 )
 
+// keepaliveCase is an echo handler that keeps its connection alive, named for its layer.
+type keepaliveCase struct {
+	name string
+	h    ConnHandler
+}
+
+// keepaliveEchoes are an echo at each layer, frames with AutoPong and messages with
+// Keepalive, pinging every interval and giving up on a peer silent for timeout.
+func keepaliveEchoes(interval, timeout time.Duration) []keepaliveCase {
+	return []keepaliveCase{
+		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: interval, Timeout: timeout}))},
+		{"messages", Messages(Text, echoText, Keepalive(interval, timeout))},
+	}
+}
+
 // A client that never reads never answers a ping: the server must give up on it in bounded
 // time, telling it why in a close frame it may still read.
 func TestKeepaliveClosesSilentPeer(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		h    ConnHandler
-	}{
-		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: 50 * time.Millisecond, Timeout: 150 * time.Millisecond}))},
-		{"messages", Messages(Text, echoText, Keepalive(50*time.Millisecond, 150*time.Millisecond))},
-		{"default timeout", Frames(echo, Keepalive(50*time.Millisecond, 0))},
-	} {
+	for _, tc := range append(keepaliveEchoes(50*time.Millisecond, 150*time.Millisecond),
+		keepaliveCase{"default timeout", Frames(echo, Keepalive(50*time.Millisecond, 0))}) {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
 			start := time.Now()
@@ -54,13 +63,7 @@ func TestKeepaliveClosesSilentPeer(t *testing.T) {
 // A client that answers pings (ReadMessage does) keeps the connection up however quiet its
 // application is. The timeout leaves a loaded machine time to answer, and the test outlasts it.
 func TestKeepaliveSparesLivePeer(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		h    ConnHandler
-	}{
-		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: 50 * time.Millisecond, Timeout: 300 * time.Millisecond}))},
-		{"messages", Messages(Text, echoText, Keepalive(50*time.Millisecond, 300*time.Millisecond))},
-	} {
+	for _, tc := range keepaliveEchoes(50*time.Millisecond, 300*time.Millisecond) {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
 			s := run(t, tc.h)
@@ -90,13 +93,7 @@ func TestKeepaliveSparesLivePeer(t *testing.T) {
 func TestKeepaliveSparesSlowAnswers(t *testing.T) {
 	const interval, timeout = 100 * time.Millisecond, 400 * time.Millisecond
 	const delay = (timeout - interval) / 2 // half the promise, for a busy machine
-	for _, tc := range []struct {
-		name string
-		h    ConnHandler
-	}{
-		{"frames", Frames(echo, AutoPong(&AutoPongOptions{Interval: interval, Timeout: timeout}))},
-		{"messages", Messages(Text, echoText, Keepalive(interval, timeout))},
-	} {
+	for _, tc := range keepaliveEchoes(interval, timeout) {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
 			s := run(t, tc.h)
