@@ -53,13 +53,21 @@ func reading(t *testing.T, c *Conn, read func(*Conn) error) {
 	})
 }
 
+// pingPair returns a client Conn over TCP on which read runs, facing a server that reads
+// (and so answers pings) until the test ends.
+func pingPair(t *testing.T, read func(*Conn) error) *Conn {
+	t.Helper()
+	wstest.CheckGoroutines(t)
+	client, server := connPair(t, false, nil)
+	echoServer(t, server)
+	reading(t, client, read)
+	return client
+}
+
 func TestPingReturnsRTT(t *testing.T) {
 	for _, rd := range readers {
 		t.Run(rd.name, func(t *testing.T) {
-			wstest.CheckGoroutines(t)
-			client, server := connPair(t, false, nil)
-			echoServer(t, server)
-			reading(t, client, rd.read)
+			client := pingPair(t, rd.read)
 			for i := 0; i < 3; i++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				rtt, err := client.Ping(ctx)
@@ -100,10 +108,7 @@ func TestPingKeepsPongHandler(t *testing.T) {
 }
 
 func TestPingConcurrent(t *testing.T) {
-	wstest.CheckGoroutines(t)
-	client, server := connPair(t, false, nil)
-	echoServer(t, server)
-	reading(t, client, readers[0].read)
+	client := pingPair(t, readers[0].read)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -197,10 +202,7 @@ func TestPingErrors(t *testing.T) {
 
 func TestKeepalive(t *testing.T) {
 	t.Run("peer answers", func(t *testing.T) {
-		wstest.CheckGoroutines(t)
-		client, server := connPair(t, false, nil)
-		echoServer(t, server)
-		reading(t, client, readers[1].read)
+		client := pingPair(t, readers[1].read)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		if err := client.Keepalive(ctx, 20*time.Millisecond, 2*time.Second); err != context.DeadlineExceeded {
