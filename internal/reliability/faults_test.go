@@ -172,15 +172,7 @@ func TestHalfOpenPeerFoundByKeepalive(t *testing.T) {
 		proxy := startProxy(t, srv.Addr)
 		c := dialtest.Dial(t, "ws://"+proxy.Addr()+"/ws", nil)
 		// The client reads, which answers the server's pings.
-		read := make(chan error, 1)
-		go func() {
-			for {
-				if _, _, err := c.ReadMessage(context.Background(), nil); err != nil {
-					read <- err
-					return
-				}
-			}
-		}()
+		read := readAll(c)
 		srv.waitConns(t, 1, 5*time.Second)
 		time.Sleep(3 * timeout)
 		if srv.WS.Len() != 1 {
@@ -411,15 +403,7 @@ func TestCloseWhileSending(t *testing.T) {
 			srv := startServer(t, rec, nil)
 			c := dialtest.Dial(t, srv.URL, nil)
 			server := <-serverConn
-			reading := make(chan error, 1)
-			go func() {
-				for {
-					if _, _, err := c.ReadMessage(context.Background(), nil); err != nil {
-						reading <- err
-						return
-					}
-				}
-			}()
+			reading := readAll(c)
 
 			text := []byte(strings.Repeat("ü", 500))
 			big := make([]byte, 100<<10) // fragmented at MaxPayloadLen

@@ -171,6 +171,21 @@ func (r *recorder) next(t testing.TB, within time.Duration) ended {
 	}
 }
 
+// readAll reads messages on c, dropping them, until a read fails, and sends that error on the
+// channel it returns.
+func readAll(c *transport.Conn) <-chan error {
+	end := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(context.Background(), nil); err != nil {
+				end <- err
+				return
+			}
+		}
+	}()
+	return end
+}
+
 func noProxy(*http.Request) (*url.URL, error) { return nil, nil }
 
 // dialRaw runs the handshake with Dial and returns the TCP connection under the Conn, for
