@@ -152,6 +152,14 @@ func TestPingPongHandlers(t *testing.T) {
 	}
 }
 
+// readMessage100ms is ReadMessage on c bounded to 100 ms.
+func readMessage100ms(c *Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, _, err := c.ReadMessage(ctx, nil)
+	return err
+}
+
 // TestTimeoutBoundsEndingCalls checks that a read call with a timeout returns within it even
 // when the frame it reads ends the connection and the close handshake still waits for the
 // peer (a client waits for the server's FIN; a Conn that refused a frame reads on to the
@@ -178,24 +186,14 @@ func TestTimeoutBoundsEndingCalls(t *testing.T) {
 			}, frame.CloseNormal},
 		{"client ReadMessage, server keeps TCP open after its close", Client,
 			func(p *peer) []byte { return p.frame(true, frame.OpClose, []byte{0x03, 0xe8}) },
-			func(c *Conn) error {
-				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-				defer cancel()
-				_, _, err := c.ReadMessage(ctx, nil)
-				return err
-			}, frame.CloseNormal},
+			readMessage100ms, frame.CloseNormal},
 		{"server RecvFrame refuses an oversize header, peer silent", Server,
 			func(*peer) []byte { return overLimit },
 			func(c *Conn) error { _, err := c.RecvFrame(100 * time.Millisecond); return err },
 			frame.CloseMessageTooBig},
 		{"server ReadMessage refuses an oversize header, peer silent", Server,
 			func(*peer) []byte { return overLimit },
-			func(c *Conn) error {
-				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-				defer cancel()
-				_, _, err := c.ReadMessage(ctx, nil)
-				return err
-			}, frame.CloseMessageTooBig},
+			readMessage100ms, frame.CloseMessageTooBig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wstest.CheckGoroutines(t)
