@@ -93,21 +93,8 @@ func ecowsCompressed(takeover bool) func() http.Handler {
 				return
 			}
 			// On a goroutine of its own, so that the HTTP handler returns and net/http lets go
-			// of the request, as README.md shows and the other libraries' servers do.
-			go func() {
-				defer c.CloseNow()
-				var buf []byte
-				for {
-					op, msg, err := c.ReadMessage(context.Background(), buf[:0])
-					if err != nil {
-						return
-					}
-					if _, err := c.WriteMessage(context.Background(), op, msg); err != nil {
-						return
-					}
-					buf = msg
-				}
-			}()
+			// of the request, as README.md shows and the plain servers do (servers_ecows.go).
+			go echoMessages(c)
 		})
 	}
 }
