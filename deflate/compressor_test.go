@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/ecows/ecows/internal/deflatewalk"
 )
 
 // TestCompressorWindowBound walks every message compressed under a window of 2^bits bytes
@@ -29,14 +31,14 @@ func TestCompressorWindowBound(t *testing.T) {
 							dict = lastBytes(sent, 1<<bits)
 						}
 						payload := compress(t, c, msg)
-						out, st, err := walkDeflate(append(payload, end9...), dict)
+						out, st, err := deflatewalk.Walk(append(payload, end9...), dict)
 						if err != nil || !bytes.Equal(out, msg) {
 							t.Fatalf("message %d: the walker inflates %d bytes of %d, %v", i, len(out), len(msg), err)
 						}
-						if st.maxDist > 1<<bits {
-							t.Fatalf("message %d refers %d bytes back, past its %d-byte window", i, st.maxDist, 1<<bits)
+						if st.MaxDist > 1<<bits {
+							t.Fatalf("message %d refers %d bytes back, past its %d-byte window", i, st.MaxDist, 1<<bits)
 						}
-						farthest = max(farthest, st.maxDist)
+						farthest = max(farthest, st.MaxDist)
 						sent = append(sent, msg...)
 					}
 					switch {

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/ecows/ecows/internal/deflatewalk"
 )
 
 // fuzzLimit bounds what a fuzzed message may inflate to: reading stops there, as a connection
@@ -133,8 +135,8 @@ func FuzzRoundTrip(f *testing.F) {
 			if got, err := stdInflate(payload, dict); err != nil || !bytes.Equal(got, msg) {
 				t.Fatalf("message %d (%d bytes): compress/flate inflates %d bytes, %v", i, len(msg), len(got), err)
 			}
-			if _, st, err := walkDeflate(append(payload, end9...), dict); err != nil || st.maxDist > 1<<b {
-				t.Fatalf("message %d: the walker fails (%v) or finds a reference %d back", i, err, st.maxDist)
+			if _, st, err := deflatewalk.Walk(append(payload, end9...), dict); err != nil || st.MaxDist > 1<<b {
+				t.Fatalf("message %d: the walker fails (%v) or finds a reference %d back", i, err, st.MaxDist)
 			}
 			if got, err := inflate(z, payload, whole, -1); err != nil || !bytes.Equal(got, msg) {
 				t.Fatalf("message %d (%d bytes): the Inflater gives %d bytes, %v", i, len(msg), len(got), err)

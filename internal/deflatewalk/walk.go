@@ -1,32 +1,32 @@
-package deflate
+// Package deflatewalk is a DEFLATE decoder of the tests' own (RFC 1951, after zlib's puff.c),
+// slow and simple, that reports what a compressor cannot be trusted to report about itself:
+// how far back its back-references reach, and which kinds of block it wrote. Package deflate's
+// tests and internal/conformance's permessage-deflate cases check windows with it.
+package deflatewalk
 
 import (
-	"bytes"
-	stdflate "compress/flate"
 	"errors"
 	"io"
-	"testing"
 )
 
-// A DEFLATE decoder of its own (RFC 1951, after zlib's puff.c), slow and simple, that reports
-// what the package's engine cannot be trusted to report about itself: how far back its
-// back-references reach, and which kinds of block it wrote.
-
-// walkStats is what walkDeflate saw.
-type walkStats struct {
-	maxDist int    // the longest back-reference
-	blocks  [3]int // blocks by type: stored, fixed Huffman, dynamic Huffman
+// Stats is what Walk saw.
+type Stats struct {
+	MaxDist int    // the longest back-reference, 0 when there is none
+	Blocks  [3]int // blocks by type: stored (empty ones, flushes, not counted), fixed Huffman, dynamic Huffman
 }
 
 var (
-	errWalkCode = errors.New("walker: invalid Huffman code")
-	errWalkData = errors.New("walker: invalid block")
-	errWalkFar  = errors.New("walker: back-reference before the start of the window")
+	// ErrCode is an invalid Huffman code.
+	ErrCode = errors.New("deflatewalk: invalid Huffman code")
+	// ErrData is an invalid block.
+	ErrData = errors.New("deflatewalk: invalid block")
+	// ErrFar is a back-reference (distance) before the start of the dictionary.
+	ErrFar = errors.New("deflatewalk: back-reference distance before the start of the window")
 )
 
-// walkDeflate decodes data, a DEFLATE stream that must end with a final block, primed with
-// dict, and returns what it inflates to.
-func walkDeflate(data, dict []byte) ([]byte, walkStats, error) {
+// Walk decodes data, a DEFLATE stream that must end with a final block, primed with dict,
+// and returns what it inflates to (without dict).
+func Walk(data, dict []byte) ([]byte, Stats, error) {
 	w := &walker{in: data, out: append([]byte(nil), dict...)}
 	for final := 0; final == 0; {
 		var err error
@@ -34,6 +34,7 @@ func walkDeflate(data, dict []byte) ([]byte, walkStats, error) {
 			return nil, w.st, err
 		}
 		typ, err := w.bits(2)
+		before := len(w.out)
 		switch {
 		case err != nil:
 		case typ == 0:
@@ -43,12 +44,14 @@ func walkDeflate(data, dict []byte) ([]byte, walkStats, error) {
 		case typ == 2:
 			err = w.dynamic()
 		default:
-			err = errWalkData
+			err = ErrData
 		}
 		if err != nil {
 			return nil, w.st, err
 		}
-		w.st.blocks[typ]++
+		if typ != 0 || len(w.out) > before {
+			w.st.Blocks[typ]++
+		}
 	}
 	return w.out[len(dict):], w.st, nil
 }
@@ -59,7 +62,7 @@ type walker struct {
 	bit  uint32 // bits read and not used, the next in the lowest
 	nbit uint
 	out  []byte // the dictionary, then what was inflated
-	st   walkStats
+	st   Stats
 }
 
 func (w *walker) bits(n uint) (int, error) {
@@ -84,7 +87,7 @@ func (w *walker) stored() error {
 	}
 	n := int(w.in[w.pos]) | int(w.in[w.pos+1])<<8
 	if n != ^(int(w.in[w.pos+2])|int(w.in[w.pos+3])<<8)&0xffff {
-		return errWalkData
+		return ErrData
 	}
 	w.pos += 4
 	if len(w.in)-w.pos < n {
@@ -110,7 +113,7 @@ func newHuffman(lengths []int) (*huffman, error) {
 	left := 1
 	for l := 1; l < 16; l++ {
 		if left = left<<1 - h.count[l]; left < 0 {
-			return nil, errWalkCode // more codes than the lengths allow
+			return nil, ErrCode // more codes than the lengths allow
 		}
 	}
 	var offs [16]int
@@ -142,7 +145,7 @@ func (w *walker) decode(h *huffman) (int, error) {
 		first = (first + count) << 1
 		code <<= 1
 	}
-	return 0, errWalkCode
+	return 0, ErrCode
 }
 
 var (
@@ -189,7 +192,7 @@ func (w *walker) codes(lit, dist *huffman) error {
 		case sym == 256:
 			return nil
 		case sym-257 >= len(lengthBase):
-			return errWalkData
+			return ErrData
 		}
 		sym -= 257
 		extra, err := w.bits(lengthExtra[sym])
@@ -202,16 +205,16 @@ func (w *walker) codes(lit, dist *huffman) error {
 			return err
 		}
 		if dsym >= len(distBase) {
-			return errWalkData
+			return ErrData
 		}
 		if extra, err = w.bits(distExtra[dsym]); err != nil {
 			return err
 		}
 		d := distBase[dsym] + extra
 		if d > len(w.out) {
-			return errWalkFar
+			return ErrFar
 		}
-		w.st.maxDist = max(w.st.maxDist, d)
+		w.st.MaxDist = max(w.st.MaxDist, d)
 		for range n {
 			w.out = append(w.out, w.out[len(w.out)-d])
 		}
@@ -255,7 +258,7 @@ func (w *walker) dynamic() error {
 		switch sym {
 		case 16:
 			if len(lengths) == 0 {
-				return errWalkData
+				return ErrData
 			}
 			l = lengths[len(lengths)-1]
 		case 17:
@@ -268,7 +271,7 @@ func (w *walker) dynamic() error {
 			return err
 		}
 		if len(lengths)+base+rep > nlen+ndist {
-			return errWalkData
+			return ErrData
 		}
 		for range base + rep {
 			lengths = append(lengths, l)
@@ -283,72 +286,4 @@ func (w *walker) dynamic() error {
 		return err
 	}
 	return w.codes(lit, dist)
-}
-
-// TestWalker checks the walker on compress/flate's output: it must inflate what compress/flate
-// compressed, see every kind of block, and find the distances that the data sets.
-func TestWalker(t *testing.T) {
-	rnd := randomBytes(20, 1000)
-	var seen [3]int
-	for _, tc := range []struct {
-		name    string
-		level   int
-		data    []byte
-		dict    []byte
-		maxDist int // exactly, when not -1
-	}{
-		{"stored", stdflate.NoCompression, textBytes(20, 70000), nil, 0},
-		{"huffman only", stdflate.HuffmanOnly, textBytes(21, 5000), nil, 0},
-		{"empty", stdflate.BestSpeed, nil, nil, 0},
-		{"short", stdflate.BestCompression, []byte("hello, hello"), nil, 7},
-		{"prose", stdflate.DefaultCompression, textBytes(22, 100000), nil, -1},
-		{"repeat 1000 back", stdflate.BestCompression, append(bytes.Clone(rnd), rnd...), nil, 1000},
-		{"repeat of the dictionary", stdflate.BestCompression, rnd[:500], rnd, 1000},
-		{"run", stdflate.BestSpeed, bytes.Repeat([]byte{'a'}, 1000), nil, 1},
-	} {
-		var b bytes.Buffer
-		w, _ := stdflate.NewWriterDict(&b, tc.level, tc.dict)
-		w.Write(tc.data)
-		w.Flush()
-		out, st, err := walkDeflate(append(b.Bytes(), end9[4:]...), tc.dict)
-		switch {
-		case err != nil || !bytes.Equal(out, tc.data):
-			t.Errorf("%s: the walker inflates %d bytes of %d, %v", tc.name, len(out), len(tc.data), err)
-		case tc.maxDist >= 0 && st.maxDist != tc.maxDist:
-			t.Errorf("%s: the walker finds references up to %d back, want %d", tc.name, st.maxDist, tc.maxDist)
-		case st.maxDist > 1<<MaxWindowBits || tc.maxDist < 0 && st.maxDist < 1<<14:
-			t.Errorf("%s: the walker finds references up to %d back", tc.name, st.maxDist)
-		}
-		for i, n := range st.blocks {
-			seen[i] += n
-		}
-	}
-	if seen[0] == 0 || seen[1] == 0 || seen[2] == 0 {
-		t.Errorf("blocks seen by type (stored, fixed, dynamic): %v", seen)
-	}
-}
-
-// TestWalkerRefuses: the walker fails on what it cannot inflate, so that it cannot pass a
-// stream by mistake.
-func TestWalkerRefuses(t *testing.T) {
-	var b bytes.Buffer
-	dict := textBytes(23, 2000)
-	w, _ := stdflate.NewWriterDict(&b, stdflate.BestCompression, dict)
-	w.Write(textBytes(23, 1000))
-	w.Close()
-	for _, tc := range []struct {
-		name       string
-		data, dict []byte
-		want       error
-	}{
-		{"no dictionary", b.Bytes(), nil, errWalkFar},
-		{"truncated", b.Bytes()[:b.Len()/2], dict, io.ErrUnexpectedEOF},
-		{"reserved block type", []byte{0x07}, nil, errWalkData},
-		{"stored length mismatch", []byte{0x01, 0x05, 0x00, 0x00, 0x00}, nil, errWalkData},
-		{"no final block", []byte{0x00, 0x00, 0x00, 0xff, 0xff}, nil, io.ErrUnexpectedEOF},
-	} {
-		if _, _, err := walkDeflate(tc.data, tc.dict); err != tc.want {
-			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
-		}
-	}
 }
