@@ -18,39 +18,33 @@ import (
 func TestCompressorWindowBound(t *testing.T) {
 	base := textBytes(30, 70000)
 	msgs := [][]byte{base[:300], base[:5000], base[100:40000], base[:70000], base[3000:9000], base[1:200]}
-	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
-		for _, level := range modeLevels(bits) {
-			for _, takeover := range []bool{false, true} {
-				t.Run(fmt.Sprintf("%s/bits%d/takeover=%t", levelName(level), bits, takeover), func(t *testing.T) {
-					c := NewCompressor(level, bits, takeover)
-					var sent []byte
-					farthest := 0
-					for i, msg := range msgs {
-						var dict []byte
-						if takeover {
-							dict = lastBytes(sent, 1<<bits)
-						}
-						payload := compress(t, c, msg)
-						out, st, err := deflatewalk.Walk(append(payload, end9...), dict)
-						if err != nil || !bytes.Equal(out, msg) {
-							t.Fatalf("message %d: the walker inflates %d bytes of %d, %v", i, len(out), len(msg), err)
-						}
-						if st.MaxDist > 1<<bits {
-							t.Fatalf("message %d refers %d bytes back, past its %d-byte window", i, st.MaxDist, 1<<bits)
-						}
-						farthest = max(farthest, st.MaxDist)
-						sent = append(sent, msg...)
-					}
-					switch {
-					case level == HuffmanOnly && farthest != 0:
-						t.Fatalf("Huffman coding alone refers %d bytes back", farthest)
-					case level != HuffmanOnly && farthest < 1<<bits*3/4:
-						t.Fatalf("the farthest reference is %d bytes back, in a window of %d", farthest, 1<<bits)
-					}
-				})
+	eachMode(t, func(t *testing.T, level, bits int, takeover bool) {
+		c := NewCompressor(level, bits, takeover)
+		var sent []byte
+		farthest := 0
+		for i, msg := range msgs {
+			var dict []byte
+			if takeover {
+				dict = lastBytes(sent, 1<<bits)
 			}
+			payload := compress(t, c, msg)
+			out, st, err := deflatewalk.Walk(append(payload, end9...), dict)
+			if err != nil || !bytes.Equal(out, msg) {
+				t.Fatalf("message %d: the walker inflates %d bytes of %d, %v", i, len(out), len(msg), err)
+			}
+			if st.MaxDist > 1<<bits {
+				t.Fatalf("message %d refers %d bytes back, past its %d-byte window", i, st.MaxDist, 1<<bits)
+			}
+			farthest = max(farthest, st.MaxDist)
+			sent = append(sent, msg...)
 		}
-	}
+		switch {
+		case level == HuffmanOnly && farthest != 0:
+			t.Fatalf("Huffman coding alone refers %d bytes back", farthest)
+		case level != HuffmanOnly && farthest < 1<<bits*3/4:
+			t.Fatalf("the farthest reference is %d bytes back, in a window of %d", farthest, 1<<bits)
+		}
+	})
 }
 
 // TestCompressorAbort: a message aborted part way, with context takeover, never reached the

@@ -152,6 +152,20 @@ func modeLevels(bits int) []int {
 	return []int{HuffmanOnly, BestSpeed, 5, BestCompress}
 }
 
+// eachMode runs f as a subtest for every window, every level tried at it and with and without
+// context takeover.
+func eachMode(t *testing.T, f func(t *testing.T, level, bits int, takeover bool)) {
+	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+		for _, level := range modeLevels(bits) {
+			for _, takeover := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/bits%d/takeover=%t", levelName(level), bits, takeover), func(t *testing.T) {
+					f(t, level, bits, takeover)
+				})
+			}
+		}
+	}
+}
+
 // levelName names a level in subtest names.
 func levelName(level int) string {
 	if level == HuffmanOnly {

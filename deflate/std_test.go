@@ -26,28 +26,22 @@ func independenceMsgs() [][]byte {
 // 2^bits bytes sent before, no more: a back-reference further back fails) and without
 // (compress/flate primed with nothing).
 func TestStdInflatesCompressor(t *testing.T) {
-	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
-		for _, level := range modeLevels(bits) {
-			for _, takeover := range []bool{false, true} {
-				t.Run(fmt.Sprintf("%s/bits%d/takeover=%t", levelName(level), bits, takeover), func(t *testing.T) {
-					c := NewCompressor(level, bits, takeover)
-					var sent []byte
-					for i, msg := range independenceMsgs() {
-						payload := compress(t, c, msg)
-						var dict []byte
-						if takeover {
-							dict = lastBytes(sent, 1<<bits)
-						}
-						got, err := stdInflate(payload, dict)
-						if err != nil || !bytes.Equal(got, msg) {
-							t.Fatalf("message %d (%d bytes): compress/flate inflates %d bytes, %v", i, len(msg), len(got), err)
-						}
-						sent = append(sent, msg...)
-					}
-				})
+	eachMode(t, func(t *testing.T, level, bits int, takeover bool) {
+		c := NewCompressor(level, bits, takeover)
+		var sent []byte
+		for i, msg := range independenceMsgs() {
+			payload := compress(t, c, msg)
+			var dict []byte
+			if takeover {
+				dict = lastBytes(sent, 1<<bits)
 			}
+			got, err := stdInflate(payload, dict)
+			if err != nil || !bytes.Equal(got, msg) {
+				t.Fatalf("message %d (%d bytes): compress/flate inflates %d bytes, %v", i, len(msg), len(got), err)
+			}
+			sent = append(sent, msg...)
 		}
-	}
+	})
 }
 
 // TestInflaterInflatesStd inflates what compress/flate sends, as RFC 7692 has a sender do it:
