@@ -169,7 +169,7 @@ func (z *Inflater) read(p []byte) (int, error) {
 		n, err := z.st.fr.Read(p)
 		switch {
 		case err == io.EOF:
-			z.done, z.ended = true, true
+			z.done = true
 			if n == 0 {
 				return 0, io.EOF
 			}
