@@ -21,8 +21,7 @@ var ErrH2Protocol = &HandshakeError{Status: http.StatusBadRequest, Reason: "CONN
 // body and writes the response.
 func upgradeH2(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*transport.Conn, error) {
 	if herr := checkH2Request(r, opts); herr != nil {
-		refuse(w, herr)
-		return nil, herr
+		return nil, refused(w, opts, herr, true)
 	}
 	setup := negotiate(r, opts)
 	setup.HTTP2 = true
@@ -54,6 +53,7 @@ func upgradeH2(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tr
 	if b, ok := r.Body.(*heldBody); ok {
 		b.upgraded.Store(true)
 	}
+	setup.Observer = accepted(r, opts, http.StatusOK)
 	return transport.NewConn(newH2Stream(r, w, rc), transport.Server, setup, &opts.Options), nil
 }
 

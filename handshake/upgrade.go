@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ecows/ecows/metrics"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -49,6 +50,15 @@ type ServerOptions struct {
 	// tokens are left out, and line breaks in values become spaces, so a mistake here cannot
 	// break the handshake or inject headers.
 	Header http.Header
+
+	// Metrics, when set, records each request's answer (accepted, or refused with its status
+	// and reason) and gives each accepted connection its transport.Observer, labelled with
+	// Route (package metrics).
+	Metrics metrics.Recorder
+	// Route labels what Metrics records, such as "/chat/{room}": a route pattern, never the
+	// raw path, so that labels stay bounded. package router sets it to the chi route pattern
+	// of each request.
+	Route string
 }
 
 var defaultServerOptions ServerOptions
@@ -91,24 +101,21 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opts *ServerOptions) (*tran
 	}
 	key, herr := checkRequest(r, opts)
 	if herr != nil {
-		refuse(w, herr)
-		return nil, herr
+		return nil, refused(w, opts, herr, true)
 	}
 	setup := negotiate(r, opts)
 
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		herr := &HandshakeError{Status: ErrNotHijackable.Status, Reason: ErrNotHijackable.Reason, Err: err}
-		if errors.Is(err, http.ErrNotSupported) {
-			refuse(w, herr)
-		}
-		return nil, herr
+		return nil, refused(w, opts, herr, errors.Is(err, http.ErrNotSupported))
 	}
 	if err := upgrade(nc, brw, key, setup.Subprotocol, setup.Extensions, opts.Header); err != nil {
 		nc.Close()
 		return nil, err
 	}
 	hijackedBuffers(brw, &setup)
+	setup.Observer = accepted(r, opts, http.StatusSwitchingProtocols)
 	return transport.NewConn(nc, transport.Server, setup, &opts.Options), nil
 }
 

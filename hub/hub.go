@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ecows/ecows/internal/option"
+	"github.com/ecows/ecows/metrics"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 	// a skipped sequence, or a lost link once it is back (one call per subscribed topic). It
 	// runs in the broker's delivery goroutine, so it must not block.
 	OnGap func(Gap)
+	// Metrics, when set, samples the hub's Stats whenever it is read, under the name
+	// NodeID; the hub adds no work to a broadcast for it.
+	Metrics metrics.Recorder
 }
 
 // Hub keeps rooms of connections and broadcasts to them. Create one with New; every method
@@ -85,6 +89,7 @@ type Hub struct {
 	stats     counters
 	closeOnce sync.Once
 	closeErr  error
+	unmetric  func() // forgets the hub in Options.Metrics
 }
 
 // New returns a Hub; it opens opts.Broker. It fails only when the broker's Open does.
@@ -115,6 +120,9 @@ func New(opts *Options) (*Hub, error) {
 	if err := h.broker.Open(receiver{h}); err != nil {
 		h.cancel()
 		return nil, fmt.Errorf("hub: opening broker: %w", err)
+	}
+	if opts.Metrics != nil {
+		h.unmetric = opts.Metrics.Hub(h.node, h.Stats)
 	}
 	return h, nil
 }
@@ -183,24 +191,15 @@ func (h *Hub) close() {
 		errs = append(errs, fmt.Errorf("hub: closing broker: %w", err))
 	}
 	h.wg.Wait()
+	if h.unmetric != nil {
+		h.unmetric()
+	}
 	h.closeErr = errors.Join(errs...)
 }
 
-// Stats counts what a Hub has done so far.
-type Stats struct {
-	// Conns is the number of connections the hub knows (joined, or sent to) and Rooms the
-	// number of rooms with at least one local member, now.
-	Conns, Rooms int
-	// Encoded counts the frames the hub encoded: one per Broadcast, Send or envelope
-	// received, however many members it reaches.
-	Encoded uint64
-	// Written counts frames written to connections, Dropped the frames SlowDrop
-	// discarded, and Evicted the connections closed with 1008 for being too slow.
-	Written, Dropped, Evicted uint64
-	// Published counts envelopes the broker took, PublishErrors those it refused, Received
-	// the envelopes from other nodes delivered here, and Gaps the gaps reported.
-	Published, PublishErrors, Received, Gaps uint64
-}
+// Stats counts what a Hub has done so far and what it holds now; it is what the hub reports
+// to Options.Metrics.
+type Stats = metrics.HubStats
 
 type counters struct {
 	encoded, written, dropped, evicted          atomic.Uint64
@@ -210,15 +209,20 @@ type counters struct {
 // Stats returns the counts so far.
 func (h *Hub) Stats() Stats {
 	h.mu.RLock()
-	conns, rooms := len(h.members), 0
+	conns, rooms, queued := len(h.members), 0, 0
 	for _, t := range h.topics {
 		if len(t.members) > 0 {
 			rooms++
 		}
 	}
+	for _, m := range h.members {
+		m.mu.Lock()
+		queued += len(m.queue) - m.head
+		m.mu.Unlock()
+	}
 	h.mu.RUnlock()
 	return Stats{
-		Conns: conns, Rooms: rooms,
+		Conns: conns, Rooms: rooms, Queued: queued, LinkUp: !h.linkDown.Load(),
 		Encoded: h.stats.encoded.Load(), Written: h.stats.written.Load(),
 		Dropped: h.stats.dropped.Load(), Evicted: h.stats.evicted.Load(),
 		Published: h.stats.published.Load(), PublishErrors: h.stats.publishErrors.Load(),

@@ -77,12 +77,16 @@ func (rt *Router) CloseOnShutdown(c io.Closer) {
 // such middleware out of WebSocket routes.
 func (rt *Router) Handler(h middleware.ConnHandler, opts *handshake.ServerOptions) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		o := withRoute(opts, r)
 		if !rt.enter() {
 			w.Header().Set("Connection", "close")
 			http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+			if o != nil && o.Metrics != nil {
+				o.Metrics.Handshake(o.Route, http.StatusServiceUnavailable, "shutdown")
+			}
 			return
 		}
-		c, err := handshake.Upgrade(w, r, opts)
+		c, err := handshake.Upgrade(w, r, o)
 		if err != nil {
 			rt.wg.Done()
 			return // Upgrade has answered the request
@@ -232,6 +236,21 @@ func (rt *Router) Shutdown(ctx context.Context) error {
 // ShuttingDown returns a channel closed when Shutdown begins, for handlers that wait on
 // something other than their connection.
 func (rt *Router) ShuttingDown() <-chan struct{} { return rt.shutdown }
+
+// withRoute returns opts with Route set to r's chi route pattern, for metrics; opts itself
+// when there are no metrics to label or r was not routed by chi.
+func withRoute(opts *handshake.ServerOptions, r *http.Request) *handshake.ServerOptions {
+	if opts == nil || opts.Metrics == nil {
+		return opts
+	}
+	rc := chi.RouteContext(r.Context())
+	if rc == nil || rc.RoutePattern() == "" {
+		return opts
+	}
+	o := *opts
+	o.Route = rc.RoutePattern()
+	return &o
+}
 
 // routePattern returns the chi route pattern that matched r, or its path outside chi.
 func routePattern(r *http.Request) string {

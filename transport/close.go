@@ -60,6 +60,7 @@ func (c *Conn) control(op frame.Opcode, payload []byte, message bool) error {
 // recvClose completes the close handshake after the peer's close frame: it answers with the
 // same code unless this side already sent its close, then ends the stream.
 func (c *Conn) recvClose(code frame.CloseCode, reason string) {
+	c.noteClose(code, SidePeer)
 	c.rd.err = &CloseError{Code: code, Reason: reason}
 	c.set(peerClosed)
 	c.answerClose(code, "")

@@ -99,6 +99,8 @@ type Setup struct {
 	// HTTP2 says the stream is an HTTP/2 stream (RFC 8441) rather than a connection of its
 	// own, for Conn.HTTP2 to report.
 	HTTP2 bool
+	// Observer, when set, receives the Conn's measurements (messages, pings, the close).
+	Observer Observer
 }
 
 // Conn is one WebSocket connection over a byte stream, in either role. It speaks RFC 6455:
@@ -194,6 +196,7 @@ type extras struct {
 	subprotocol, extensions string
 	z                       *inflater // permessage-deflate's receive side, guarded by rmu
 	zw                      *deflater // and its send side
+	obs                     *observed // Setup.Observer's (observe.go)
 }
 
 // rare holds what few connections need, made on first use: a Done channel, the error that
@@ -243,9 +246,12 @@ func NewConn(rwc io.ReadWriteCloser, role Role, setup Setup, opts *Options) *Con
 		opts = &Options{}
 	}
 	c := &Conn{rwc: rwc, role: role, cfg: configFor(opts)}
-	if setup.Subprotocol != "" || setup.Extensions != "" || setup.Deflate.Enabled {
+	if setup.Subprotocol != "" || setup.Extensions != "" || setup.Deflate.Enabled || setup.Observer != nil {
 		c.ext = &extras{subprotocol: setup.Subprotocol, extensions: setup.Extensions}
 		c.initDeflate(setup.Deflate, opts.Compression)
+		if setup.Observer != nil {
+			c.ext.obs = &observed{o: setup.Observer}
+		}
 	}
 	if len(setup.Buffered) > 0 {
 		r := c.lockRead()
@@ -364,6 +370,7 @@ func (c *Conn) closeStream() error {
 			close(*p)
 		}
 	}
+	c.observeClosed()
 	return c.rwc.Close()
 }
 

@@ -15,6 +15,7 @@ type zsink struct {
 	op    frame.Opcode
 	first bool
 	size  int
+	in    int64 // bytes of the message given to the compressor
 	buf   *[]byte
 	n     int // bytes written to the stream
 	err   error
@@ -53,8 +54,11 @@ func (s *zsink) emit(p []byte, fin bool) error {
 		s.err = err
 		return err
 	}
+	if fin {
+		c.sendingCompressed(s.in)
+	}
 	n, err := c.writeWire(c.header(fin, s.first, op, len(p)), p)
-	n, err = c.wrote(fin, op, n, err)
+	n, err = c.wrote(fin, op, len(p), n, err)
 	s.n += n
 	s.first = false
 	s.err = err
@@ -72,7 +76,7 @@ func (c *Conn) zBeginWrite(op frame.Opcode) error {
 	}
 	z := c.ext.zw
 	s := &z.sink
-	s.c, s.op, s.first, s.n, s.err = c, op, true, 0, nil
+	s.c, s.op, s.first, s.n, s.in, s.err = c, op, true, 0, 0, nil
 	s.size = 1 << 20
 	if c.cfg.maxPayload >= 0 {
 		s.size = int(c.cfg.maxPayload)
@@ -107,6 +111,7 @@ func (c *Conn) writeCompressed(op frame.Opcode, p []byte) (int, error) {
 	if err := c.zBeginWrite(op); err != nil {
 		return 0, err
 	}
+	c.ext.zw.sink.in = int64(len(p))
 	_, err := c.ext.zw.z.Write(p)
 	return c.zFinishWrite(err)
 }
@@ -122,6 +127,7 @@ func (w *messageWriter) flushCompressed(fin bool) error {
 			return err
 		}
 	}
+	c.ext.zw.sink.in += int64(len(w.buf))
 	_, err := c.ext.zw.z.Write(w.buf)
 	w.first, w.buf = false, w.buf[:0]
 	if err != nil || fin {

@@ -116,6 +116,7 @@ func (c *Conn) zEnd() error {
 	if r.msgOp == frame.OpText && r.utf8.Finish() != nil {
 		return c.fail(frame.ErrInvalidUTF8)
 	}
+	c.receivedMessage(c.ext.z.msgLen, r.msgLen)
 	return io.EOF
 }
 

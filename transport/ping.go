@@ -94,13 +94,13 @@ func (c *Conn) Ping(ctx context.Context) (time.Duration, error) {
 	}
 	select {
 	case at := <-w:
-		return at.Sub(start), nil
+		return c.pinged(at.Sub(start)), nil
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	case <-c.Done():
 		select {
 		case at := <-w: // the pong came just before the end
-			return at.Sub(start), nil
+			return c.pinged(at.Sub(start)), nil
 		default:
 			return 0, ErrClosed
 		}

@@ -128,6 +128,7 @@ func (c *Conn) writePrepared(p *Prepared) (int, error) {
 		return c.writePreparedFrame(p.op, p.wire, p.payload, false)
 	}
 	z.z.Record(p.payload)
+	c.sendingCompressed(int64(len(p.payload)))
 	return c.writePreparedFrame(p.op, f.wire, f.payload, true)
 }
 
@@ -141,6 +142,7 @@ func (c *Conn) writePreparedOwn(p *Prepared) (int, error) {
 		z.Abort() // the peer will not see this message's context: start the next afresh
 		return c.writePreparedFrame(p.op, p.wire, p.payload, false)
 	}
+	c.sendingCompressed(int64(len(p.payload)))
 	return c.writePreparedFrame(p.op, nil, payload, true)
 }
 
@@ -152,20 +154,20 @@ func (c *Conn) writePreparedFrame(op frame.Opcode, wire, payload []byte, rsv1 bo
 	}
 	if c.role == Client || wire == nil {
 		n, err := c.writeWire(c.header(true, rsv1, op, len(payload)), payload)
-		return c.wrote(true, op, n, err)
+		return c.wrote(true, op, len(payload), n, err)
 	}
 	if len(wire) > c.cfg.wsize {
 		if err := c.flush(); err != nil {
 			return 0, err
 		}
 		n, err := c.writeStream(wire)
-		return c.wrote(true, op, n, err)
+		return c.wrote(true, op, len(payload), n, err)
 	}
 	b, err := c.room(len(wire))
 	if err != nil {
-		return c.wrote(true, op, 0, err)
+		return c.wrote(true, op, 0, 0, err)
 	}
 	copy(b, wire)
 	n, err := c.sendQueued(op, len(wire))
-	return c.wrote(true, op, n, err)
+	return c.wrote(true, op, len(payload), n, err)
 }

@@ -377,9 +377,13 @@ func (c *Conn) frameDone() error {
 		return nil
 	}
 	r.inMsg = false
-	if r.msgOp == frame.OpText && !r.zMsg && r.utf8.Finish() != nil {
+	if r.zMsg {
+		return nil // zEnd ends it, once inflated
+	}
+	if r.msgOp == frame.OpText && r.utf8.Finish() != nil {
 		return c.fail(frame.ErrInvalidUTF8)
 	}
+	c.receivedMessage(r.msgLen, r.msgLen)
 	return nil
 }
 

@@ -152,7 +152,11 @@ func (c *Conn) writeFrame(fin bool, op frame.Opcode, payload []byte) (int, error
 		return 0, err
 	}
 	n, err := c.writeWire(c.header(fin, false, op, len(payload)), payload)
-	return c.wrote(fin, op, n, err)
+	if op == frame.OpClose && err == nil {
+		code, _, _ := frame.ParseClose(payload)
+		c.noteClose(code, SideLocal)
+	}
+	return c.wrote(fin, op, len(payload), n, err)
 }
 
 // header returns the header of a frame this side sends: a client's is masked with a fresh
@@ -174,8 +178,9 @@ func (c *Conn) writable() error {
 	return nil
 }
 
-// wrote records the outcome of writing one frame; c.wmu is held.
-func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
+// wrote records the outcome of writing one frame, of size payload bytes and n bytes on the
+// wire; c.wmu is held.
+func (c *Conn) wrote(fin bool, op frame.Opcode, size, n int, err error) (int, error) {
 	if err != nil {
 		return n, c.writeFailed(err)
 	}
@@ -183,6 +188,7 @@ func (c *Conn) wrote(fin bool, op frame.Opcode, n int, err error) (int, error) {
 	c.stats.bytesOut.Add(uint64(n))
 	if op.IsData() {
 		c.wOpen = !fin
+		c.sentFrame(fin, size)
 	}
 	if op == frame.OpClose {
 		c.set(closeSent)
