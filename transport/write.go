@@ -151,11 +151,12 @@ func (c *Conn) writeFrame(fin bool, op frame.Opcode, payload []byte) (int, error
 	if err := c.writable(); err != nil {
 		return 0, err
 	}
-	n, err := c.writeWire(c.header(fin, false, op, len(payload)), payload)
-	if op == frame.OpClose && err == nil {
+	if op == frame.OpClose {
+		// Before the write: the peer's answer may be read before the write returns.
 		code, _, _ := frame.ParseClose(payload)
 		c.noteClose(code, SideLocal)
 	}
+	n, err := c.writeWire(c.header(fin, false, op, len(payload)), payload)
 	return c.wrote(fin, op, len(payload), n, err)
 }
 
