@@ -59,7 +59,7 @@ func TestMetricsRefusals(t *testing.T) {
 		{mods: []string{"Sec-WebSocket-Key: !!"}, want: "/ws 400 key"},
 		{mods: []string{"Sec-WebSocket-Extensions: permessage-deflate; =1"}, want: "/ws 400 extensions"},
 		{mods: []string{"Origin: https://evil.example"}, want: "/ws 403 origin"},
-		{want: "/ws 500 hijack"},          // httptest's recorder cannot be hijacked
+		{want: "/ws 500 hijack"},         // httptest's recorder cannot be hijacked
 		{want: "/ws 101 ", hijack: true}, // accepted
 	}
 	for _, tc := range tests {
