@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-compress off] [-log-level info] [-tls-cert FILE -tls-key FILE | -tls-self-signed]
+//	ecows serve [-addr 127.0.0.1:8080] [-path /ws] [-rate N] [-max-payload N] [-keepalive 30s] [-compress off] [-log-level info] [-metrics host:port] [-tls-cert FILE -tls-key FILE | -tls-self-signed]
 //	ecows dial URL [-H 'Name: value']... [-subprotocol p] [-origin o] [-insecure] [-timeout 10s] [-compress off] [-http2 off] [-reconnect]
 //	ecows bench URL [-c 64] [-size 1024] [-duration 10s] [-window 16]
 //
@@ -19,7 +19,9 @@
 // and localhost, whose SHA-256 fingerprint is printed), it serves HTTPS and WSS, HTTP/1.1 and
 // HTTP/2 on one port; browsers then open the WebSocket over the page's HTTP/2 connection
 // (RFC 8441), which the command enables in net/http (GODEBUG=http2xconnect=1) unless GODEBUG
-// sets http2xconnect itself.
+// sets http2xconnect itself. With -metrics it also serves the counts of package metrics
+// (handshakes, connections, messages, bytes, close codes) in the Prometheus text format at
+// http://host:port/metrics, on a listener of their own, and prints that URL.
 //
 // Dial connects to a WebSocket server and sends each line of standard input as a text
 // message; "/ping [data]" sends a ping and "/close [code] [reason]" closes ("//x" sends the

@@ -40,6 +40,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"serve", "-rate", "-1"}, 2, "-rate must be"},
 		{[]string{"serve", "-max-payload", "0"}, 2, "-max-payload must be"},
 		{[]string{"serve", "-addr", "256.0.0.1:http"}, 1, "ecows serve: listen"},
+		{[]string{"serve", "-addr", "127.0.0.1:0", "-metrics", "256.0.0.1:http"}, 1, "ecows serve: metrics: listen"},
 		{[]string{"bench"}, 2, "missing URL"},
 		{[]string{"bench", "ws://a", "-c", "0"}, 2, "-c must be"},
 		{[]string{"bench", "ws://a", "-size", "8"}, 2, "-size must be"},

@@ -24,6 +24,7 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/internal/compressflag"
+	"github.com/ecows/ecows/metrics"
 	"github.com/ecows/ecows/middleware"
 	"github.com/ecows/ecows/router"
 	"github.com/ecows/ecows/transport"
@@ -48,6 +49,7 @@ type serveConfig struct {
 	compress   *transport.CompressionOptions
 	log        zerolog.Logger
 	tls        *tls.Config // nil for plain HTTP; else HTTP/1.1 and HTTP/2 over TLS
+	metrics    string      // host:port of the Prometheus listener; "" for none
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -62,6 +64,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	certFile := fs.String("tls-cert", "", "serve HTTPS and WSS, HTTP/1.1 and HTTP/2 on one port, with the certificate in `file` (PEM; with -tls-key)")
 	keyFile := fs.String("tls-key", "", "the private key of -tls-cert, in `file` (PEM)")
 	selfSigned := fs.Bool("tls-self-signed", false, "serve HTTPS and WSS with a certificate made at start for 127.0.0.1, ::1 and localhost; its SHA-256 fingerprint is printed")
+	fs.StringVar(&cfg.metrics, "metrics", "", "serve Prometheus metrics at http://`host:port`/metrics, a listener of their own (port 0 picks a free one)")
 	logLevel := fs.String("log-level", "info", "log `level` on stderr: debug (every frame), info (connections), warn, error or disabled")
 	_, err := parse(fs, args)
 	if err == nil {
@@ -110,6 +113,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return exitCode("serve", err, stderr)
 	}
 	fmt.Fprintf(stdout, "ecows: serving on %s (WebSocket at %s)\n", s.pageURL(), s.wsURL())
+	if s.mln != nil {
+		fmt.Fprintf(stdout, "ecows: metrics at %s\n", s.metricsURL())
+	}
 	return exitCode("serve", s.run(ctx), stderr)
 }
 
@@ -119,6 +125,9 @@ type server struct {
 	ln   net.Listener
 	http *http.Server
 	ws   *router.Router
+
+	mln   net.Listener // the metrics listener, nil without -metrics
+	mhttp *http.Server
 }
 
 // listen starts listening on cfg.addr and builds the server; run serves.
@@ -132,6 +141,17 @@ func listen(cfg serveConfig) (*server, error) {
 		return nil, err
 	}
 	s := &server{cfg: cfg, ln: ln, ws: router.New()}
+	var reg *metrics.Registry
+	if cfg.metrics != "" {
+		if s.mln, err = net.Listen("tcp", cfg.metrics); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		reg = &metrics.Registry{}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", reg)
+		s.mhttp = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdlog.New(cfg.log, "", 0)}
+	}
 	mux := chi.NewRouter()
 	servePage := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -149,6 +169,9 @@ func listen(cfg serveConfig) (*server, error) {
 			MaxPayloadLen: limit, MaxMessageLen: max(limit, transport.DefaultMaxMessageLen),
 			Compression: cfg.compress,
 		},
+	}
+	if reg != nil {
+		opts.Metrics = reg
 	}
 	s.ws.Handle(mux, cfg.path, echoHandler(cfg), opts) // GET, and CONNECT for WebSockets over HTTP/2
 	s.http = &http.Server{
@@ -212,6 +235,10 @@ func echoHandler(cfg serveConfig) middleware.ConnHandler {
 // run serves until ctx ends, then shuts down: 1001 Going Away to every WebSocket client,
 // then the HTTP server, within shutdownTimeout.
 func (s *server) run(ctx context.Context) error {
+	if s.mhttp != nil {
+		go s.mhttp.Serve(s.mln) // closed below, after the WebSocket server
+		defer s.mhttp.Close()
+	}
 	served := make(chan error, 1)
 	go func() {
 		if s.cfg.tls != nil {
@@ -238,6 +265,11 @@ func (s *server) run(ctx context.Context) error {
 	return nil
 }
 
+// metricsURL returns the address of the metrics.
+func (s *server) metricsURL() string {
+	return "http://" + localHostPort(s.mln) + "/metrics"
+}
+
 // pageURL returns the address of the browser page.
 func (s *server) pageURL() string {
 	if s.cfg.tls != nil {
@@ -254,12 +286,15 @@ func (s *server) wsURL() string {
 	return "ws://" + s.hostPort() + s.cfg.path
 }
 
-// hostPort returns the address listened on, with the real port, and localhost in place of an
-// unspecified IP so that the URLs work when pasted.
-func (s *server) hostPort() string {
-	a, ok := s.ln.Addr().(*net.TCPAddr)
+// hostPort returns the address listened on for WebSockets (localHostPort).
+func (s *server) hostPort() string { return localHostPort(s.ln) }
+
+// localHostPort returns the address ln listens on, with the real port, and localhost in place
+// of an unspecified IP so that the URLs work when pasted.
+func localHostPort(ln net.Listener) string {
+	a, ok := ln.Addr().(*net.TCPAddr)
 	if !ok {
-		return s.ln.Addr().String()
+		return ln.Addr().String()
 	}
 	host := a.IP.String()
 	if a.IP.IsUnspecified() {
