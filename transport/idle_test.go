@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 	"unsafe"
@@ -149,5 +150,42 @@ func TestConnSize(t *testing.T) {
 	var c Conn
 	if got := unsafe.Sizeof(c); got > ceiling {
 		t.Errorf("a Conn weighs %d bytes, over the %d bytes doc.go gives for an idle connection: see its budget", got, ceiling)
+	}
+}
+
+// nopObserver is an Observer that does nothing.
+type nopObserver struct{}
+
+func (nopObserver) Received(int64, int64)        {}
+func (nopObserver) Sent(int64, int64)            {}
+func (nopObserver) Pinged(time.Duration)         {}
+func (nopObserver) Closed(frame.CloseCode, Side) {}
+
+// TestObserverConnHeap measures what an Observer adds to a Conn: the extras, if the Conn had
+// none, and the Observer's state; the Observer itself is shared (metrics.Registry shares one
+// per route). It counts the bytes NewConn allocates, all of which the Conn keeps.
+func TestObserverConnHeap(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes what is allocated")
+	}
+	var shared nopObserver
+	perConn := func(setup Setup) float64 {
+		const n = 1000
+		conns := make([]*Conn, n)
+		a, _ := net.Pipe()
+		defer a.Close()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for i := range conns {
+			conns[i] = NewConn(a, Server, setup, nil)
+		}
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(conns)
+		return float64(after.TotalAlloc-before.TotalAlloc) / n
+	}
+	without, with := perConn(Setup{}), perConn(Setup{Observer: shared})
+	t.Logf("NewConn: %.0f B, with an Observer %.0f B", without, with)
+	if with-without > 128 { // 64 B of extras and 48 of state, and room for a stray allocation elsewhere
+		t.Errorf("an Observer adds %.0f B to a Conn (%.0f B against %.0f B)", with-without, with, without)
 	}
 }
