@@ -38,5 +38,9 @@
 //
 // The package hubtest holds the conformance suite that every Broker must pass.
 //
+// Stats reports the counts and the queues; with Options.Metrics set, a metrics.Recorder
+// samples them whenever it is read (ecows_hub_* in Prometheus), so a broadcast pays nothing
+// for it.
+//
 // The examples are the best way to understand how to use the package.
 package hub

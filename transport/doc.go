@@ -57,6 +57,12 @@
 // messages, MaxMessageLen bounds the inflated size as it inflates, and the message writes
 // compress unless SetCompression turns it off. Without context takeover an idle connection
 // holds no compression state; with it, see CompressionOptions.ContextTakeover for the cost.
+//
+// Measurements: Stats counts a Conn's frames and bytes; an Observer given in Setup (package
+// metrics gives one through handshake.ServerOptions.Metrics) is told of every data message
+// read or sent to its end, at every level, with its size before and after compression, of
+// each Ping's round trip and of the close: the first close frame's code and side. It costs
+// a Conn 112 bytes and a message nothing but the calls.
 package transport
 
 // Complexity budget, for those who change this package: a trick that trades simple code for
