@@ -22,6 +22,10 @@
 // Upgrade also serves WebSockets over HTTP/2 (RFC 8441 extended CONNECT), when net/http's
 // HTTP/2 server advertises it (GODEBUG=http2xconnect=1).
 //
+// With ServerOptions.Metrics set, Upgrade records every answer (accepted, or refused with
+// its status and a short reason such as "origin" or "version") and gives each accepted Conn
+// the Recorder's transport.Observer; package router labels both with the chi route pattern.
+//
 // Compiled for the browser (GOOS=js GOARCH=wasm), Dial keeps its signature and uses the
 // browser's WebSocket: the Conn it returns has the same message-level API, and what a page
 // cannot do (request headers, TLS and proxy settings, ping frames) fails with ErrBrowser.
