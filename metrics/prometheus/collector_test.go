@@ -2,6 +2,7 @@ package prometheus_test
 
 import (
 	"bytes"
+	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
@@ -122,7 +123,7 @@ func TestCollectorMatchesWriteText(t *testing.T) {
 }
 
 // parse parses the Prometheus text format, as a Prometheus server of today reads it.
-func parse(t *testing.T, what string, r interface{ Read([]byte) (int, error) }) map[string]*dto.MetricFamily {
+func parse(t *testing.T, what string, r io.Reader) map[string]*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(r)
