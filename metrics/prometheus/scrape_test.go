@@ -462,9 +462,10 @@ func checkScrape(t *testing.T, fams map[string]*dto.MetricFamily, slowGot, broad
 	}
 
 	// Cumulative counts per bound of sizeBounds, then +Inf.
+	bounds := slices.Concat(sizeBounds, []float64{math.Inf(1)})
 	echoSizeBuckets := func(extra ...int) []uint64 {
 		var b []uint64
-		for _, bound := range append(sizeBounds, math.Inf(1)) {
+		for _, bound := range bounds {
 			n := 0
 			for _, s := range echoSizes {
 				if float64(s) <= bound {
@@ -480,8 +481,8 @@ func checkScrape(t *testing.T, fams map[string]*dto.MetricFamily, slowGot, broad
 		}
 		return b
 	}
-	slowBuckets := make([]uint64, len(sizeBounds)+1)
-	for i, bound := range append(sizeBounds, math.Inf(1)) {
+	slowBuckets := make([]uint64, len(bounds))
+	for i, bound := range bounds {
 		if slowSize <= bound {
 			slowBuckets[i] = uint64(slowGot)
 		}
@@ -490,7 +491,7 @@ func checkScrape(t *testing.T, fams map[string]*dto.MetricFamily, slowGot, broad
 		"ecows_message_size_bytes": {
 			{dir(echoRoute, "in"), echoSizeBuckets(), echoInBytes},
 			{dir(echoRoute, "out"), echoSizeBuckets(len("pinged")), echoOutBytes},
-			{dir(hubRoute, "in"), make([]uint64, len(sizeBounds)+1), 0},
+			{dir(hubRoute, "in"), make([]uint64, len(bounds)), 0},
 			{dir(hubRoute, "out"), slowBuckets, slowBytes},
 		},
 	}
