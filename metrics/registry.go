@@ -147,8 +147,8 @@ func closeLabel(code frame.CloseCode, by transport.Side) string {
 	return strconv.Itoa(int(code))
 }
 
-// Gather returns the counts so far as Families sorted by name, their metrics sorted by
-// labels. Counters only grow; a hub's stop with it once the hub is closed.
+// Gather returns the counts so far as Families, in a fixed order, each with its metrics in
+// the order of their label values. Counters only grow; a hub's go once the hub is closed.
 func (g *Registry) Gather() []Family {
 	var routes []*route
 	g.routes.Range(func(_, v any) bool {
@@ -187,8 +187,10 @@ func (g *Registry) Gather() []Family {
 		}
 		fams[8].Metrics = append(fams[8].Metrics, rt.rtt.metric(rl, rttBounds, 1e-9))
 	}
-	fams = append(fams, g.hubFamilies()...)
-	return fams
+	for i := range fams {
+		sortMetrics(fams[i].Metrics)
+	}
+	return append(fams, g.hubFamilies()...)
 }
 
 func (g *Registry) handshakeFamily() Family {
@@ -201,7 +203,6 @@ func (g *Registry) handshakeFamily() Family {
 		})
 	}
 	g.mu.Unlock()
-	sortMetrics(f.Metrics)
 	return f
 }
 
@@ -215,7 +216,6 @@ func (rt *route) closeMetrics() []Metric {
 		})
 	}
 	rt.mu.Unlock()
-	sortMetrics(ms)
 	return ms
 }
 
