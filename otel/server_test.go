@@ -132,7 +132,14 @@ func TestServer(t *testing.T) {
 		}
 	}
 
-	// With every connection open: the hub's instruments and the open count.
+	// With every connection open: the hub's instruments and the open count. A message is
+	// counted as sent, by the Conn and by the hub, once written, so its reader may have it
+	// first; Multi passes it to the Registry before the Recorder.
+	waitFor(t, "the server to count what it wrote", func() bool {
+		s := collect(t, reader)
+		return s[`ecows_messages_total{direction="out",route="/echo/{room}"}`] == 4*3+4+1 &&
+			s[`ecows_hub_written_total{hub="node1"}`] == 4
+	})
 	mid := collect(t, reader)
 	if d := mid.diff(gather(&reg)); len(d) > 0 {
 		t.Errorf("with the connections open, OpenTelemetry and Registry differ:\n%s", strings.Join(d, "\n"))
