@@ -130,8 +130,8 @@ func (r *Recorder) Handshake(route string, status int, reason string) {
 }
 
 // Conn implements metrics.Recorder: it starts the connection's span, a server span named
-// "WebSocket " and the route, whose parent is the span in r's context or else the one the
-// propagator finds in r's headers, and returns the Observer that ends it.
+// "WebSocket " and the route, whose parent is the span in req's context or else the one the
+// propagator finds in req's headers, and returns the Observer that ends it.
 func (r *Recorder) Conn(req *http.Request, route string) transport.Observer {
 	rt := r.route(route)
 	ctx := req.Context()
