@@ -3,6 +3,7 @@ package metrics
 import (
 	"math"
 	"math/bits"
+	"slices"
 	"sync/atomic"
 )
 
@@ -11,6 +12,14 @@ var sizeBounds = []float64{16, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 25
 
 // rttBounds are the upper bounds of the ping round-trip buckets, in seconds.
 var rttBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, math.Inf(1)}
+
+// SizeBounds returns the upper bounds, in bytes, of the buckets of the message size
+// histogram (ecows_message_size_bytes), +Inf left out, for other exporters to use the same.
+func SizeBounds() []float64 { return slices.Clone(sizeBounds[:len(sizeBounds)-1]) }
+
+// RTTBounds returns the upper bounds, in seconds, of the buckets of the ping round-trip
+// histogram (ecows_ping_rtt_seconds), +Inf left out.
+func RTTBounds() []float64 { return slices.Clone(rttBounds[:len(rttBounds)-1]) }
 
 // sizeBucket returns the index in sizeBounds of the bucket for n bytes, without a search.
 func sizeBucket(n int64) int {

@@ -127,7 +127,7 @@ func (rt *route) Pinged(d time.Duration) {
 }
 
 func (rt *route) Closed(code frame.CloseCode, by transport.Side) {
-	k := closeKey{closeLabel(code, by), by}
+	k := closeKey{CloseLabel(code, by), by}
 	rt.mu.Lock()
 	if rt.closes == nil {
 		rt.closes = make(map[closeKey]uint64)
@@ -137,10 +137,11 @@ func (rt *route) Closed(code frame.CloseCode, by transport.Side) {
 	rt.closed.Add(1)
 }
 
-// closeLabel is a close code as a label value. Codes from 3000 on that the peer chose are
-// grouped ("3xxx", "4xxx"), so that a peer cannot make labels without end; the codes below
-// 3000 that may be on the wire are few, and this side's are the application's own.
-func closeLabel(code frame.CloseCode, by transport.Side) string {
+// CloseLabel returns a close code as the label value Registry gives it. Codes from 3000 on
+// that the peer chose are grouped ("3xxx", "4xxx"), so that a peer cannot make labels
+// without end; the codes below 3000 that may be on the wire are few, and this side's are the
+// application's own.
+func CloseLabel(code frame.CloseCode, by transport.Side) string {
 	if code >= 3000 && by == transport.SidePeer {
 		return strconv.Itoa(int(code)/1000) + "xxx"
 	}

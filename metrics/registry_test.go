@@ -165,3 +165,22 @@ func TestObserverAllocs(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+func TestCloseLabel(t *testing.T) {
+	for _, c := range []struct {
+		code frame.CloseCode
+		by   transport.Side
+		want string
+	}{
+		{1000, transport.SidePeer, "1000"},
+		{1006, transport.SideNone, "1006"},
+		{2999, transport.SidePeer, "2999"},
+		{3000, transport.SidePeer, "3xxx"},
+		{4999, transport.SidePeer, "4xxx"},
+		{4001, transport.SideLocal, "4001"},
+	} {
+		if got := CloseLabel(c.code, c.by); got != c.want {
+			t.Errorf("CloseLabel(%d, %v) = %q, want %q", c.code, c.by, got, c.want)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/metrics"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -61,7 +62,7 @@ func (c *conn) Closed(code frame.CloseCode, by transport.Side) {
 	r := c.rec
 	r.open.Add(c.ctx, -1, c.rt.base...)
 	r.closed.Add(c.ctx, 1, metric.WithAttributes(semconv.HTTPRoute(c.rt.name),
-		closeCodeKey.String(closeLabel(code, by)), closeSideKey.String(by.String())))
+		closeCodeKey.String(metrics.CloseLabel(code, by)), closeSideKey.String(by.String())))
 	c.span.AddEvent("websocket.close", trace.WithAttributes(
 		closeCodeKey.Int(int(code)), closeSideKey.String(by.String())))
 	if failure(code) {
@@ -82,14 +83,4 @@ func failure(code frame.CloseCode) bool {
 		return true
 	}
 	return false
-}
-
-// closeLabel is a close code as metrics.Registry labels it: the codes from 3000 on that the
-// peer chose grouped ("3xxx", "4xxx"), so that a peer cannot make attribute values without
-// end.
-func closeLabel(code frame.CloseCode, by transport.Side) string {
-	if code >= 3000 && by == transport.SidePeer {
-		return strconv.Itoa(int(code)/1000) + "xxx"
-	}
-	return strconv.Itoa(int(code))
 }

@@ -62,12 +62,8 @@ type Recorder struct {
 	routes sync.Map // route name → *route
 }
 
-// The bounds of the histograms' buckets, as metrics.Registry has them (+Inf is implicit):
-// message sizes from 16 bytes to 1 MiB by fours, ping round trips in seconds.
-var (
-	sizeBounds = []float64{16, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20}
-	rttBounds  = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
-)
+// The bounds of the histograms' buckets, as metrics.Registry has them (+Inf is implicit).
+var sizeBounds, rttBounds = metrics.SizeBounds(), metrics.RTTBounds()
 
 // New returns a Recorder that makes its spans and instruments with the providers opts names.
 // It fails when the meter provider refuses an instrument.
