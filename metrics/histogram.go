@@ -8,7 +8,7 @@ import (
 )
 
 // sizeBounds are the upper bounds of the message size buckets: 16 bytes to 1 MiB, by fours.
-var sizeBounds = []float64{16, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, math.Inf(1)}
+var sizeBounds = [...]float64{16, 64, 256, 1 << 10, 4 << 10, 16 << 10, 64 << 10, 256 << 10, 1 << 20, math.Inf(1)}
 
 // rttBounds are the upper bounds of the ping round-trip buckets, in seconds.
 var rttBounds = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, math.Inf(1)}
@@ -42,6 +42,14 @@ func newHistogram(n int) histogram { return histogram{counts: make([]atomic.Uint
 func (h *histogram) observe(bucket int, v uint64) {
 	h.counts[bucket].Add(1)
 	h.sum.Add(v)
+}
+
+// add counts n observations in bucket, and sum in the sum (a share of a batch's, possibly).
+func (h *histogram) add(bucket int, n, sum uint64) {
+	h.counts[bucket].Add(n)
+	if sum != 0 {
+		h.sum.Add(sum)
+	}
 }
 
 // metric returns h as a Metric, its sum multiplied by scale.

@@ -26,7 +26,7 @@ func TestHistogramMetric(t *testing.T) {
 	for _, n := range []int64{3, 16, 100, 100, 5000, 2 << 20} {
 		h.observe(sizeBucket(n), uint64(n))
 	}
-	m := h.metric(nil, sizeBounds, 1)
+	m := h.metric(nil, sizeBounds[:], 1)
 	want := []uint64{2, 2, 4, 4, 4, 5, 5, 5, 5, 6} // cumulative
 	for i, b := range m.Buckets {
 		if b.UpperBound != sizeBounds[i] || b.Count != want[i] {

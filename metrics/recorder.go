@@ -110,6 +110,18 @@ func (m multiObserver) Sent(size, wire int64) {
 	}
 }
 
+func (m multiObserver) FlushReceived() {
+	for _, o := range m {
+		o.FlushReceived()
+	}
+}
+
+func (m multiObserver) FlushSent() {
+	for _, o := range m {
+		o.FlushSent()
+	}
+}
+
 func (m multiObserver) Pinged(rtt time.Duration) {
 	for _, o := range m {
 		o.Pinged(rtt)

@@ -46,12 +46,12 @@ func (g *Registry) Handshake(route string, status int, reason string) {
 	g.mu.Unlock()
 }
 
-// Conn implements Recorder: the Observer it returns is the route's, shared by its
-// connections.
+// Conn implements Recorder. The Observer it returns buffers its connection's counts and adds
+// them to the route's when the Conn flushes it, or every few dozen messages.
 func (g *Registry) Conn(_ *http.Request, route string) transport.Observer {
 	rt := g.route(route)
 	rt.opened.Add(1)
-	return rt
+	return &connCounts{rt: rt}
 }
 
 // Hub implements Recorder.
@@ -79,7 +79,7 @@ func (g *Registry) route(name string) *route {
 	return rt.(*route)
 }
 
-// route counts the connections of one route; it is their transport.Observer.
+// route counts the connections of one route.
 type route struct {
 	name           string
 	opened, closed atomic.Uint64
@@ -90,11 +90,11 @@ type route struct {
 	closes map[closeKey]uint64
 }
 
-// flow counts the messages one way: their number and size in size's buckets, their bytes on
-// the wire apart.
+// flow counts the messages one way: their number and size in size's buckets, and what
+// compression saved (size minus wire bytes), from which the wire bytes follow.
 type flow struct {
-	size histogram
-	wire atomic.Uint64
+	size  histogram
+	saved atomic.Int64
 }
 
 type closeKey struct {
@@ -111,22 +111,70 @@ func newRoute(name string) *route {
 	}
 }
 
-func (f *flow) add(size, wire int64) {
-	f.size.observe(sizeBucket(size), uint64(size))
-	f.wire.Add(uint64(wire))
+// connCounts is the transport.Observer of one connection. It gathers what its Conn reads
+// and what it sends apart, each only ever touched under the Conn's lock of that side (as
+// transport.Observer promises), so without atomics, and adds them to the route's on flushes:
+// a message then costs a few plain additions instead of several atomic ones, which in an echo
+// held in memory is the difference between 3% and 12% of its time (BenchmarkMetricsEcho).
+type connCounts struct {
+	rt      *route
+	in, out batch
 }
 
-func (rt *route) Received(size, wire int64) { rt.in.add(size, wire) }
-
-func (rt *route) Sent(size, wire int64) { rt.out.add(size, wire) }
-
-func (rt *route) Pinged(d time.Duration) {
-	s := d.Seconds()
-	i, _ := slices.BinarySearch(rttBounds, s)
-	rt.rtt.observe(i, uint64(max(d, 0)))
+// batch is a flow's counts not yet added to the route's.
+type batch struct {
+	counts     [len(sizeBounds)]uint16
+	n          uint16
+	sum, saved int64
 }
 
-func (rt *route) Closed(code frame.CloseCode, by transport.Side) {
+// batchLen bounds a batch, and so how far the route's counts may lag behind a connection that
+// reads or sends without pause; the counts of a bucket never overflow.
+const batchLen = 64
+
+func (b *batch) add(f *flow, size, wire int64) {
+	b.counts[sizeBucket(size)]++
+	b.n++
+	b.sum += size
+	b.saved += size - wire
+	if b.n == batchLen {
+		b.flush(f)
+	}
+}
+
+// flush adds b to f with an atomic add per bucket used, and empties it.
+func (b *batch) flush(f *flow) {
+	if b.n == 0 {
+		return
+	}
+	sum := uint64(b.sum)
+	for i, n := range b.counts {
+		if n != 0 {
+			f.size.add(i, uint64(n), sum)
+			sum = 0
+		}
+	}
+	if b.saved != 0 {
+		f.saved.Add(b.saved)
+	}
+	*b = batch{}
+}
+
+func (c *connCounts) Received(size, wire int64) { c.in.add(&c.rt.in, size, wire) }
+
+func (c *connCounts) Sent(size, wire int64) { c.out.add(&c.rt.out, size, wire) }
+
+func (c *connCounts) FlushReceived() { c.in.flush(&c.rt.in) }
+
+func (c *connCounts) FlushSent() { c.out.flush(&c.rt.out) }
+
+func (c *connCounts) Pinged(d time.Duration) {
+	i, _ := slices.BinarySearch(rttBounds, d.Seconds())
+	c.rt.rtt.observe(i, uint64(max(d, 0)))
+}
+
+func (c *connCounts) Closed(code frame.CloseCode, by transport.Side) {
+	rt := c.rt
 	k := closeKey{CloseLabel(code, by), by}
 	rt.mu.Lock()
 	if rt.closes == nil {
@@ -180,10 +228,10 @@ func (g *Registry) Gather() []Family {
 			f   *flow
 		}{{"in", &rt.in}, {"out", &rt.out}} {
 			dl := []Label{{"direction", d.dir}, {"route", rt.name}}
-			h := d.f.size.metric(dl, sizeBounds, 1)
+			h := d.f.size.metric(dl, sizeBounds[:], 1)
 			fams[4].Metrics = append(fams[4].Metrics, Metric{Labels: dl, Value: float64(h.Count)})
 			fams[5].Metrics = append(fams[5].Metrics, Metric{Labels: dl, Value: h.Sum})
-			fams[6].Metrics = append(fams[6].Metrics, Metric{Labels: dl, Value: float64(d.f.wire.Load())})
+			fams[6].Metrics = append(fams[6].Metrics, Metric{Labels: dl, Value: h.Sum - float64(d.f.saved.Load())})
 			fams[7].Metrics = append(fams[7].Metrics, h)
 		}
 		fams[8].Metrics = append(fams[8].Metrics, rt.rtt.metric(rl, rttBounds, 1e-9))

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/transport"
@@ -23,6 +24,8 @@ func feed(r Recorder) (stop func()) {
 	a1.Received(10, 10)
 	a1.Received(3000, 700)
 	a2.Sent(100, 100)
+	a1.FlushReceived()
+	a2.FlushSent()
 	a2.Pinged(3 * time.Millisecond)
 	a1.Closed(4001, transport.SidePeer)
 	a2.Closed(4002, transport.SideLocal)
@@ -126,11 +129,16 @@ func TestRegistryConcurrent(t *testing.T) {
 			for j := range each {
 				o.Received(int64(j), int64(j))
 				o.Sent(1, 1)
+				if j%7 == 0 {
+					o.FlushReceived()
+				}
 				if j%100 == 0 {
 					g.Handshake("/x", 101, "")
 					g.Gather()
 				}
 			}
+			o.FlushReceived()
+			o.FlushSent()
 			o.Closed(frame.CloseNormal, transport.SideLocal)
 		})
 	}
@@ -160,6 +168,8 @@ func TestObserverAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() {
 		o.Received(100, 80)
 		o.Sent(5000, 5000)
+		o.FlushReceived()
+		o.FlushSent()
 		o.Pinged(time.Millisecond)
 	}); n != 0 {
 		t.Fatalf("%v allocations", n)
@@ -182,5 +192,60 @@ func TestCloseLabel(t *testing.T) {
 		if got := CloseLabel(c.code, c.by); got != c.want {
 			t.Errorf("CloseLabel(%d, %v) = %q, want %q", c.code, c.by, got, c.want)
 		}
+	}
+}
+
+// TestBatch checks that a connection's counts reach its route when flushed, or once a batch
+// is full, and not before, and that what compression saved turns into wire bytes.
+func TestBatch(t *testing.T) {
+	var g Registry
+	o := g.Conn(nil, "/a")
+	count := func(name, dir string) float64 {
+		for _, f := range g.Gather() {
+			if f.Name == name {
+				for _, m := range f.Metrics {
+					if m.Labels[0].Value == dir {
+						return m.Value
+					}
+				}
+			}
+		}
+		return -1
+	}
+	for range batchLen - 1 {
+		o.Received(100, 40)
+	}
+	if n := count("ecows_messages_total", "in"); n != 0 {
+		t.Fatalf("%v messages visible before a flush", n)
+	}
+	o.Received(100, 40) // fills the batch
+	if n := count("ecows_messages_total", "in"); n != batchLen {
+		t.Fatalf("%v messages after a full batch, want %d", n, batchLen)
+	}
+	o.Received(1<<30, 1<<30)
+	o.Sent(7, 7)
+	o.FlushReceived()
+	if n, b, w := count("ecows_messages_total", "in"), count("ecows_message_bytes_total", "in"), count("ecows_message_wire_bytes_total", "in"); n != batchLen+1 || b != 100*batchLen+1<<30 || w != 40*batchLen+1<<30 {
+		t.Fatalf("in: %v messages, %v bytes, %v wire bytes", n, b, w)
+	}
+	if n := count("ecows_messages_total", "out"); n != 0 {
+		t.Fatalf("FlushReceived made %v sent messages visible", n)
+	}
+	o.FlushSent()
+	if n := count("ecows_messages_total", "out"); n != 1 {
+		t.Fatalf("%v sent messages after FlushSent", n)
+	}
+}
+
+// TestConnCountsSize bounds what the Registry adds to each connection: its connCounts, 96
+// bytes with the allocator's rounding, on top of what transport keeps for an Observer.
+func TestConnCountsSize(t *testing.T) {
+	if got := unsafe.Sizeof(connCounts{}); got > 96 {
+		t.Fatalf("connCounts weighs %d bytes", got)
+	}
+	var g Registry
+	g.Conn(nil, "/a") // the route
+	if n := testing.AllocsPerRun(100, func() { g.Conn(nil, "/a") }); n != 1 {
+		t.Fatalf("%v allocations per connection, want 1", n)
 	}
 }

@@ -54,6 +54,12 @@ func (c *conn) message(f *flow, size, wire int64) {
 	}
 }
 
+// FlushReceived and FlushSent do nothing: the SDK's instruments take each message as it
+// comes.
+func (c *conn) FlushReceived() {}
+
+func (c *conn) FlushSent() {}
+
 func (c *conn) Pinged(rtt time.Duration) {
 	c.rec.rtt.Record(c.ctx, rtt.Seconds(), c.rt.rtt...)
 }

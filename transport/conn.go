@@ -370,8 +370,10 @@ func (c *Conn) closeStream() error {
 			close(*p)
 		}
 	}
+	err := c.rwc.Close()
+	c.flushObserved()
 	c.observeClosed()
-	return c.rwc.Close()
+	return err
 }
 
 func (c *Conn) streamClosed() bool { return c.is(closed) }

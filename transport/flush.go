@@ -123,6 +123,7 @@ func (c *Conn) flush() error {
 	if err != nil {
 		c.writeFailed(err)
 	}
+	c.flushSent()
 	return err
 }
 

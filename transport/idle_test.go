@@ -158,6 +158,8 @@ type nopObserver struct{}
 
 func (nopObserver) Received(int64, int64)        {}
 func (nopObserver) Sent(int64, int64)            {}
+func (nopObserver) FlushReceived()               {}
+func (nopObserver) FlushSent()                   {}
 func (nopObserver) Pinged(time.Duration)         {}
 func (nopObserver) Closed(frame.CloseCode, Side) {}
 

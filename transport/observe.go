@@ -10,16 +10,29 @@ import (
 // Observer receives a Conn's measurements as they happen. Package metrics implements it, and
 // handshake.ServerOptions.Metrics gives each accepted connection one through Setup.Observer.
 // Its methods run on the goroutines that read, write, ping and close the Conn, some with the
-// Conn's locks held, so they must be quick, safe for concurrent use, and must not call the
-// Conn.
+// Conn's locks held, so they must be quick and must not call the Conn.
+//
+// Received and FlushReceived are only called with the Conn's read lock held, so never at the
+// same time, and Sent and FlushSent with its write lock held: an Observer may gather what
+// they report per side without atomics or locks of its own, and make it visible when flushed.
+// The Conn flushes a side whenever it pauses there: its reader at the end of a read call
+// that leaves no input buffered (before it would wait for the peer) and once it has ended,
+// its writer once its frames have gone to the stream; and both after the stream closes, as
+// soon as no read or write is under way.
 type Observer interface {
 	// Received is called for each data message read to its end, at every read level: size
 	// is its payload as the application sees it (inflated), wire the payload bytes it took
 	// on the wire (compressed; frame headers excluded). They are equal for a message that
 	// was not compressed.
 	Received(size, wire int64)
-	// Sent is called for each data message sent to its end, with the same sizes.
+	// Sent is called for each data message sent to its end, with the same sizes; a message
+	// counts as sent once it is written or queued to go out with the frames after it
+	// (Options.FlushDelay).
 	Sent(size, wire int64)
+	// FlushReceived and FlushSent say that what Received and Sent reported so far should be
+	// visible now.
+	FlushReceived()
+	FlushSent()
 	// Pinged is called with the round-trip time of each Ping that got its pong.
 	Pinged(rtt time.Duration)
 	// Closed is called once, when the stream closes, with the code of the first close frame
@@ -84,6 +97,33 @@ func (c *Conn) sentFrame(fin bool, n int) {
 	}
 	ob.o.Sent(size, ob.outWire)
 	ob.outWire, ob.outSize, ob.outZ = 0, 0, false
+	if !c.is(hasPend) {
+		ob.o.FlushSent() // nothing waits to go out with later frames
+	}
+}
+
+// flushSent flushes the Observer's send side; c.wmu is held.
+func (c *Conn) flushSent() {
+	if ob := c.observer(); ob != nil {
+		ob.o.FlushSent()
+	}
+}
+
+// flushObserved flushes both sides of the Observer after the stream closed, each unless a
+// read or a write holds it: that one flushes as it ends (unlockRead, writeFailed, flush).
+func (c *Conn) flushObserved() {
+	ob := c.observer()
+	if ob == nil {
+		return
+	}
+	if c.rmu.TryLock() {
+		ob.o.FlushReceived()
+		c.rmu.Unlock()
+	}
+	if c.wmu.TryLock() {
+		ob.o.FlushSent()
+		c.wmu.Unlock()
+	}
 }
 
 // sendingCompressed records the size before compression of the message being sent, before its

@@ -12,24 +12,47 @@ import (
 	"github.com/ecows/ecows/internal/wstest"
 )
 
-// recorder is an Observer that keeps every call.
+// recorder is an Observer that keeps every call, and counts the messages reported since the
+// last flush of their side.
 type recorder struct {
-	mu             sync.Mutex
-	received, sent [][2]int64
-	rtts           []time.Duration
-	closes         []string
+	mu                        sync.Mutex
+	received, sent            [][2]int64
+	rtts                      []time.Duration
+	closes                    []string
+	unflushedIn, unflushedOut int
 }
 
 func (r *recorder) Received(size, wire int64) {
 	r.mu.Lock()
 	r.received = append(r.received, [2]int64{size, wire})
+	r.unflushedIn++
 	r.mu.Unlock()
 }
 
 func (r *recorder) Sent(size, wire int64) {
 	r.mu.Lock()
 	r.sent = append(r.sent, [2]int64{size, wire})
+	r.unflushedOut++
 	r.mu.Unlock()
+}
+
+func (r *recorder) FlushReceived() {
+	r.mu.Lock()
+	r.unflushedIn = 0
+	r.mu.Unlock()
+}
+
+func (r *recorder) FlushSent() {
+	r.mu.Lock()
+	r.unflushedOut = 0
+	r.mu.Unlock()
+}
+
+// unflushed returns the messages each side reported since it was last flushed.
+func (r *recorder) unflushed() (in, out int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unflushedIn, r.unflushedOut
 }
 
 func (r *recorder) Pinged(d time.Duration) {
@@ -80,6 +103,13 @@ func TestObserverMessages(t *testing.T) {
 					}
 					if err := <-errc; err != nil {
 						t.Fatalf("message of %d bytes: write: %v", n, err)
+					}
+					// The reader has nothing left to read, and the writer nothing to send.
+					if in, _ := so.unflushed(); in != 0 {
+						t.Fatalf("message of %d bytes: the server's reader left %d messages unflushed", n, in)
+					}
+					if _, out := co.unflushed(); out != 0 {
+						t.Fatalf("message of %d bytes: the client's writer left %d messages unflushed", n, out)
 					}
 				}
 				_, sent, _, _ := co.get()
@@ -217,6 +247,9 @@ func TestObserverClosed(t *testing.T) {
 				if _, _, _, closes := side.r.get(); !slices.Equal(closes, []string{side.want}) {
 					t.Errorf("reported %q, want [%s]", closes, side.want)
 				}
+				if in, out := side.r.unflushed(); in != 0 || out != 0 {
+					t.Errorf("closed with %d received and %d sent messages unflushed", in, out)
+				}
 			}
 		})
 	}
@@ -250,4 +283,34 @@ func TestObserverNoAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per message with an Observer", allocs)
 	}
+}
+
+// TestObserverFlushOnClose checks that messages read while more input waited, which no read
+// call flushed, are flushed when the stream closes.
+func TestObserverFlushOnClose(t *testing.T) {
+	client, server, _, so := observedPair(t, false, nil)
+	// Both messages go out in one write, so that the first read finds the second buffered.
+	if _, err := client.WritePrepared(mustPrepared(t, "one"), mustPrepared(t, "two")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, _, err := server.ReadMessage(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if in, _ := so.unflushed(); in != 1 {
+		t.Fatalf("%d messages unflushed after a read that left input buffered, want 1", in)
+	}
+	server.CloseNow()
+	if in, _ := so.unflushed(); in != 0 {
+		t.Fatalf("%d messages unflushed after the close", in)
+	}
+}
+
+func mustPrepared(t *testing.T, s string) *Prepared {
+	p, err := NewPrepared(frame.OpText, []byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

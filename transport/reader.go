@@ -119,14 +119,25 @@ func (c *Conn) lockRead() *reader {
 // ended. It tells writers whether more input waits (flush.go).
 func (c *Conn) unlockRead() {
 	r := c.rd
-	c.setTo(moreIn, r.err == nil && r.end > r.pos)
+	more := r.err == nil && r.end > r.pos
+	c.setTo(moreIn, more)
 	if r.err != nil {
 		if z := c.inflater(); z != nil {
 			z.close()
 		}
 		r.release()
 	}
+	ob := c.observer()
+	if ob != nil && !more {
+		ob.o.FlushReceived() // the next read would wait for the peer
+	}
 	c.rmu.Unlock()
+	if ob != nil && more && c.streamClosed() && c.rmu.TryLock() {
+		// The stream closed with input left, which may never be read: closeStream's own
+		// flush may have found this call holding the lock.
+		ob.o.FlushReceived()
+		c.rmu.Unlock()
+	}
 }
 
 // tryLockRead is lockRead unless another goroutine holds the read side.

@@ -395,6 +395,7 @@ func (c *Conn) writeFailed(err error) error {
 		}
 	}
 	c.closeStream()
+	c.flushSent() // closeStream could not: this write holds the lock
 	return x.werr
 }
 
