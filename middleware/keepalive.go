@@ -32,6 +32,9 @@ import (
 // stuck, gives it a quarter of a second to go out, and closes the stream. The read loop then ends and
 // ServeConn returns transport.ErrClosed.
 //
+// Its pings are timed (transport.Conn.SendTimedPing): with metrics on (the Conn's Observer),
+// the round trip of each one answered is measured.
+//
 // It works at both layers: every frame the Conn reads counts in transport.Stats, whoever
 // consumes it, so the peer's pongs count whether they reach the handlers (the frame layer
 // without AutoPong), are swallowed by AutoPong (which has Keepalive built in) or by the Conn
@@ -134,7 +137,7 @@ func (k *keepalive) run(c *transport.Conn, start time.Time, seen uint64, stop <-
 		// A change seen between pings (at a cut that did not come) is answered by a ping at
 		// once: waiting for the next would let the cut come up to a period late.
 		if changed || !now.Before(ping) {
-			if _, err := c.SendPing(nil); err != nil {
+			if _, err := c.SendTimedPing(); err != nil { // its round trip goes to the Conn's Observer
 				return // closing or broken: the read loop ends it
 			}
 			if asked.IsZero() {

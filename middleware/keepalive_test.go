@@ -324,3 +324,46 @@ func TestKeepaliveCutsWithinBound(t *testing.T) {
 			c.name, c.d[len(c.d)/2].Round(time.Millisecond), c.d[len(c.d)-1].Round(time.Millisecond), len(c.d), interval, bound)
 	}
 }
+
+// rtts is a transport.Observer that keeps the round trips reported.
+type rtts struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (r *rtts) Received(int64, int64)                  {}
+func (r *rtts) Sent(int64, int64)                      {}
+func (r *rtts) FlushReceived()                         {}
+func (r *rtts) FlushSent()                             {}
+func (r *rtts) Closed(frame.CloseCode, transport.Side) {}
+func (r *rtts) Pinged(d time.Duration) {
+	r.mu.Lock()
+	r.d = append(r.d, d)
+	r.mu.Unlock()
+}
+
+func (r *rtts) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.d)
+}
+
+// Keepalive's pings are timed: the server's Observer gets the round trip of each one the
+// client answers, at both layers.
+func TestKeepaliveRoundTrips(t *testing.T) {
+	for _, tc := range keepaliveEchoes(20*time.Millisecond, time.Second) {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := &rtts{}
+			client, server := pair(t, transport.Setup{Observer: obs})
+			runOn(t, context.Background(), tc.h, client, server)
+			go client.ReadMessage(context.Background(), nil) // answers the pings
+			deadline := time.Now().Add(10 * time.Second)
+			for obs.len() < 3 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d round trips reported in 10 s of pings every 20 ms", obs.len())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -314,3 +314,43 @@ func mustPrepared(t *testing.T, s string) *Prepared {
 	}
 	return p
 }
+
+// TestSendTimedPing checks that timed pings report their round trips when their pongs come,
+// that a Conn remembers only the last 8 of them, and that a Conn without an Observer keeps
+// nothing for them.
+func TestSendTimedPing(t *testing.T) {
+	client, server, co, _ := observedPair(t, false, nil)
+	go serveEcho(server) // answers the pings
+	for range 12 {
+		if _, err := client.SendTimedPing(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The pongs wait unread until now: only the last 8 pings are still timed.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go client.ReadMessage(ctx, nil)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, _, rtts, _ := co.get()
+		if len(rtts) == 8 {
+			break
+		}
+		if len(rtts) > 8 || time.Now().After(deadline) {
+			t.Fatalf("%d round trips reported for 12 timed pings, want the last 8", len(rtts))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if _, _, rtts, _ := co.get(); len(rtts) != 8 {
+		t.Fatalf("%d round trips reported in the end", len(rtts))
+	}
+
+	plain, _ := connPair(t, false, nil)
+	if _, err := plain.SendTimedPing(); err != nil {
+		t.Fatal(err)
+	}
+	if x := plain.aux.Load(); x != nil && x.pings.Load() != nil {
+		t.Fatal("a Conn without an Observer keeps its timed pings")
+	}
+}

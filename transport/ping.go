@@ -23,11 +23,17 @@ var pingSeq atomic.Uint64
 
 func init() { pingSeq.Store(rand.Uint64()) }
 
-// pinger holds the pings of a Conn that wait for their pongs, by payload.
+// pinger holds the pings of a Conn that wait for their pongs, by payload: Ping's, with the
+// channel their waiter reads, and SendTimedPing's, with the time they were sent.
 type pinger struct {
-	mu   sync.Mutex
-	wait map[uint64]chan time.Time
+	mu    sync.Mutex
+	wait  map[uint64]chan time.Time
+	timed map[uint64]time.Time
 }
+
+// maxTimed bounds the timed pings a Conn remembers: a peer that never answers cannot make it
+// keep more.
+const maxTimed = 8
 
 // pings returns c's pinger, made on first use.
 func (c *Conn) pings() *pinger {
@@ -35,7 +41,7 @@ func (c *Conn) pings() *pinger {
 	if p := x.pings.Load(); p != nil {
 		return p
 	}
-	x.pings.CompareAndSwap(nil, &pinger{wait: make(map[uint64]chan time.Time)})
+	x.pings.CompareAndSwap(nil, &pinger{wait: make(map[uint64]chan time.Time), timed: make(map[uint64]time.Time)})
 	return x.pings.Load()
 }
 
@@ -54,13 +60,47 @@ func (c *Conn) pongArrived(payload []byte) {
 		return
 	}
 	id := binary.BigEndian.Uint64(payload)
+	now := time.Now()
 	p.mu.Lock()
 	w, ok := p.wait[id]
 	delete(p.wait, id)
+	sent, timed := p.timed[id]
+	delete(p.timed, id)
 	p.mu.Unlock()
-	if ok {
-		w <- time.Now() // buffered, and only the one pong with this payload gets here
+	switch {
+	case ok:
+		w <- now // buffered, and only the one pong with this payload gets here
+	case timed:
+		c.pinged(now.Sub(sent))
 	}
+}
+
+// SendTimedPing sends a ping with a payload of its own, as Ping does, but does not wait for
+// its pong: when the pong comes (noticed by whichever read call is running, as for Ping),
+// its round trip goes to the Conn's Observer (Setup.Observer) as Ping's does. A Conn
+// remembers its last 8 such pings; a pong to an older one is not timed. This is how
+// middleware.Keepalive pings, so that a server measures its clients' round trips without a
+// goroutine waiting for each pong. It returns what SendPing returns.
+func (c *Conn) SendTimedPing() (int, error) {
+	id := pingSeq.Add(1)
+	var payload [8]byte
+	binary.BigEndian.PutUint64(payload[:], id)
+	if c.observer() != nil {
+		p := c.pings()
+		p.mu.Lock()
+		if len(p.timed) >= maxTimed {
+			oldest, at := uint64(0), time.Time{}
+			for k, t := range p.timed {
+				if at.IsZero() || t.Before(at) {
+					oldest, at = k, t
+				}
+			}
+			delete(p.timed, oldest)
+		}
+		p.timed[id] = time.Now()
+		p.mu.Unlock()
+	}
+	return c.SendPing(payload[:])
 }
 
 // Ping sends a ping with a payload of its own and waits for the pong that echoes it, and
