@@ -61,6 +61,10 @@ type Envelope struct {
 	Except string
 	// Payload is the message.
 	Payload []byte
+	// Pos is the envelope's position in its topic's log, set by a Log on the envelopes it
+	// delivers and reads; zero otherwise. It is not part of the wire form: a Log keeps it
+	// beside the envelope.
+	Pos Position
 }
 
 // envelopeVersion is the first byte of an encoded Envelope.
