@@ -43,6 +43,10 @@ func (h *Hub) BroadcastJSON(room string, v any) error {
 }
 
 func (h *Hub) broadcast(room string, except *transport.Conn, op frame.Opcode, payload []byte) error {
+	if h.hist != nil {
+		_, err := h.publishLogged(room, except, op, payload)
+		return err
+	}
 	p, err := h.prepare(op, payload)
 	if err != nil {
 		return err
@@ -129,7 +133,14 @@ type receiver struct{ h *Hub }
 // Receive delivers an envelope from another node to the local members of its topic.
 func (r receiver) Receive(e Envelope) {
 	h := r.h
-	if e.Origin == h.node || (e.Op != frame.OpText && e.Op != frame.OpBinary) {
+	if e.Op != frame.OpText && e.Op != frame.OpBinary {
+		return
+	}
+	if h.hist != nil && !e.Pos.IsZero() {
+		h.receiveLogged(e)
+		return
+	}
+	if e.Origin == h.node {
 		return
 	}
 	h.mu.RLock()
@@ -220,6 +231,10 @@ func (r receiver) LinkUp() {
 		}
 	}
 	h.mu.RUnlock()
+	if h.hist != nil {
+		h.linkUpLogged(topics) // the logs have what was missed; a gap only where they do not
+		return
+	}
 	for _, t := range topics {
 		t.rmu.Lock()
 		clear(t.seen)

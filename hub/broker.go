@@ -127,6 +127,10 @@ type Gap struct {
 	// Origin never arrived. Origin is "" for a lost link.
 	Origin      string
 	First, Last uint64
+	// Epoch is set for a gap in a room's history (Options.History): the positions First..Last
+	// of that epoch were lost, no longer in the log when this node went to read them. When
+	// the history started again, Last is 0 and Err a *NotRecoverableError.
+	Epoch string
 	// Err is nil for a skipped sequence; for a lost link, reported once it is back, it
 	// matches ErrLinkLost and wraps the cause the broker gave.
 	Err error

@@ -9,10 +9,14 @@ import (
 
 // Bus is an in-process message engine: the Brokers its Link method returns, one per Hub,
 // share rooms as nodes on a real engine would, with nothing to start. A Hub without a Broker
-// gets a Bus of its own, which makes it a single node. A Bus never loses its link.
+// gets a Bus of its own, which makes it a single node. A Bus never loses its link. It is a
+// Log: it keeps the topics' logs in memory, within the bounds of the last Append.
 type Bus struct {
 	mu   sync.RWMutex
 	subs map[string][]*busLink // replaced, never modified, so that Publish reads it unlocked
+
+	lmu  sync.Mutex         // guards the logs (buslog.go)
+	logs map[string]*memLog // the topics' logs, made by the first Append
 }
 
 // NewBus returns a Bus with no links.
@@ -25,7 +29,8 @@ const busQueue = 1024
 // they were published; a publisher waits while a receiving link's queue is full, so nothing
 // is lost.
 func (b *Bus) Link() Broker {
-	return &busLink{bus: b, in: make(chan Envelope, busQueue), done: make(chan struct{}), topics: make(map[string]bool)}
+	return &busLink{bus: b, in: make(chan Envelope, busQueue), grown: make(chan struct{}, 1), done: make(chan struct{}),
+		topics: make(map[string]bool), cursors: make(map[string]uint64)}
 }
 
 // Subscribers returns the number of links subscribed to topic.
@@ -36,13 +41,15 @@ func (b *Bus) Subscribers(topic string) int {
 }
 
 type busLink struct {
-	bus    *Bus
-	in     chan Envelope
-	done   chan struct{} // closed by Close
-	exited chan struct{} // closed when the delivery goroutine has returned
-	mu     sync.Mutex
-	topics map[string]bool // under mu
-	closed bool            // under mu
+	bus     *Bus
+	in      chan Envelope
+	grown   chan struct{} // a log this link follows has grown (buslog.go)
+	done    chan struct{} // closed by Close
+	exited  chan struct{} // closed when the delivery goroutine has returned
+	mu      sync.Mutex
+	topics  map[string]bool   // under mu
+	cursors map[string]uint64 // the next offset to deliver of each topic's log; under mu
+	closed  bool              // under mu
 }
 
 func (l *busLink) Open(r Receiver) error {
@@ -53,6 +60,8 @@ func (l *busLink) Open(r Receiver) error {
 			select {
 			case e := <-l.in:
 				r.Receive(e)
+			case <-l.grown:
+				l.deliverLogs(r)
 			case <-l.done:
 				return
 			}
@@ -69,6 +78,7 @@ func (l *busLink) Subscribe(ctx context.Context, topic string) error {
 	}
 	if !l.topics[topic] {
 		l.topics[topic] = true
+		l.startCursor(topic)
 		b := l.bus
 		b.mu.Lock()
 		b.subs[topic] = append(slices.Clip(b.subs[topic]), l)
@@ -93,6 +103,7 @@ func (l *busLink) unsubscribe(topic string) {
 		return
 	}
 	delete(l.topics, topic)
+	delete(l.cursors, topic)
 	b := l.bus
 	b.mu.Lock()
 	defer b.mu.Unlock()

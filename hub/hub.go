@@ -58,6 +58,9 @@ type Options struct {
 	// Metrics, when set, samples the hub's Stats whenever it is read, under the name
 	// NodeID; the hub adds no work to a broadcast for it.
 	Metrics metrics.Recorder
+	// History, when set, gives every room a history on the Broker's log (history.go); nil
+	// leaves the hub at most once, as the guarantees above say.
+	History *HistoryOptions
 }
 
 // Hub keeps rooms of connections and broadcasts to them. Create one with New; every method
@@ -89,7 +92,8 @@ type Hub struct {
 	stats     counters
 	closeOnce sync.Once
 	closeErr  error
-	unmetric  func() // forgets the hub in Options.Metrics
+	unmetric  func()   // forgets the hub in Options.Metrics
+	hist      *history // nil without Options.History
 }
 
 // New returns a Hub; it opens opts.Broker. It fails only when the broker's Open does.
@@ -115,6 +119,12 @@ func New(opts *Options) (*Hub, error) {
 	}
 	if h.broker == nil {
 		h.broker = NewBus().Link()
+	}
+	if opts.History != nil {
+		var err error
+		if h.hist, err = newHistory(opts.History, h.broker); err != nil {
+			return nil, err
+		}
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if err := h.broker.Open(receiver{h}); err != nil {

@@ -35,6 +35,12 @@ type topic struct {
 
 	rmu  sync.Mutex
 	seen map[string]position // last envelope received per origin
+
+	// The room's history, as this node delivered it (history.go): the log's epoch and the
+	// offset of the next envelope to deliver, "" and 0 before the first.
+	hmu    sync.Mutex // orders the deliveries from the log, and JoinSince with them
+	hepoch string
+	hnext  uint64
 }
 
 // position is where an origin's numbering stands.
@@ -124,13 +130,22 @@ func (h *Hub) Join(c *transport.Conn, rooms ...string) error {
 
 // subscribe subscribes the node to t if t has members and is not subscribed yet.
 func (h *Hub) subscribe(t *topic) error {
+	return h.subscribeIf(t, true)
+}
+
+// subscribeNow subscribes the node to t, pinned, before it has members (JoinSince).
+func (h *Hub) subscribeNow(t *topic) error {
+	return h.subscribeIf(t, false)
+}
+
+func (h *Hub) subscribeIf(t *topic, needMembers bool) error {
 	t.subMu.Lock()
 	defer t.subMu.Unlock()
 	if t.subscribed.Load() {
 		return nil
 	}
 	h.mu.RLock()
-	wanted := len(t.members) > 0 && !h.closed
+	wanted := (len(t.members) > 0 || !needMembers) && !h.closed
 	h.mu.RUnlock()
 	if !wanted {
 		return nil

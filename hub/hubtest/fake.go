@@ -1,9 +1,13 @@
 package hubtest
 
 import (
+	"bytes"
 	"context"
+	"math/rand/v2"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ecows/ecows/hub"
 )
@@ -11,18 +15,57 @@ import (
 // Fake is an in-process message engine that can fail on demand: Kill and Restart take it
 // down and back as a crashed server would, and DropNext loses envelopes. Envelopes travel
 // encoded (Envelope.AppendBinary, DecodeEnvelope) and come back to their publisher, as they
-// do on a real engine. It implements Engine and Restarter.
+// do on a real engine. Its links are hub.Logs too: the logs survive Kill and Restart, as on
+// an engine that persists them, unless LoseLogs drops them. It implements Engine and
+// Restarter.
 type Fake struct {
 	mu    sync.Mutex
 	down  bool
 	drop  int
 	links map[*fakeLink]bool
 	subs  map[string]map[*fakeLink]bool // the engine's own; lost when it is killed
+	logs  map[string]*fakeLog           // survive Kill
+
+	sendMu sync.Mutex // orders the deliveries of appended envelopes as the logs have them
+}
+
+// fakeLog is one topic's log.
+type fakeLog struct {
+	epoch   string
+	next    uint64
+	entries []fakeEntry // entries[i] is at offset next-len(entries)+i
+	lim     hub.Limits
+}
+
+type fakeEntry struct {
+	env []byte
+	at  time.Time
+}
+
+func (g *fakeLog) first() uint64 { return g.next - uint64(len(g.entries)) }
+
+func (g *fakeLog) trim(now time.Time) {
+	drop := 0
+	if g.lim.Len > 0 && len(g.entries) > g.lim.Len {
+		drop = len(g.entries) - g.lim.Len
+	}
+	for g.lim.Age > 0 && drop < len(g.entries) && now.Sub(g.entries[drop].at) > g.lim.Age {
+		drop++
+	}
+	g.entries = g.entries[drop:]
+}
+
+// LoseLogs drops every topic's log, as an engine restarted without persistence would: the
+// next Append starts a log with a new epoch.
+func (f *Fake) LoseLogs() {
+	f.mu.Lock()
+	clear(f.logs)
+	f.mu.Unlock()
 }
 
 // NewFake returns a running Fake.
 func NewFake() *Fake {
-	return &Fake{links: make(map[*fakeLink]bool), subs: make(map[string]map[*fakeLink]bool)}
+	return &Fake{links: make(map[*fakeLink]bool), subs: make(map[string]map[*fakeLink]bool), logs: make(map[string]*fakeLog)}
 }
 
 // Link returns a new Broker on f, for one Hub.
@@ -85,6 +128,7 @@ func (f *Fake) unsubscribe(topic string, l *fakeLink) {
 
 type fakeEvent struct {
 	env      []byte
+	pos      hub.Position // of an appended envelope
 	down, up bool
 }
 
@@ -122,6 +166,7 @@ func (l *fakeLink) Open(r hub.Receiver) error {
 					r.LinkUp()
 				default:
 					if e, err := hub.DecodeEnvelope(ev.env); err == nil {
+						e.Pos = ev.pos
 						r.Receive(e)
 					}
 				}
@@ -183,6 +228,90 @@ func (l *fakeLink) Publish(_ context.Context, e hub.Envelope) error {
 	}
 	return nil
 }
+
+// Append implements hub.Log.
+func (l *fakeLink) Append(_ context.Context, e hub.Envelope, lim hub.Limits) (hub.Position, error) {
+	f := l.f
+	b, _ := e.AppendBinary(nil)
+	f.sendMu.Lock()
+	defer f.sendMu.Unlock()
+	f.mu.Lock()
+	switch {
+	case l.closed:
+		f.mu.Unlock()
+		return hub.Position{}, hub.ErrClosed
+	case f.down:
+		f.mu.Unlock()
+		return hub.Position{}, hub.ErrLinkDown
+	}
+	g := f.logs[e.Topic]
+	if g == nil {
+		g = &fakeLog{epoch: strconv.FormatUint(rand.Uint64(), 36), next: 1}
+		f.logs[e.Topic] = g
+	}
+	now := time.Now()
+	pos := hub.Position{Epoch: g.epoch, Offset: g.next}
+	g.entries = append(g.entries, fakeEntry{env: b, at: now})
+	g.next++
+	g.lim = lim
+	g.trim(now)
+	dropped := f.drop > 0
+	if dropped {
+		f.drop--
+	}
+	to := make([]*fakeLink, 0, len(f.subs[e.Topic]))
+	for sub := range f.subs[e.Topic] {
+		to = append(to, sub)
+	}
+	f.mu.Unlock()
+	if !dropped {
+		for _, sub := range to {
+			sub.send(fakeEvent{env: b, pos: pos})
+		}
+	}
+	return pos, nil
+}
+
+// Read implements hub.Log.
+func (l *fakeLink) Read(_ context.Context, topic string, after hub.Position, n int) ([]hub.Envelope, error) {
+	f := l.f
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.down {
+		return nil, hub.ErrLinkDown
+	}
+	g := f.logs[topic]
+	if g == nil {
+		if after.IsZero() {
+			return nil, nil
+		}
+		return nil, &hub.NotRecoverableError{Room: topic, After: after}
+	}
+	g.trim(time.Now())
+	start := g.first()
+	if !after.IsZero() {
+		if after.Epoch != g.epoch || after.Offset+1 < g.first() {
+			var oldest hub.Position
+			if len(g.entries) > 0 {
+				oldest = hub.Position{Epoch: g.epoch, Offset: g.first()}
+			}
+			return nil, &hub.NotRecoverableError{Room: topic, After: after, Oldest: oldest}
+		}
+		start = max(start, after.Offset+1)
+	}
+	var out []hub.Envelope
+	for off := start; off < g.next && len(out) < n; off++ {
+		e, err := hub.DecodeEnvelope(bytes.Clone(g.entries[off-g.first()].env))
+		if err != nil {
+			return nil, err
+		}
+		e.Pos = hub.Position{Epoch: g.epoch, Offset: off}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+var _ hub.Log = (*fakeLink)(nil)
 
 func (l *fakeLink) Close() error {
 	f := l.f

@@ -1,0 +1,418 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/hub"
+	"github.com/ecows/ecows/hub/hubtest"
+	"github.com/ecows/ecows/internal/wstest"
+	"github.com/ecows/ecows/transport"
+)
+
+func TestPosition(t *testing.T) {
+	for _, p := range []hub.Position{{}, {Epoch: "k3x", Offset: 1}, {Epoch: "a:b", Offset: 1 << 60}} {
+		q, err := hub.ParsePosition(p.String())
+		if err != nil || q != p {
+			t.Errorf("%+v: %q parses to %+v, %v", p, p.String(), q, err)
+		}
+		b, _ := json.Marshal(struct{ P hub.Position }{p})
+		var back struct{ P hub.Position }
+		if err := json.Unmarshal(b, &back); err != nil || back.P != p {
+			t.Errorf("%+v: JSON %s gives %+v, %v", p, b, back.P, err)
+		}
+	}
+	for _, s := range []string{"x", "x:", "x:-1", "x:+1", "x:1a", ":"} {
+		if _, err := hub.ParsePosition(s); !errors.Is(err, hub.ErrPosition) {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+}
+
+func TestStampJSON(t *testing.T) {
+	stamp := hub.StampJSON("pos")
+	p := hub.Position{Epoch: "e1", Offset: 7}
+	for _, c := range []struct{ in, want string }{
+		{`{"x":1}`, `{"pos":"e1:7","x":1}`},
+		{` { "x" : 1 }`, `{"pos":"e1:7","x" : 1 }`},
+		{`{}`, `{"pos":"e1:7"}`},
+		{`{ }`, `{"pos":"e1:7"}`},
+		{`[1]`, `[1]`},
+		{`hello`, `hello`},
+		{``, ``},
+	} {
+		if got := string(stamp(p, frame.OpText, []byte(c.in))); got != c.want {
+			t.Errorf("%q stamped: %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := string(stamp(hub.Position{}, frame.OpText, []byte(`{"x":1}`))); got != `{"x":1}` {
+		t.Errorf("zero position stamped: %q", got)
+	}
+}
+
+// numbered is what the history tests broadcast, with the position StampJSON adds.
+type numbered struct {
+	Pos  hub.Position `json:"pos"`
+	From string       `json:"from"`
+	N    int          `json:"n"`
+}
+
+func number(from string, n int) []byte {
+	return fmt.Appendf(nil, `{"from":%q,"n":%d}`, from, n)
+}
+
+// collector reads a client's messages into a channel until its connection ends.
+type collector struct {
+	c    *transport.Conn
+	msgs chan numbered
+}
+
+func collect(t testing.TB, c *transport.Conn) *collector {
+	col := &collector{c: c, msgs: make(chan numbered, 1<<16)}
+	go func() {
+		var buf []byte
+		for {
+			_, b, err := c.ReadMessage(context.Background(), buf[:0])
+			if err != nil {
+				close(col.msgs)
+				return
+			}
+			var m numbered
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Errorf("not JSON: %q", b)
+			}
+			col.msgs <- m
+			buf = b
+		}
+	}()
+	return col
+}
+
+func (col *collector) next(t testing.TB) numbered {
+	t.Helper()
+	select {
+	case m, ok := <-col.msgs:
+		if !ok {
+			t.Fatal("connection ended")
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message in 10 s")
+	}
+	return numbered{}
+}
+
+// none checks that nothing more arrives for d.
+func (col *collector) none(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case m, ok := <-col.msgs:
+		if ok {
+			t.Fatalf("unexpected %+v", m)
+		}
+	case <-time.After(d):
+	}
+}
+
+func historyOpts(h *hub.HistoryOptions) *hub.HistoryOptions {
+	if h == nil {
+		h = &hub.HistoryOptions{}
+	}
+	h.Stamp = hub.StampJSON("pos")
+	return h
+}
+
+// TestHistoryPositions checks Publish's positions, what members receive, and Since.
+func TestHistoryPositions(t *testing.T) {
+	h := newHub(t, &hub.Options{History: historyOpts(nil)})
+	c, s := hubtest.Pipe(t, nil)
+	if err := h.Join(s, "r"); err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, c)
+	var pos []hub.Position
+	for i := 1; i <= 10; i++ {
+		p, err := h.Publish("r", frame.OpText, number("a", i))
+		if err != nil || p.Offset != uint64(i) || (i > 1 && p.Epoch != pos[0].Epoch) {
+			t.Fatalf("message %d at %+v, %v", i, p, err)
+		}
+		pos = append(pos, p)
+	}
+	for i := 1; i <= 10; i++ {
+		if m := col.next(t); m.N != i || m.Pos != pos[i-1] {
+			t.Fatalf("got %+v, want n %d at %v", m, i, pos[i-1])
+		}
+	}
+	msgs, err := h.Since(context.Background(), "r", pos[3])
+	if err != nil || len(msgs) != 6 {
+		t.Fatalf("Since %v: %d messages, %v", pos[3], len(msgs), err)
+	}
+	for i, m := range msgs {
+		if m.Pos != pos[4+i] || string(m.Payload) != string(number("a", 5+i)) {
+			t.Fatalf("Since: %d: %+v %s", i, m.Pos, m.Payload)
+		}
+	}
+	if _, err := newHubErr(&hub.Options{}).Since(context.Background(), "r", hub.Position{}); !errors.Is(err, hub.ErrNoHistory) {
+		t.Fatalf("Since without history: %v", err)
+	}
+}
+
+func newHubErr(opts *hub.Options) *hub.Hub {
+	h, err := hub.New(opts)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// TestHistoryResume has a client that leaves for 2 s while messages keep coming, and comes
+// back with its last position: it gets what it missed, then the live messages, nothing twice
+// and nothing skipped.
+func TestHistoryResume(t *testing.T) {
+	h := newHub(t, &hub.Options{History: historyOpts(&hub.HistoryOptions{Len: 1000}), QueueLen: -1})
+	const total = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= total; i++ {
+			h.Publish("r", frame.OpText, number("a", i))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	c1, s1 := hubtest.Pipe(t, nil)
+	h.Join(s1, "r")
+	col1 := collect(t, c1)
+	var last numbered
+	for range 20 {
+		m := col1.next(t)
+		if last.N != 0 && m.Pos.Offset != last.Pos.Offset+1 {
+			t.Fatalf("first client: %v after %v", m.Pos, last.Pos)
+		}
+		last = m
+	}
+	c1.CloseNow()
+	time.Sleep(2 * time.Second)
+	c2, s2 := hubtest.Pipe(t, nil)
+	col2 := collect(t, c2)
+	if err := h.JoinSince(s2, "r", last.Pos); err != nil {
+		t.Fatal(err)
+	}
+	want := last.N + 1
+	for want <= total {
+		m := col2.next(t)
+		if m.N != want || m.Pos.Offset != last.Pos.Offset+uint64(want-last.N) {
+			t.Fatalf("resumed client got n %d at %v, want n %d", m.N, m.Pos, want)
+		}
+		want++
+	}
+	<-done
+	col2.none(t, 100*time.Millisecond)
+}
+
+// TestHistoryNotRecoverable checks bounds by count and age, and what a position they no
+// longer reach gives.
+func TestHistoryNotRecoverable(t *testing.T) {
+	ctx := context.Background()
+	h := newHub(t, &hub.Options{History: historyOpts(&hub.HistoryOptions{Len: 10})})
+	var pos []hub.Position
+	for i := 1; i <= 25; i++ {
+		p, _ := h.Publish("r", frame.OpText, number("a", i))
+		pos = append(pos, p)
+	}
+	if msgs, err := h.Since(ctx, "r", hub.Position{}); err != nil || len(msgs) != 10 || msgs[0].Pos != pos[15] {
+		t.Fatalf("Since the start: %d messages, %v", len(msgs), err)
+	}
+	var nr *hub.NotRecoverableError
+	if _, err := h.Since(ctx, "r", pos[4]); !errors.As(err, &nr) || nr.Oldest != pos[15] || !errors.Is(err, hub.ErrNotRecoverable) {
+		t.Fatalf("Since %v: %v", pos[4], err)
+	}
+	if _, err := h.Since(ctx, "r", hub.Position{Epoch: "other", Offset: 20}); !errors.As(err, &nr) {
+		t.Fatalf("Since another epoch: %v", err)
+	}
+	// A client that resumes from too far back joins all the same and gets the live messages.
+	c, s := hubtest.Pipe(t, nil)
+	col := collect(t, c)
+	if err := h.JoinSince(s, "r", pos[4]); !errors.As(err, &nr) {
+		t.Fatalf("JoinSince %v: %v", pos[4], err)
+	}
+	h.Publish("r", frame.OpText, number("a", 26))
+	if m := col.next(t); m.N != 26 {
+		t.Fatalf("got %+v", m)
+	}
+
+	aged := newHub(t, &hub.Options{History: historyOpts(&hub.HistoryOptions{Len: -1, Age: 100 * time.Millisecond})})
+	for i := 1; i <= 3; i++ {
+		aged.Publish("r", frame.OpText, number("a", i))
+	}
+	time.Sleep(300 * time.Millisecond)
+	aged.Publish("r", frame.OpText, number("a", 4))
+	if msgs, err := aged.Since(ctx, "r", hub.Position{}); err != nil || len(msgs) != 1 || msgs[0].Pos.Offset != 4 {
+		t.Fatalf("Since with Age: %d messages, %v", len(msgs), err)
+	}
+
+	if _, err := hub.New(&hub.Options{History: &hub.HistoryOptions{Len: -1, Age: -1}}); !errors.Is(err, hub.ErrHistoryOptions) {
+		t.Fatalf("no bound: %v", err)
+	}
+	if _, err := hub.New(&hub.Options{History: &hub.HistoryOptions{}, Broker: publishOnly{hub.NewBus().Link()}}); !errors.Is(err, hub.ErrNotLog) {
+		t.Fatalf("a Broker that is not a Log: %v", err)
+	}
+}
+
+// publishOnly hides the Log methods of a Broker.
+type publishOnly struct{ hub.Broker }
+
+// TestHistoryMemory checks that a room's history holds what its bounds allow and no more:
+// 10,000 messages of 1 KiB through a history of 100.
+func TestHistoryMemory(t *testing.T) {
+	h := newHub(t, &hub.Options{History: &hub.HistoryOptions{Len: 100}})
+	msg := make([]byte, 1024)
+	h.Publish("r", frame.OpBinary, msg)
+	before := wstest.LiveHeap()
+	for range 10000 {
+		h.Publish("r", frame.OpBinary, msg)
+	}
+	grown := int64(wstest.LiveHeap()) - int64(before)
+	t.Logf("heap grown by %d B for 10,000 messages through a history of 100", grown)
+	if grown > 100*(1024+256)+64<<10 {
+		t.Fatalf("the history holds %d B more after 10,000 messages of 1 KiB, bound 100", grown)
+	}
+}
+
+// exactlyOnce runs two nodes on one engine, two members each, while each node publishes n
+// numbered messages; fault, if set, runs once a has published half of them. Every member
+// must get every message once, each node's in order.
+func exactlyOnce(t *testing.T, a, b *hub.Hub, n int, fault func()) {
+	var cols []*collector
+	for _, h := range []*hub.Hub{a, b} {
+		for range 2 {
+			c, s := hubtest.Pipe(t, nil)
+			if err := h.Join(s, "r"); err != nil {
+				t.Fatal(err)
+			}
+			cols = append(cols, collect(t, c))
+		}
+	}
+	var half atomic.Bool
+	var wg sync.WaitGroup
+	for _, h := range []*hub.Hub{a, b} {
+		wg.Go(func() {
+			for i := 1; i <= n; i++ {
+				h.Publish("r", frame.OpText, number(h.Node(), i))
+				if i == n/2 && h == a && fault != nil && !half.Swap(true) {
+					fault()
+				}
+			}
+		})
+	}
+	for i, col := range cols {
+		next := map[string]int{"a": 1, "b": 1}
+		for got := 0; got < 2*n; got++ {
+			m := col.next(t)
+			if m.N != next[m.From] {
+				t.Fatalf("member %d: %s's message %d, want %d", i, m.From, m.N, next[m.From])
+			}
+			next[m.From]++
+		}
+		col.none(t, 50*time.Millisecond)
+	}
+	wg.Wait()
+}
+
+func historyNode(t *testing.T, id string, b hub.Broker, gaps *[]hub.Gap, mu *sync.Mutex) *hub.Hub {
+	return newHub(t, &hub.Options{NodeID: id, Broker: b, QueueLen: -1,
+		History: historyOpts(&hub.HistoryOptions{Len: 100000, Outbox: 100000}),
+		OnGap: func(g hub.Gap) {
+			mu.Lock()
+			*gaps = append(*gaps, g)
+			mu.Unlock()
+		}})
+}
+
+// TestHistoryExactlyOnce: two nodes on the Bus, and on the Fake killed and restarted while
+// they publish, 10,000 messages each (1,000 with -short).
+func TestHistoryExactlyOnce(t *testing.T) {
+	n := 10000
+	if testing.Short() {
+		n = 1000
+	}
+	t.Run("bus", func(t *testing.T) {
+		var mu sync.Mutex
+		var gaps []hub.Gap
+		bus := hub.NewBus()
+		exactlyOnce(t, historyNode(t, "a", bus.Link(), &gaps, &mu), historyNode(t, "b", bus.Link(), &gaps, &mu), n, nil)
+		if len(gaps) > 0 {
+			t.Fatalf("gaps %+v", gaps)
+		}
+	})
+	t.Run("fake killed", func(t *testing.T) {
+		var mu sync.Mutex
+		var gaps []hub.Gap
+		f := hubtest.NewFake()
+		a, b := historyNode(t, "a", f.Link(t), &gaps, &mu), historyNode(t, "b", f.Link(t), &gaps, &mu)
+		exactlyOnce(t, a, b, n, func() {
+			f.Kill(t)
+			time.Sleep(50 * time.Millisecond)
+			f.Restart(t)
+		})
+		if len(gaps) > 0 {
+			t.Fatalf("gaps %+v", gaps)
+		}
+	})
+	t.Run("fake loses deliveries", func(t *testing.T) {
+		var mu sync.Mutex
+		var gaps []hub.Gap
+		f := hubtest.NewFake()
+		a, b := historyNode(t, "a", f.Link(t), &gaps, &mu), historyNode(t, "b", f.Link(t), &gaps, &mu)
+		exactlyOnce(t, a, b, n, func() { f.DropNext(50) })
+		if len(gaps) > 0 {
+			t.Fatalf("gaps %+v", gaps)
+		}
+	})
+}
+
+// TestHistoryGap: a history too short to cover what a node missed yields a gap report naming
+// the lost positions, and nothing twice.
+func TestHistoryGap(t *testing.T) {
+	var mu sync.Mutex
+	var gaps []hub.Gap
+	f := hubtest.NewFake()
+	opts := func(id string) *hub.Options {
+		return &hub.Options{NodeID: id, Broker: f.Link(t), QueueLen: -1,
+			History: historyOpts(&hub.HistoryOptions{Len: 5}),
+			OnGap: func(g hub.Gap) {
+				mu.Lock()
+				gaps = append(gaps, g)
+				mu.Unlock()
+			}}
+	}
+	a, b := newHub(t, opts("a")), newHub(t, opts("b"))
+	c, s := hubtest.Pipe(t, nil)
+	b.Join(s, "r")
+	col := collect(t, c)
+	p1, _ := a.Publish("r", frame.OpText, number("a", 1))
+	if m := col.next(t); m.Pos != p1 {
+		t.Fatalf("got %+v", m)
+	}
+	f.DropNext(20) // appended, not delivered: b reads them from the log, which keeps 5
+	for i := 2; i <= 22; i++ {
+		a.Publish("r", frame.OpText, number("a", i))
+	}
+	for want := 18; want <= 22; want++ {
+		if m := col.next(t); m.N != want {
+			t.Fatalf("got %+v, want n %d", m, want)
+		}
+	}
+	col.none(t, 100*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(gaps) != 1 || gaps[0].Epoch != p1.Epoch || gaps[0].First != 2 || gaps[0].Last != 17 || gaps[0].Topic != "r" {
+		t.Fatalf("gaps %+v, want positions 2..17 of epoch %s", gaps, p1.Epoch)
+	}
+}
