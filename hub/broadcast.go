@@ -232,7 +232,17 @@ func (r receiver) LinkUp() {
 	}
 	h.mu.RUnlock()
 	if h.hist != nil {
-		h.linkUpLogged(topics) // the logs have what was missed; a gap only where they do not
+		// The logs have what was missed; a gap only where they do not. Not on the broker's
+		// delivery goroutine, which must go on delivering what the outbox appends.
+		h.mu.RLock()
+		if !h.closed {
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				h.linkUpLogged(topics)
+			}()
+		}
+		h.mu.RUnlock()
 		return
 	}
 	for _, t := range topics {
