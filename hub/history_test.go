@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -172,50 +171,6 @@ func newHubErr(opts *hub.Options) *hub.Hub {
 	return h
 }
 
-// TestHistoryResume has a client that leaves for 2 s while messages keep coming, and comes
-// back with its last position: it gets what it missed, then the live messages, nothing twice
-// and nothing skipped.
-func TestHistoryResume(t *testing.T) {
-	h := newHub(t, &hub.Options{History: historyOpts(&hub.HistoryOptions{Len: 1000}), QueueLen: -1})
-	const total = 300
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := 1; i <= total; i++ {
-			h.Publish("r", frame.OpText, number("a", i))
-			time.Sleep(10 * time.Millisecond)
-		}
-	}()
-	c1, s1 := hubtest.Pipe(t, nil)
-	h.Join(s1, "r")
-	col1 := collect(t, c1)
-	var last numbered
-	for range 20 {
-		m := col1.next(t)
-		if last.N != 0 && m.Pos.Offset != last.Pos.Offset+1 {
-			t.Fatalf("first client: %v after %v", m.Pos, last.Pos)
-		}
-		last = m
-	}
-	c1.CloseNow()
-	time.Sleep(2 * time.Second)
-	c2, s2 := hubtest.Pipe(t, nil)
-	col2 := collect(t, c2)
-	if err := h.JoinSince(s2, "r", last.Pos); err != nil {
-		t.Fatal(err)
-	}
-	want := last.N + 1
-	for want <= total {
-		m := col2.next(t)
-		if m.N != want || m.Pos.Offset != last.Pos.Offset+uint64(want-last.N) {
-			t.Fatalf("resumed client got n %d at %v, want n %d", m.N, m.Pos, want)
-		}
-		want++
-	}
-	<-done
-	col2.none(t, 100*time.Millisecond)
-}
-
 // TestHistoryNotRecoverable checks bounds by count and age, and what a position they no
 // longer reach gives.
 func TestHistoryNotRecoverable(t *testing.T) {
@@ -287,96 +242,11 @@ func TestHistoryMemory(t *testing.T) {
 	}
 }
 
-// exactlyOnce runs two nodes on one engine, two members each, while each node publishes n
-// numbered messages; fault, if set, runs once a has published half of them. Every member
-// must get every message once, each node's in order.
-func exactlyOnce(t *testing.T, a, b *hub.Hub, n int, fault func()) {
-	var cols []*collector
-	for _, h := range []*hub.Hub{a, b} {
-		for range 2 {
-			c, s := hubtest.Pipe(t, nil)
-			if err := h.Join(s, "r"); err != nil {
-				t.Fatal(err)
-			}
-			cols = append(cols, collect(t, c))
-		}
-	}
-	var half atomic.Bool
-	var wg sync.WaitGroup
-	for _, h := range []*hub.Hub{a, b} {
-		wg.Go(func() {
-			for i := 1; i <= n; i++ {
-				h.Publish("r", frame.OpText, number(h.Node(), i))
-				if i == n/2 && h == a && fault != nil && !half.Swap(true) {
-					fault()
-				}
-			}
-		})
-	}
-	for i, col := range cols {
-		next := map[string]int{"a": 1, "b": 1}
-		for got := 0; got < 2*n; got++ {
-			m := col.next(t)
-			if m.N != next[m.From] {
-				t.Fatalf("member %d: %s's message %d, want %d", i, m.From, m.N, next[m.From])
-			}
-			next[m.From]++
-		}
-		col.none(t, 50*time.Millisecond)
-	}
-	wg.Wait()
-}
-
-func historyNode(t *testing.T, id string, b hub.Broker, gaps *[]hub.Gap, mu *sync.Mutex) *hub.Hub {
-	return newHub(t, &hub.Options{NodeID: id, Broker: b, QueueLen: -1,
-		History: historyOpts(&hub.HistoryOptions{Len: 100000, Outbox: 100000}),
-		OnGap: func(g hub.Gap) {
-			mu.Lock()
-			*gaps = append(*gaps, g)
-			mu.Unlock()
-		}})
-}
-
-// TestHistoryExactlyOnce: two nodes on the Bus, and on the Fake killed and restarted while
-// they publish, 10,000 messages each (1,000 with -short).
-func TestHistoryExactlyOnce(t *testing.T) {
-	n := 10000
-	if testing.Short() {
-		n = 1000
-	}
-	t.Run("bus", func(t *testing.T) {
-		var mu sync.Mutex
-		var gaps []hub.Gap
-		bus := hub.NewBus()
-		exactlyOnce(t, historyNode(t, "a", bus.Link(), &gaps, &mu), historyNode(t, "b", bus.Link(), &gaps, &mu), n, nil)
-		if len(gaps) > 0 {
-			t.Fatalf("gaps %+v", gaps)
-		}
-	})
-	t.Run("fake killed", func(t *testing.T) {
-		var mu sync.Mutex
-		var gaps []hub.Gap
-		f := hubtest.NewFake()
-		a, b := historyNode(t, "a", f.Link(t), &gaps, &mu), historyNode(t, "b", f.Link(t), &gaps, &mu)
-		exactlyOnce(t, a, b, n, func() {
-			f.Kill(t)
-			time.Sleep(50 * time.Millisecond)
-			f.Restart(t)
-		})
-		if len(gaps) > 0 {
-			t.Fatalf("gaps %+v", gaps)
-		}
-	})
-	t.Run("fake loses deliveries", func(t *testing.T) {
-		var mu sync.Mutex
-		var gaps []hub.Gap
-		f := hubtest.NewFake()
-		a, b := historyNode(t, "a", f.Link(t), &gaps, &mu), historyNode(t, "b", f.Link(t), &gaps, &mu)
-		exactlyOnce(t, a, b, n, func() { f.DropNext(50) })
-		if len(gaps) > 0 {
-			t.Fatalf("gaps %+v", gaps)
-		}
-	})
+// TestHistoryLog runs hubtest's suite of rooms with history on the Bus and on the Fake,
+// which is killed and restarted, and loses its logs.
+func TestHistoryLog(t *testing.T) {
+	t.Run("bus", func(t *testing.T) { hubtest.RunLog(t, busEngine{hub.NewBus()}) })
+	t.Run("fake", func(t *testing.T) { hubtest.RunLog(t, hubtest.NewFake()) })
 }
 
 // TestHistoryGap: a history too short to cover what a node missed yields a gap report naming

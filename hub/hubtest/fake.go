@@ -55,6 +55,13 @@ func (g *fakeLog) trim(now time.Time) {
 	g.entries = g.entries[drop:]
 }
 
+// Forget kills the engine, drops its logs and starts it again (Forgetter).
+func (f *Fake) Forget(t testing.TB) {
+	f.Kill(t)
+	f.LoseLogs()
+	f.Restart(t)
+}
+
 // LoseLogs drops every topic's log, as an engine restarted without persistence would: the
 // next Append starts a log with a new epoch.
 func (f *Fake) LoseLogs() {

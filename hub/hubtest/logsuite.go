@@ -1,0 +1,319 @@
+package hubtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/hub"
+	"github.com/ecows/ecows/transport"
+)
+
+// Forgetter is implemented by engines that can be restarted without their logs, as an engine
+// that does not persist them would be after a crash.
+type Forgetter interface {
+	// Forget kills the engine, drops every log it kept, and starts it again; the Brokers must
+	// reconnect by themselves.
+	Forget(t testing.TB)
+}
+
+// RunLog runs the suite of rooms with history (hub.Options.History) against e, whose Brokers
+// must be hub.Logs, each check a subtest with two nodes on e: every member gets every message
+// of 10,000 from each node (1,000 with -short) exactly once and in each node's order, with
+// the engine killed and restarted midway when e is a Restarter; a client away for 2 s resumes
+// by position with nothing twice and nothing skipped; the history keeps to its bounds by count
+// and by age; and, when e is a Forgetter, a history lost with its engine is reported as a gap
+// from the last position delivered and makes resuming from before it not recoverable.
+func RunLog(t *testing.T, e Engine) {
+	t.Run("ExactlyOnce", func(t *testing.T) { testLogExactlyOnce(t, e) })
+	t.Run("Resume", func(t *testing.T) { testLogResume(t, e) })
+	t.Run("Bounds", func(t *testing.T) { testLogBounds(t, e) })
+	if f, ok := e.(Forgetter); ok {
+		t.Run("LostHistory", func(t *testing.T) { testLogLost(t, e, f) })
+	}
+}
+
+// numbered is what the suite broadcasts, with the position hub.StampJSON adds.
+type numbered struct {
+	Pos  hub.Position `json:"pos"`
+	From string       `json:"from"`
+	N    int          `json:"n"`
+}
+
+func number(from string, n int) []byte {
+	return fmt.Appendf(nil, `{"from":%q,"n":%d}`, from, n)
+}
+
+// logNode is one Hub with history on e.
+type logNode struct {
+	*hub.Hub
+	mu   sync.Mutex
+	gaps []hub.Gap
+}
+
+func newLogNode(t testing.TB, e Engine, name string, lim hub.HistoryOptions) *logNode {
+	t.Helper()
+	n := &logNode{}
+	lim.Stamp = hub.StampJSON("pos")
+	h, err := hub.New(&hub.Options{
+		NodeID: name, Broker: e.Link(t), QueueLen: -1, BlockTimeout: wait, History: &lim,
+		OnGap: func(g hub.Gap) {
+			n.mu.Lock()
+			n.gaps = append(n.gaps, g)
+			n.mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Hub = h
+	t.Cleanup(func() { h.Close() })
+	return n
+}
+
+func (n *logNode) gapList() []hub.Gap {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]hub.Gap(nil), n.gaps...)
+}
+
+// collector reads a client's messages into a channel until its connection ends.
+type collector struct {
+	c    *transport.Conn
+	msgs chan numbered
+}
+
+func collect(t testing.TB, c *transport.Conn) *collector {
+	col := &collector{c: c, msgs: make(chan numbered, 1<<16)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(col.msgs)
+		var buf []byte
+		for {
+			_, b, err := c.ReadMessage(context.Background(), buf[:0])
+			if err != nil {
+				return
+			}
+			var m numbered
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Errorf("not JSON: %q", b)
+			}
+			col.msgs <- m
+			buf = b
+		}
+	}()
+	t.Cleanup(func() {
+		c.CloseNow()
+		<-done
+	})
+	return col
+}
+
+// join puts a new pipe connection in room on h (from after, unless zero) and returns what
+// its client receives.
+func join(t testing.TB, h *hub.Hub, room string, after hub.Position) (*collector, error) {
+	t.Helper()
+	client, server := Pipe(t, nil)
+	col := collect(t, client)
+	return col, h.JoinSince(server, room, after)
+}
+
+func (col *collector) next(t testing.TB) numbered {
+	t.Helper()
+	select {
+	case m, ok := <-col.msgs:
+		if !ok {
+			t.Fatal("connection ended")
+		}
+		return m
+	case <-time.After(wait):
+		t.Fatalf("no message in %v", wait)
+	}
+	return numbered{}
+}
+
+// none checks that nothing more arrives for d.
+func (col *collector) none(t testing.TB, d time.Duration) {
+	t.Helper()
+	select {
+	case m, ok := <-col.msgs:
+		if ok {
+			t.Fatalf("unexpected %+v", m)
+		}
+	case <-time.After(d):
+	}
+}
+
+func testLogExactlyOnce(t *testing.T, e Engine) {
+	n := 10000
+	if testing.Short() {
+		n = 1000
+	}
+	r := room(t)
+	lim := hub.HistoryOptions{Len: 4 * n, Outbox: 2 * n}
+	a, b := newLogNode(t, e, "a", lim), newLogNode(t, e, "b", lim)
+	var cols []*collector
+	for _, h := range []*logNode{a, b} {
+		for range 2 {
+			col, err := join(t, h.Hub, r, hub.Position{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols = append(cols, col)
+		}
+	}
+	rs, restart := e.(Restarter)
+	var faulted atomic.Bool
+	var wg sync.WaitGroup
+	for _, h := range []*logNode{a, b} {
+		wg.Go(func() {
+			for i := 1; i <= n; i++ {
+				h.Publish(r, frame.OpText, number(h.Node(), i)) // ErrLinkDown: in the outbox
+				if i == n/2 && h == a && restart && !faulted.Swap(true) {
+					rs.Kill(t)
+					time.Sleep(100 * time.Millisecond)
+					rs.Restart(t)
+				}
+			}
+		})
+	}
+	for i, col := range cols {
+		next := map[string]int{"a": 1, "b": 1}
+		for got := 0; got < 2*n; got++ {
+			m := col.next(t)
+			if m.N != next[m.From] {
+				t.Fatalf("member %d: %s's message %d after %d of them", i, m.From, m.N, next[m.From]-1)
+			}
+			next[m.From]++
+		}
+	}
+	wg.Wait()
+	for _, col := range cols {
+		col.none(t, 50*time.Millisecond)
+	}
+	for _, h := range []*logNode{a, b} {
+		if g := h.gapList(); len(g) > 0 {
+			t.Fatalf("node %s reported gaps %+v", h.Node(), g)
+		}
+	}
+}
+
+func testLogResume(t *testing.T, e Engine) {
+	r := room(t)
+	a, b := newLogNode(t, e, "a", hub.HistoryOptions{Len: 1000}), newLogNode(t, e, "b", hub.HistoryOptions{Len: 1000})
+	const total = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; i <= total; i++ {
+			a.Publish(r, frame.OpText, number("a", i))
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	first, err := join(t, b.Hub, r, hub.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last numbered
+	for range 20 {
+		m := first.next(t)
+		if last.N != 0 && (m.N != last.N+1 || m.Pos.Offset != last.Pos.Offset+1) {
+			t.Fatalf("n %d at %v after n %d at %v", m.N, m.Pos, last.N, last.Pos)
+		}
+		last = m
+	}
+	first.c.CloseNow() // the client goes away for 2 s, while a goes on
+	time.Sleep(2 * time.Second)
+	back, err := join(t, b.Hub, r, last.Pos)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := last.N + 1; want <= total; want++ {
+		if m := back.next(t); m.N != want || m.Pos.Offset != last.Pos.Offset+uint64(want-last.N) {
+			t.Fatalf("resumed from %v: n %d at %v, want n %d", last.Pos, m.N, m.Pos, want)
+		}
+	}
+	<-done
+	back.none(t, 100*time.Millisecond)
+}
+
+func testLogBounds(t *testing.T, e Engine) {
+	ctx := context.Background()
+	r := room(t)
+	a := newLogNode(t, e, "a", hub.HistoryOptions{Len: 10})
+	var pos []hub.Position
+	for i := 1; i <= 25; i++ {
+		p, err := a.Publish(r, frame.OpText, number("a", i))
+		if err != nil || p.Offset != uint64(i) {
+			t.Fatalf("message %d at %v, %v", i, p, err)
+		}
+		pos = append(pos, p)
+	}
+	msgs, err := a.Since(ctx, r, hub.Position{})
+	if err != nil || len(msgs) != 10 || msgs[0].Pos != pos[15] || msgs[9].Pos != pos[24] {
+		t.Fatalf("the history of 10 holds %d messages, %v", len(msgs), err)
+	}
+	var nr *hub.NotRecoverableError
+	if _, err := a.Since(ctx, r, pos[4]); !errors.As(err, &nr) || nr.Oldest != pos[15] {
+		t.Fatalf("Since %v, trimmed: %v", pos[4], err)
+	}
+	if msgs, err := a.Since(ctx, r, pos[19]); err != nil || len(msgs) != 5 || msgs[0].Pos != pos[20] {
+		t.Fatalf("Since %v: %d messages, %v", pos[19], len(msgs), err)
+	}
+
+	r = room(t)
+	aged := newLogNode(t, e, "b", hub.HistoryOptions{Len: -1, Age: time.Second})
+	for i := 1; i <= 3; i++ {
+		aged.Publish(r, frame.OpText, number("b", i))
+	}
+	time.Sleep(2 * time.Second)
+	last, _ := aged.Publish(r, frame.OpText, number("b", 4))
+	if msgs, err := aged.Since(ctx, r, hub.Position{}); err != nil || len(msgs) != 1 || msgs[0].Pos != last {
+		t.Fatalf("the history of 1 s holds %d messages 2 s later, %v", len(msgs), err)
+	}
+}
+
+func testLogLost(t *testing.T, e Engine, f Forgetter) {
+	r := room(t)
+	a, b := newLogNode(t, e, "a", hub.HistoryOptions{}), newLogNode(t, e, "b", hub.HistoryOptions{})
+	col, err := join(t, b.Hub, r, hub.Position{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last hub.Position
+	for i := 1; i <= 5; i++ {
+		last, _ = a.Publish(r, frame.OpText, number("a", i))
+	}
+	for i := 1; i <= 5; i++ {
+		col.next(t)
+	}
+	f.Forget(t)
+	var p hub.Position
+	for deadline := time.Now().Add(wait); p.IsZero(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no append in 10 s after the engine came back")
+		}
+		p, _ = a.Publish(r, frame.OpText, number("a", 6))
+	}
+	if p.Epoch == last.Epoch {
+		t.Fatalf("the history came back with its epoch %s", p.Epoch)
+	}
+	if m := col.next(t); m.N != 6 || m.Pos != p {
+		t.Fatalf("got %+v", m)
+	}
+	var nr *hub.NotRecoverableError
+	if _, err := join(t, b.Hub, r, last); !errors.As(err, &nr) {
+		t.Fatalf("resuming from %v of the lost history: %v", last, err)
+	}
+	gaps := b.gapList()
+	if len(gaps) != 1 || gaps[0].Epoch != last.Epoch || gaps[0].First != last.Offset+1 || !errors.Is(gaps[0].Err, hub.ErrNotRecoverable) {
+		t.Fatalf("gaps %+v, want one from %v on", gaps, last)
+	}
+}
