@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ecows/ecows/hub"
 )
@@ -35,13 +36,26 @@ type Options struct {
 	// Prefix starts every subject (default DefaultPrefix); the nodes that share rooms use
 	// the same prefix, and other applications on the same NATS use another.
 	Prefix string
+	// History makes the Broker a hub.Log for hubs with hub.Options.History: Subscribe
+	// then also follows the topic's log in JetStream, and Append and Read work (without
+	// it they fail with an error matching errors.ErrUnsupported). The NATS server needs
+	// JetStream enabled. Every node of the hubs sets it alike.
+	History bool
+	// Stream names the JetStream stream of the logs (default DefaultStream) and, with the
+	// suffix "_HEADS", the stream of their head records.
+	Stream string
 }
 
-// Broker is a hub.Broker over one NATS connection.
+var _ hub.Log = (*Broker)(nil)
+
+// Broker is a hub.Broker, and with Options.History a hub.Log, over one NATS connection.
 type Broker struct {
-	nc     *nats.Conn
-	own    bool // Close closes nc
-	prefix string
+	nc      *nats.Conn
+	own     bool // Close closes nc
+	prefix  string
+	history bool
+	stream  string
+	js      jetstream.JetStream
 
 	mu       sync.Mutex
 	r        hub.Receiver
@@ -50,6 +64,23 @@ type Broker struct {
 	prevDown nats.ConnErrHandler
 	prevUp   nats.ConnHandler
 	bufs     sync.Pool
+	tails    map[string]*tail
+	follows  map[string]*follower
+
+	// The log streams as last seen, guarded by lmu.
+	lmu    sync.Mutex
+	logs   jetstream.Stream
+	heads  jetstream.Stream
+	epoch  string
+	lim    hub.Limits
+	limSet bool
+
+	// linkMu orders the reports of the link; link counts its changes, so that a resume
+	// started by a reconnection that was lost again does not report it up.
+	linkMu sync.Mutex
+	link   uint64
+	done   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // Connect dials NATS at url with the options a hub needs (reconnect for ever, every 250 ms,
@@ -78,9 +109,21 @@ func New(nc *nats.Conn, opts *Options) *Broker {
 	if opts == nil {
 		opts = &Options{}
 	}
-	b := &Broker{nc: nc, prefix: opts.Prefix, subs: make(map[string]*nats.Subscription)}
+	b := &Broker{
+		nc: nc, prefix: opts.Prefix, history: opts.History, stream: opts.Stream,
+		subs:    make(map[string]*nats.Subscription),
+		tails:   make(map[string]*tail),
+		follows: make(map[string]*follower),
+		done:    make(chan struct{}),
+	}
 	if b.prefix == "" {
 		b.prefix = DefaultPrefix
+	}
+	if b.stream == "" {
+		b.stream = DefaultStream
+	}
+	if b.history {
+		b.js, _ = jetstream.New(nc) // fails only for invalid options, and there are none
 	}
 	return b
 }
@@ -88,17 +131,20 @@ func New(nc *nats.Conn, opts *Options) *Broker {
 // Subject returns the NATS subject of topic: the prefix, a dot, and the topic itself when
 // it is a valid token of letters, digits, '-' and '_', or else '~' and its unpadded
 // base64url form, so that any topic maps to one subject and no two topics to the same.
-func (b *Broker) Subject(topic string) string {
+func (b *Broker) Subject(topic string) string { return b.prefix + "." + b.token(topic) }
+
+// token is the subject token of topic, as Subject describes.
+func (b *Broker) token(topic string) string {
 	for i := 0; i < len(topic); i++ {
 		c := topic[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-			return b.prefix + ".~" + base64.RawURLEncoding.EncodeToString([]byte(topic))
+			return "~" + base64.RawURLEncoding.EncodeToString([]byte(topic))
 		}
 	}
 	if topic == "" {
-		return b.prefix + ".~"
+		return "~"
 	}
-	return b.prefix + "." + topic
+	return topic
 }
 
 // Open installs the connection handlers that report to r.
@@ -114,20 +160,33 @@ func (b *Broker) Open(r hub.Receiver) error {
 		if b.prevDown != nil {
 			b.prevDown(nc, err)
 		}
+		if err == nil {
+			err = nats.ErrDisconnected
+		}
+		b.linkMu.Lock()
+		b.link++
 		if b.live() {
-			if err == nil {
-				err = nats.ErrDisconnected
-			}
 			r.LinkDown(err)
 		}
+		b.linkMu.Unlock()
 	})
 	b.nc.SetReconnectHandler(func(nc *nats.Conn) {
 		if b.prevUp != nil {
 			b.prevUp(nc)
 		}
-		if b.live() {
-			r.LinkUp() // nats.go has sent every subscription again before it calls this
+		b.linkMu.Lock()
+		defer b.linkMu.Unlock()
+		b.link++
+		if !b.live() {
+			return
 		}
+		if b.history {
+			// The logs' consumers must resume before the link is reported up.
+			b.wg.Add(1)
+			go b.resume(b.link)
+			return
+		}
+		r.LinkUp() // nats.go has sent every subscription again before it calls this
 	})
 	return nil
 }
@@ -140,7 +199,9 @@ func (b *Broker) live() bool {
 
 // Subscribe subscribes to topic's subject and, while connected, waits for the server to
 // have the subscription (a flush). While disconnected it returns at once: nats.go sends the
-// subscription when it reconnects.
+// subscription when it reconnects. With Options.History it also starts an ordered
+// consumer of the topic's log from the stream's end, and returns once the engine has it;
+// while disconnected, the consumer starts when the link is back.
 func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()
 	if b.closed {
@@ -160,6 +221,12 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 		}
 		b.subs[topic] = sub
 	}
+	f := b.follows[topic]
+	start := b.history && f == nil
+	if start {
+		f = &follower{subject: b.logSubject(topic)}
+		b.follows[topic] = f
+	}
 	b.mu.Unlock()
 	if !b.nc.IsConnected() {
 		return nil
@@ -167,21 +234,38 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	if err := b.nc.FlushWithContext(ctx); err != nil && b.nc.IsConnected() {
 		return fmt.Errorf("natsbroker: confirming the subscription to %q: %w", topic, err)
 	}
+	if start {
+		if err := b.follow(ctx, f); err != nil && b.nc.IsConnected() {
+			b.mu.Lock()
+			if b.follows[topic] == f {
+				delete(b.follows, topic)
+			}
+			b.mu.Unlock()
+			b.unfollow(f)
+			return fmt.Errorf("natsbroker: following the log of %q: %w", topic, err)
+		}
+	}
 	return nil
 }
 
-// Unsubscribe removes topic's subscription.
+// Unsubscribe removes topic's subscription and stops following its log.
 func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.closed {
+		b.mu.Unlock()
 		return hub.ErrClosed
 	}
+	f := b.follows[topic]
+	delete(b.follows, topic)
 	sub := b.subs[topic]
+	delete(b.subs, topic)
+	b.mu.Unlock()
+	if f != nil {
+		b.unfollow(f)
+	}
 	if sub == nil {
 		return nil
 	}
-	delete(b.subs, topic)
 	return sub.Unsubscribe()
 }
 
@@ -208,15 +292,20 @@ func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
 	return err
 }
 
-// Close unsubscribes from every topic, puts back nc's handlers, and closes nc if Connect
-// opened it.
+// Close unsubscribes from every topic, stops following their logs, puts back nc's
+// handlers, and closes nc if Connect opened it.
 func (b *Broker) Close() error {
+	b.linkMu.Lock() // a reconnection starts no resume after this
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
+		b.linkMu.Unlock()
 		return hub.ErrClosed
 	}
 	b.closed = true
+	close(b.done)
+	fs := b.follows
+	b.follows = nil
 	var errs []error
 	for topic, sub := range b.subs {
 		if err := sub.Unsubscribe(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
@@ -229,6 +318,11 @@ func (b *Broker) Close() error {
 		b.nc.SetReconnectHandler(b.prevUp)
 	}
 	b.mu.Unlock()
+	b.linkMu.Unlock()
+	for _, f := range fs {
+		b.unfollow(f)
+	}
+	b.wg.Wait()
 	if b.own {
 		b.nc.Close()
 	} else if b.nc.IsConnected() {

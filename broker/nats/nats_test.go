@@ -1,6 +1,7 @@
 package natsbroker
 
 import (
+	"context"
 	"net"
 	"testing"
 	"time"
@@ -12,10 +13,12 @@ import (
 )
 
 // engine is a NATS server in the test process, on a random port of 127.0.0.1 that it keeps
-// across restarts.
+// across restarts. With a store directory it runs JetStream there, and its Brokers are
+// Logs (Options.History).
 type engine struct {
-	srv  *server.Server
-	port int
+	srv   *server.Server
+	port  int
+	store string
 }
 
 func startEngine(t testing.TB) *engine {
@@ -25,9 +28,20 @@ func startEngine(t testing.TB) *engine {
 	return e
 }
 
+// startJetStream starts an engine with JetStream, its store in a directory of the test.
+func startJetStream(t testing.TB) *engine {
+	e := &engine{port: -1, store: t.TempDir()}
+	e.start(t)
+	t.Cleanup(func() { e.srv.Shutdown(); e.srv.WaitForShutdown() })
+	return e
+}
+
 func (e *engine) start(t testing.TB) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: e.port, NoLog: true, NoSigs: true})
+	srv, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: e.port, NoLog: true, NoSigs: true,
+		JetStream: e.store != "", StoreDir: e.store,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +54,7 @@ func (e *engine) start(t testing.TB) {
 }
 
 func (e *engine) Link(t testing.TB) hub.Broker {
-	b, err := Connect(e.srv.ClientURL(), nil)
+	b, err := Connect(e.srv.ClientURL(), &Options{History: e.store != ""})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +84,38 @@ func (e *engine) Kill(testing.TB) {
 func (e *engine) Restart(t testing.TB) { e.start(t) }
 
 func TestConformance(t *testing.T) { hubtest.Run(t, startEngine(t)) }
+
+// TestConformanceHistory runs the suite with Brokers that also follow their topics' logs,
+// which changes how they come back after the engine restarts.
+func TestConformanceHistory(t *testing.T) {
+	e := startJetStream(t)
+	warm(t, e)
+	hubtest.Run(t, e)
+}
+
+// warm makes the engine create the log streams, whose goroutines in the test process
+// outlive the Brokers, before a test counts goroutines.
+func warm(t testing.TB, e *engine) {
+	t.Helper()
+	b := e.Link(t).(*Broker)
+	if err := b.Open(nopReceiver{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Subscribe(ctx, "warm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type nopReceiver struct{}
+
+func (nopReceiver) Receive(hub.Envelope) {}
+func (nopReceiver) LinkDown(error)       {}
+func (nopReceiver) LinkUp()              {}
 
 func TestSubject(t *testing.T) {
 	b := New(nil, &Options{Prefix: "p"})
