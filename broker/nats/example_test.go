@@ -1,7 +1,10 @@
 package natsbroker_test
 
 import (
+	"context"
+	"errors"
 	"log"
+	"time"
 
 	natsbroker "github.com/ecows/ecows/broker/nats"
 	"github.com/ecows/ecows/frame"
@@ -25,4 +28,27 @@ func ExampleConnect() {
 	defer h.Close()
 	// h.Join(conn, "lobby") on any node, then:
 	h.Broadcast("lobby", frame.OpText, []byte("hello, every node"))
+}
+
+// With History the Broker keeps each room's log in JetStream: a node appends to it, and
+// reads what followed a position it was given.
+func ExampleBroker_Append() {
+	b, err := natsbroker.Connect("nats://127.0.0.1:4222", &natsbroker.Options{History: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	lim := hub.Limits{Len: 100, Age: time.Hour}
+	pos, err := b.Append(ctx, hub.Envelope{Topic: "lobby", Origin: "node-1", Epoch: 1, Seq: 1, Op: frame.OpText, Payload: []byte("hello")}, lim)
+	if err != nil {
+		log.Fatal(err)
+	}
+	later, err := b.Read(ctx, "lobby", pos, 100)
+	if errors.Is(err, hub.ErrNotRecoverable) {
+		log.Print("the log no longer reaches back to ", pos)
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("%d envelopes after %v", len(later), pos)
 }

@@ -235,7 +235,10 @@ func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hu
 			pos := hub.Position{Epoch: t.epoch, Offset: t.off}
 			return pos, b.linkErr(b.raiseHead(ctx, t, heads, e.Topic))
 		case wrongLastSeq(err):
+			// Another node appended, or the stream was deleted and created again, with
+			// another epoch, without this node losing its link.
 			t.known = false
+			b.forgetStreams()
 		case errors.Is(err, jetstream.ErrNoStreamResponse) && b.nc.IsConnected():
 			b.forgetStreams() // the stream was deleted or lost with the engine's state
 		default:

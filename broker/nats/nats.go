@@ -12,6 +12,38 @@
 // The Broker reports its connection's disconnections and reconnections to the hub (NATS
 // restores the subscriptions itself before it reports a reconnection) and makes Publish fail
 // fast while disconnected instead of buffering in the client.
+//
+// # Rooms with history
+//
+// With Options.History the Broker is also a hub.Log, for hubs with hub.Options.History,
+// over NATS JetStream (the server runs with JetStream enabled):
+//
+//	b, err := natsbroker.Connect("nats://127.0.0.1:4222", &natsbroker.Options{History: true})
+//
+// Each topic's log is the subject Prefix+".log."+token in the stream Options.Stream (default
+// DefaultStream, file storage, created by the first node that needs it), each envelope with
+// its offset in the header Ecows-Offset. Append publishes with
+// Nats-Expected-Last-Subject-Sequence set to the subject's last message as the node knows it,
+// so that two nodes never take the same offset; the one that loses reads the subject's last
+// message and tries again. The log's Limits are the stream's MaxMsgsPerSubject and MaxAge,
+// which a node updates when the Limits it appends with change: the Limits set last apply
+// to every topic. A head record per topic (the subject
+// Prefix+".head."+token in the stream Stream+"_HEADS", one message per subject and no age
+// limit) keeps the last offset given, so that offsets go on after every envelope of a topic
+// expired; the head records are never removed. The epoch is the log stream's creation time:
+// it stays while the engine keeps the stream, across restarts on its store, and changes when
+// the stream was lost and made again.
+//
+// Subscribe follows the topic's log with an ordered consumer (an ephemeral pull consumer,
+// deleted when no longer followed) from the stream's end. After a reconnection every
+// consumer resumes after the last stream sequence it delivered (from the start of the stream
+// in a new epoch), and only then does the Broker report the link up. Read finds the first
+// envelope after a position by a binary search over the stream's sequences, with message
+// gets of the subject's next message, then reads on one message get per envelope.
+//
+// Offsets are made contiguous by the log itself, and the head record is raised after the
+// envelope is in: if a node dies between the two and every envelope of the topic expires
+// before the next Append, that Append gives the lost head's offset again.
 package natsbroker
 
 import (
