@@ -418,6 +418,10 @@ func TestRestartPersistent(t *testing.T) {
 	eventually(t, "offsets 1..5 delivered", func() bool { return len(dedup(t, rs.received())) == 5 })
 	e.Kill(t)
 	linkDown(t, w, rs, rw)
+	// A subscription made while the link is down takes effect when it is back.
+	if err := sub.Subscribe(ctxWait(t), "late"); err != nil {
+		t.Fatal(err)
+	}
 	e.Restart(t)
 	linkUp(t, rw)
 	ps = append(ps, appendAll(t, w, hub.Limits{Len: 100}, sent[5:]...)...)
@@ -435,6 +439,10 @@ func TestRestartPersistent(t *testing.T) {
 	if err != nil || !slices.Equal(offsets(got), span(4, 10)) {
 		t.Fatalf("Read after the restart: %v, %v", offsets(got), err)
 	}
+	late := appendAll(t, w, hub.Limits{Len: 100}, envelope("late", "w", 1))[0]
+	eventually(t, "the late subscription's envelope delivered", func() bool {
+		return slices.ContainsFunc(rs.received(), func(e hub.Envelope) bool { return e.Topic == "late" && e.Pos == late })
+	})
 }
 
 // An engine restarted without its store starts a new epoch: old positions are not

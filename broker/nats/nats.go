@@ -289,6 +289,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
 	}
 	f := b.follows[topic]
 	delete(b.follows, topic)
+	delete(b.tails, topic) // the next Append to topic reads the log's end again
 	sub := b.subs[topic]
 	delete(b.subs, topic)
 	b.mu.Unlock()
