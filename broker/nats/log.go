@@ -75,8 +75,8 @@ func (b *Broker) headSubject(topic string) string { return b.prefix + ".head." +
 
 func (b *Broker) headStream() string { return b.stream + "_HEADS" }
 
-// streamConfig is the log stream's configuration for lim. MaxMsgsPerSubject and MaxAge
-// are the stream's, so the last Append's lim applies to every topic.
+// streamConfig is cfg made the log stream's configuration for lim. MaxMsgsPerSubject and
+// MaxAge are the stream's, so the Limits set last apply to every topic.
 func (b *Broker) streamConfig(cfg jetstream.StreamConfig, lim hub.Limits) jetstream.StreamConfig {
 	cfg.Name = b.stream
 	cfg.Subjects = []string{b.prefix + ".log.>"}
@@ -403,18 +403,18 @@ func (b *Broker) Read(ctx context.Context, topic string, after hub.Position, max
 	for len(out) < max {
 		off, err := offsetOf(m.Header)
 		if err != nil {
-			return out, err
+			return nil, err
 		}
 		e, err := hub.DecodeEnvelope(m.Data)
 		if err != nil {
-			return out, fmt.Errorf("natsbroker: log message %d of %q: %w", m.Sequence, topic, err)
+			return nil, fmt.Errorf("natsbroker: log message %d of %q: %w", m.Sequence, topic, err)
 		}
 		e.Pos = hub.Position{Epoch: epoch, Offset: off}
 		out = append(out, e)
 		if m, _, err = get(m.Sequence + 1); errors.Is(err, jetstream.ErrMsgNotFound) {
 			break
 		} else if err != nil {
-			return out, b.linkErr(err)
+			return nil, b.linkErr(err)
 		}
 	}
 	return out, nil
@@ -507,6 +507,23 @@ func (b *Broker) stop(cc jetstream.ConsumeContext, cons jetstream.Consumer) {
 		ctx, cancel := context.WithTimeout(context.Background(), deleteWait)
 		_ = b.js.DeleteConsumer(ctx, b.stream, info.Name) // idleConsumer is the fallback
 		cancel()
+	}
+}
+
+// pause stops every follower's consumer when the link is lost, so that nothing is
+// delivered until resume has started them again after the last envelope delivered. The
+// engine's consumers are deleted when they are replaced.
+func (b *Broker) pause() {
+	b.mu.Lock()
+	ccs := make([]jetstream.ConsumeContext, 0, len(b.follows))
+	for _, f := range b.follows {
+		if f.cc != nil {
+			ccs = append(ccs, f.cc)
+		}
+	}
+	b.mu.Unlock()
+	for _, cc := range ccs {
+		cc.Stop()
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"runtime"
 	"slices"
 	"sync"
@@ -486,5 +488,110 @@ func TestNoHistory(t *testing.T) {
 	}
 	if _, err := b.Read(context.Background(), "room", hub.Position{}, 1); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Read: %v, want ErrUnsupported", err)
+	}
+}
+
+// proxy relays TCP connections from a port of 127.0.0.1 to target, so that a test can cut
+// one node's link while the engine and the other nodes go on.
+type proxy struct {
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func startProxy(t *testing.T, target string) *proxy {
+	p := &proxy{target: target, addr: "127.0.0.1:0"}
+	p.up(t)
+	t.Cleanup(p.down)
+	return p
+}
+
+// up listens again, on the same port after the first time.
+func (p *proxy) up(t *testing.T) {
+	t.Helper()
+	ln, err := net.Listen("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, d)
+			p.mu.Unlock()
+			for _, pair := range [][2]net.Conn{{c, d}, {d, c}} {
+				p.wg.Go(func() {
+					io.Copy(pair[0], pair[1])
+					pair[0].Close()
+					pair[1].Close()
+				})
+			}
+		}
+	})
+}
+
+// down stops listening and cuts every connection relayed.
+func (p *proxy) down() {
+	p.mu.Lock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// A node that lost its link while the others appended resumes delivery after the last
+// envelope it delivered, before it reports the link up.
+func TestResumeAfterLinkLoss(t *testing.T) {
+	e := startJetStream(t)
+	p := startProxy(t, e.srv.Addr().String())
+	rs := newRecorder()
+	sub, err := Connect("nats://"+p.addr, &Options{History: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	if err := sub.Open(rs); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Subscribe(ctxWait(t), "room"); err != nil {
+		t.Fatal(err)
+	}
+	w := link(t, e, nil)
+	var sent []hub.Envelope
+	for seq := uint64(1); seq <= 10; seq++ {
+		sent = append(sent, envelope("room", "w", seq))
+	}
+	ps := appendAll(t, w, hub.Limits{}, sent[:5]...)
+	eventually(t, "offsets 1..5 delivered", func() bool { return len(dedup(t, rs.received())) == 5 })
+	p.down()
+	linkDown(t, sub, rs)
+	ps = append(ps, appendAll(t, w, hub.Limits{}, sent[5:]...)...)
+	p.up(t)
+	linkUp(t, rs)
+	eventually(t, "offsets 1..10 delivered", func() bool { return len(dedup(t, rs.received())) == 10 })
+	for _, g := range rs.received() {
+		if !same(g, sent[g.Pos.Offset-1], ps[g.Pos.Offset-1]) {
+			t.Fatalf("received %+v at %v, appended %+v at %v", g, g.Pos, sent[g.Pos.Offset-1], ps[g.Pos.Offset-1])
+		}
 	}
 }

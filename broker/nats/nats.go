@@ -198,6 +198,7 @@ func (b *Broker) Open(r hub.Receiver) error {
 		b.linkMu.Lock()
 		b.link++
 		if b.live() {
+			b.pause()
 			r.LinkDown(err)
 		}
 		b.linkMu.Unlock()
