@@ -16,15 +16,20 @@ import (
 )
 
 // engine is a redis-server from the system, started by the test on a free port of
-// 127.0.0.1 with a temporary directory and no persistence, and killed at the end.
+// 127.0.0.1 with a temporary directory, and killed at the end. Without persist it keeps
+// nothing on disk; with it, it logs every write (AOF, fsync always) and loads the log when
+// restarted.
 type engine struct {
 	bin, dir string
 	port     int
+	persist  bool
 	cmd      *exec.Cmd
 	admin    *redis.Client
 }
 
-func startEngine(t *testing.T) *engine {
+func startEngine(t *testing.T) *engine { return startEngineWith(t, false) }
+
+func startEngineWith(t *testing.T, persist bool) *engine {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -36,7 +41,7 @@ func startEngine(t *testing.T) *engine {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &engine{bin: bin, dir: t.TempDir(), port: ln.Addr().(*net.TCPAddr).Port}
+	e := &engine{bin: bin, dir: t.TempDir(), port: ln.Addr().(*net.TCPAddr).Port, persist: persist}
 	ln.Close()
 	e.start(t)
 	e.admin = redis.NewClient(&redis.Options{Addr: e.addr(), MaxRetries: -1})
@@ -51,8 +56,12 @@ func (e *engine) addr() string { return "127.0.0.1:" + strconv.Itoa(e.port) }
 
 func (e *engine) start(t testing.TB) {
 	t.Helper()
-	e.cmd = exec.Command(e.bin, "--port", strconv.Itoa(e.port), "--bind", "127.0.0.1",
-		"--dir", e.dir, "--save", "", "--appendonly", "no", "--logfile", "")
+	aof := []string{"--appendonly", "no"}
+	if e.persist {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	e.cmd = exec.Command(e.bin, append([]string{"--port", strconv.Itoa(e.port), "--bind", "127.0.0.1",
+		"--dir", e.dir, "--save", "", "--logfile", ""}, aof...)...)
 	e.cmd.Stdout, e.cmd.Stderr = nil, nil
 	if err := e.cmd.Start(); err != nil {
 		t.Fatal(err)
