@@ -15,6 +15,36 @@
 // Options.HealthCheck): when the connection breaks it reports the link down, makes Publish
 // fail fast, reconnects with a backoff, subscribes again to every topic, and only then reports
 // the link up.
+//
+// # Rooms that remember
+//
+// The Broker is also a hub.Log, for hubs whose rooms keep a history. A topic's log is a Redis
+// stream, prefix + "log.{" + topic + "}", whose entry IDs are "<offset>-0" (the ID is the
+// offset) with the envelope and the time it was appended, and a hash beside it, the stream's
+// key + ".meta", with the log's epoch, its last offset and its Age; the braces put both in one
+// slot of a Redis Cluster. Append runs one Lua script (EVALSHA) that, atomically, starts the
+// log with a new random epoch if its hash is gone (the stream too is dropped), takes the next
+// offset (HINCRBY), adds the entry (XADD with the explicit ID and an exact MAXLEN of
+// Limits.Len), drops from the head the entries older than Limits.Age (XTRIM MINID), sets
+// both keys to expire Limits.Age after this Append (PEXPIRE; PERSIST without an Age), and
+// publishes the envelope with its position on the topic's channel. So offsets are contiguous
+// whichever node appends, a log without appends for Age is gone (and starts again in a new
+// epoch), and every node subscribed to the topic receives the log's envelopes in its order on
+// the pub/sub connection it already has. Read runs a script that drops the entries older
+// than the Age of the last Append and reads the stream (XRANGE) after a position. Logs need
+// Redis 6.2 or later (XTRIM MINID).
+//
+// The Broker remembers, for each topic it is subscribed to, the last position it delivered
+// (the end of the log when it subscribed, before anything). After a loss of its link it
+// subscribes again, then reads from each log what came after that position, delivers it, and
+// only then reports the link up; what the channels bring meanwhile is delivered after it,
+// without what was delivered already. A log that no longer reaches back to the position (it
+// was trimmed, or started again) is delivered from its oldest envelope.
+//
+// A log survives a restart of Redis only with persistence: with the append-only file and
+// appendfsync always, a restart keeps every log and its epoch; with a looser fsync, or RDB
+// snapshots, a restart may forget the last appends and give their offsets to others in the
+// same epoch. Without persistence every log starts again in a new epoch.
 package redisbroker
 
 import (
@@ -33,13 +63,13 @@ import (
 	"github.com/ecows/ecows/hub"
 )
 
-// DefaultPrefix starts the channel names when Options.Prefix is empty.
+// DefaultPrefix starts the channel and key names when Options.Prefix is empty.
 const DefaultPrefix = "ecows.hub."
 
 // Options configure a Broker. The zero value (or nil) gives the defaults.
 type Options struct {
-	// Prefix starts every channel name (default DefaultPrefix); the nodes that share rooms
-	// use the same prefix.
+	// Prefix starts every channel and key name (default DefaultPrefix); the nodes that share
+	// rooms use the same prefix.
 	Prefix string
 	// HealthCheck is how long the pub/sub connection may be quiet before a ping checks it
 	// (default 1 s).
@@ -49,7 +79,7 @@ type Options struct {
 	ConnectTimeout time.Duration
 }
 
-// Broker is a hub.Broker over a go-redis client.
+// Broker is a hub.Broker, and a hub.Log, over a go-redis client.
 type Broker struct {
 	client      redis.UniversalClient
 	prefix      string
@@ -62,6 +92,7 @@ type Broker struct {
 	ps      *redis.PubSub // the live connection; nil while down
 	sess    *redis.PubSub // the connection of the current session, live or not
 	want    map[string]bool
+	pos     map[string]hub.Position    // per topic wanted, the last log position delivered (zero: from a log's start)
 	waiters map[string][]chan struct{} // subscriptions waiting for Redis's confirmation
 	down    bool                       // the link was lost and is not back yet
 	closed  bool
@@ -83,6 +114,7 @@ func New(client redis.UniversalClient, opts *Options) *Broker {
 		healthCheck: opts.HealthCheck,
 		connTimeout: opts.ConnectTimeout,
 		want:        make(map[string]bool),
+		pos:         make(map[string]hub.Position),
 		waiters:     make(map[string][]chan struct{}),
 	}
 	if b.prefix == "" {
@@ -153,14 +185,26 @@ func (b *Broker) run(ctx context.Context, firstUp chan struct{}) {
 }
 
 // session runs one pub/sub connection: it subscribes to the control channel and every topic
-// wanted, marks the link up once Redis confirmed them, and reads until the connection fails.
-// It returns nil when the link had come up before failing.
+// wanted, delivers from the topics' logs what their channels missed once Redis confirmed
+// them, then marks the link up, and reads until the connection fails. It returns nil when
+// the link had come up before failing.
 func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 	b.mu.Lock()
-	channels := make([]string, 0, len(b.want)+1)
-	channels = append(channels, b.control)
-	pending := make(map[string]bool, len(b.want)+1)
+	topics := make([]string, 0, len(b.want))
 	for topic := range b.want {
+		topics = append(topics, topic)
+	}
+	b.mu.Unlock()
+	if err := b.mark(ctx, topics); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	// Topics unsubscribed meanwhile are left out; those subscribed meanwhile, up adds.
+	topics = slices.DeleteFunc(topics, func(topic string) bool { return !b.want[topic] })
+	channels := make([]string, 0, len(topics)+1)
+	channels = append(channels, b.control)
+	pending := make(map[string]bool, len(topics)+1)
+	for _, topic := range topics {
 		channels = append(channels, b.Channel(topic))
 	}
 	for _, ch := range channels {
@@ -171,6 +215,7 @@ func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 	b.mu.Unlock()
 	defer ps.Close()
 	live, quiet := false, false
+	var early []hub.Envelope // log envelopes that came before the catch-up, delivered after it
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, b.healthCheck)
 		if err != nil {
@@ -190,7 +235,13 @@ func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 		quiet = false
 		switch m := msg.(type) {
 		case *redis.Message:
-			if e, err := hub.DecodeEnvelope([]byte(m.Payload)); err == nil {
+			if len(m.Payload) > 0 && m.Payload[0] == logMark {
+				if e, err := decodeLogMessage(m.Payload); err == nil && live {
+					b.deliverLog(e)
+				} else if err == nil {
+					early = append(early, e)
+				}
+			} else if e, err := hub.DecodeEnvelope([]byte(m.Payload)); err == nil {
 				b.r.Receive(e)
 			}
 		case *redis.Subscription:
@@ -201,8 +252,17 @@ func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 			if !live {
 				delete(pending, m.Channel)
 				if len(pending) == 0 {
+					// The channels carry what is appended from now on; the logs hold
+					// what they missed while the link was down.
+					if err := b.catchUp(ctx, topics); err != nil {
+						return err
+					}
+					for _, e := range early {
+						b.deliverLog(e)
+					}
+					early = nil
 					live = true
-					b.up(ps, channels, firstUp)
+					b.up(ctx, ps, topics, firstUp)
 				}
 			}
 		}
@@ -210,18 +270,25 @@ func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 }
 
 // up records a live connection and tells the hub, after a loss, that the link is back.
-func (b *Broker) up(ps *redis.PubSub, subscribed []string, firstUp chan struct{}) {
+func (b *Broker) up(ctx context.Context, ps *redis.PubSub, subscribed []string, firstUp chan struct{}) {
 	b.mu.Lock()
 	b.ps = ps
 	// Topics wanted since the session started, while the link was down.
+	var late []string
 	for topic := range b.want {
-		if ch := b.Channel(topic); !slices.Contains(subscribed, ch) {
-			ps.Subscribe(context.Background(), ch)
+		if !slices.Contains(subscribed, topic) {
+			late = append(late, topic)
 		}
 	}
 	wasDown := b.down
 	b.down = false
 	b.mu.Unlock()
+	if len(late) > 0 {
+		b.mark(ctx, late) // an error is a failing link: the next session marks them
+		for _, topic := range late {
+			ps.Subscribe(ctx, b.Channel(topic))
+		}
+	}
 	select {
 	case <-firstUp:
 	default:
@@ -265,11 +332,18 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	}
 	b.want[topic] = true
 	ps := b.ps
+	b.mu.Unlock()
 	if ps == nil {
-		b.mu.Unlock()
 		return nil
 	}
+	if err := b.mark(ctx, []string{topic}); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("redisbroker: subscribing to %q: %w", topic, ctx.Err())
+		}
+		return nil // the link is failing: the reconnection marks and subscribes again
+	}
 	w := make(chan struct{})
+	b.mu.Lock()
 	b.waiters[channel] = append(b.waiters[channel], w)
 	b.mu.Unlock()
 	if err := ps.Subscribe(ctx, channel); err != nil {
@@ -291,6 +365,7 @@ func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
 		return hub.ErrClosed
 	}
 	delete(b.want, topic)
+	delete(b.pos, topic)
 	if b.ps != nil {
 		b.ps.Unsubscribe(ctx, b.Channel(topic)) // an error is a failing link: nothing to undo
 	}
@@ -317,11 +392,14 @@ func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
 	err := b.client.Publish(ctx, b.Channel(e.Topic), data).Err() // written before it returns
 	*bp = data
 	b.bufs.Put(bp)
-	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) || errors.Is(err, redis.ErrClosed) {
-			return fmt.Errorf("%w: %w", hub.ErrLinkDown, err)
-		}
+	return linkErr(err)
+}
+
+// linkErr wraps in hub.ErrLinkDown the errors of a client that cannot reach Redis.
+func linkErr(err error) error {
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("%w: %w", hub.ErrLinkDown, err)
 	}
 	return err
 }
@@ -336,6 +414,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	clear(b.want)
+	clear(b.pos)
 	cancel, exited, sess := b.cancel, b.exited, b.sess
 	b.mu.Unlock()
 	if cancel != nil {
