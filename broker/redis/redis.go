@@ -215,7 +215,6 @@ func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 	b.mu.Unlock()
 	defer ps.Close()
 	live, quiet := false, false
-	var early []hub.Envelope // log envelopes that came before the catch-up, delivered after it
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, b.healthCheck)
 		if err != nil {
@@ -236,10 +235,8 @@ func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 		switch m := msg.(type) {
 		case *redis.Message:
 			if len(m.Payload) > 0 && m.Payload[0] == logMark {
-				if e, err := decodeLogMessage(m.Payload); err == nil && live {
+				if e, err := decodeLogMessage(m.Payload); err == nil {
 					b.deliverLog(e)
-				} else if err == nil {
-					early = append(early, e)
 				}
 			} else if e, err := hub.DecodeEnvelope([]byte(m.Payload)); err == nil {
 				b.r.Receive(e)
@@ -252,15 +249,14 @@ func (b *Broker) session(ctx context.Context, firstUp chan struct{}) error {
 			if !live {
 				delete(pending, m.Channel)
 				if len(pending) == 0 {
-					// The channels carry what is appended from now on; the logs hold
-					// what they missed while the link was down.
+					// The channels carry what is appended from now on, and the logs
+					// what they missed while the link was down. Redis confirms the
+					// channels of one SUBSCRIBE before it sends any message on them, so
+					// what the channels brought meanwhile is read after the catch-up
+					// (and what it delivered already is dropped).
 					if err := b.catchUp(ctx, topics); err != nil {
 						return err
 					}
-					for _, e := range early {
-						b.deliverLog(e)
-					}
-					early = nil
 					live = true
 					b.up(ctx, ps, topics, firstUp)
 				}
