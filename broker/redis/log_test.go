@@ -108,6 +108,19 @@ func (r *recorder) has(ev string) bool {
 	return slices.Contains(r.events, ev)
 }
 
+// count returns how many times ev was recorded.
+func (r *recorder) count(ev string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, x := range r.events {
+		if x == ev {
+			n++
+		}
+	}
+	return n
+}
+
 // open returns an opened Broker on addr and what it delivers; both are closed by the
 // test's cleanup.
 func open(t *testing.T, addr string) (*Broker, *recorder) {
@@ -582,5 +595,81 @@ func TestLogRestart(t *testing.T) {
 				t.Fatalf("events %v: want 6..8 delivered between down and up", ra.events)
 			}
 		})
+	}
+}
+
+// A node whose link is lost and restored again and again while another appends without a
+// pause receives every offset once, in order: what the channel brings during a catch-up is
+// delivered after it.
+func TestLogCatchUpWhileAppending(t *testing.T) {
+	countGoroutines(t)
+	e := startEngine(t)
+	px := startProxy(t, e.addr())
+	a, ra := open(t, px.ln.Addr().String())
+	b, _ := open(t, e.addr())
+	ctx := context.Background()
+	if err := a.Subscribe(ctx, "w"); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan uint64)
+	go func() {
+		n := uint64(0)
+		defer func() { done <- n }()
+		for ; n < 100000; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := b.Append(ctx, envelope("w", "b", n+1), hub.Limits{}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for i := range 3 {
+		px.setCut(true)
+		eventually(t, "the link down", func() bool { return ra.count("down") == i+1 })
+		px.setCut(false)
+		eventually(t, "the link up", func() bool { return ra.count("up") == i+1 })
+	}
+	close(stop)
+	total := <-done
+	eventually(t, "every offset", func() bool { return uint64(len(ra.offsets())) >= total })
+	if o := ra.offsets(); !slices.Equal(o, span(1, total)) {
+		t.Fatalf("received %d offsets, not 1..%d in order: %v", len(o), total, o)
+	}
+}
+
+// A topic subscribed again resumes, after a loss of the link, from where the new
+// subscription started, not from what was delivered before it was unsubscribed.
+func TestLogResubscribe(t *testing.T) {
+	countGoroutines(t)
+	e := startEngine(t)
+	px := startProxy(t, e.addr())
+	a, ra := open(t, px.ln.Addr().String())
+	b, _ := open(t, e.addr())
+	ctx := context.Background()
+	if err := a.Subscribe(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, b, "s", "n", 1, 2, hub.Limits{})
+	eventually(t, "1 and 2", func() bool { return len(ra.offsets()) == 2 })
+	if err := a.Unsubscribe(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, b, "s", "n", 3, 5, hub.Limits{})
+	if err := a.Subscribe(ctx, "s"); err != nil {
+		t.Fatal(err)
+	}
+	px.setCut(true)
+	eventually(t, "the link down", func() bool { return ra.has("down") })
+	appendN(t, b, "s", "n", 6, 6, hub.Limits{})
+	px.setCut(false)
+	eventually(t, "the link up", func() bool { return ra.has("up") })
+	appendN(t, b, "s", "n", 7, 7, hub.Limits{})
+	eventually(t, "7", func() bool { return slices.Contains(ra.offsets(), 7) })
+	if o := ra.offsets(); !slices.Equal(o, []uint64{1, 2, 6, 7}) {
+		t.Fatalf("received %v, want 1, 2, 6, 7", o)
 	}
 }
