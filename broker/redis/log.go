@@ -106,8 +106,9 @@ return {m[1], m[2], oldest, es}
 const logMark = 'L'
 
 // streamKey is the Redis key of topic's log, a stream. The braces make it and metaKey one
-// hash slot of a Redis Cluster, as a script's keys must be.
-func (b *Broker) streamKey(topic string) string { return b.prefix + "log.{" + topic + "}" }
+// hash slot of a Redis Cluster, as a script's keys must be; "room." keeps what they enclose
+// from being empty, which would make them no hash tag.
+func (b *Broker) streamKey(topic string) string { return b.prefix + "log.{room." + topic + "}" }
 
 // metaKey is the Redis key of the hash that holds the epoch, last offset and age of topic's
 // log.

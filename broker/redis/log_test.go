@@ -673,3 +673,57 @@ func TestLogResubscribe(t *testing.T) {
 		t.Fatalf("received %v, want 1, 2, 6, 7", o)
 	}
 }
+
+// gated is a recorder whose Receive waits for its gate to open.
+type gated struct {
+	*recorder
+	gate chan struct{}
+}
+
+func (g gated) Receive(e hub.Envelope) {
+	<-g.gate
+	g.recorder.Receive(e)
+}
+
+// A node too slow for its pub/sub connection is disconnected by Redis once its output buffer
+// is over the limit, and then receives from the log, in order, what it missed.
+func TestLogSlowNode(t *testing.T) {
+	countGoroutines(t)
+	e := startEngine(t)
+	ctx := context.Background()
+	if err := e.admin.ConfigSet(ctx, "client-output-buffer-limit", "pubsub 64kb 0 0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(&redis.Options{Addr: e.addr(), MaxRetries: -1})
+	a := New(c, &Options{HealthCheck: 200 * time.Millisecond})
+	ra := gated{&recorder{}, make(chan struct{})}
+	if err := a.Open(ra); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		a.Close()
+		c.Close()
+	})
+	b, _ := open(t, e.addr())
+	if err := a.Subscribe(ctx, "slow"); err != nil {
+		t.Fatal(err)
+	}
+	// 16 MB: more than the kernel's socket buffers can hold for a reader that waits.
+	const n = 256
+	big := make([]byte, 64<<10)
+	for i := range uint64(n) {
+		x := envelope("slow", "b", i+1)
+		x.Payload = big
+		if _, err := b.Append(ctx, x, hub.Limits{Len: n}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(ra.gate)
+	eventually(t, "every offset", func() bool { return len(ra.offsets()) >= n })
+	if o := ra.offsets(); !slices.Equal(o, span(1, n)) {
+		t.Fatalf("received %v, want 1..%d in order", o, n)
+	}
+	if !ra.has("down") || !ra.has("up") {
+		t.Fatal("Redis did not disconnect the slow node: the test proves nothing")
+	}
+}

@@ -19,27 +19,30 @@
 // # Rooms that remember
 //
 // The Broker is also a hub.Log, for hubs whose rooms keep a history. A topic's log is a Redis
-// stream, prefix + "log.{" + topic + "}", whose entry IDs are "<offset>-0" (the ID is the
+// stream, prefix + "log.{room." + topic + "}", whose entry IDs are "<offset>-0" (the ID is the
 // offset) with the envelope and the time it was appended, and a hash beside it, the stream's
 // key + ".meta", with the log's epoch, its last offset and its Age; the braces put both in one
 // slot of a Redis Cluster. Append runs one Lua script (EVALSHA) that, atomically, starts the
 // log with a new random epoch if its hash is gone (the stream too is dropped), takes the next
 // offset (HINCRBY), adds the entry (XADD with the explicit ID and an exact MAXLEN of
-// Limits.Len), drops from the head the entries older than Limits.Age (XTRIM MINID), sets
-// both keys to expire Limits.Age after this Append (PEXPIRE; PERSIST without an Age), and
-// publishes the envelope with its position on the topic's channel. So offsets are contiguous
-// whichever node appends, a log without appends for Age is gone (and starts again in a new
-// epoch), and every node subscribed to the topic receives the log's envelopes in its order on
-// the pub/sub connection it already has. Read runs a script that drops the entries older
-// than the Age of the last Append and reads the stream (XRANGE) after a position. Logs need
-// Redis 6.2 or later (XTRIM MINID).
+// Limits.Len), drops from the head the entries older than Limits.Age (XTRIM MINID), sets both
+// keys to expire Limits.Age after this Append (PEXPIRE; PERSIST without an Age), and publishes
+// the envelope with its position on the topic's channel. So offsets are contiguous whichever
+// node appends, Redis holds at most Len entries of a log, those older than Age leave it at the
+// next Append or Read, and a log without appends for Age is gone (and starts again in a new
+// epoch); and every node subscribed to the topic receives the log's envelopes in its order on
+// the pub/sub connection it already has. Read runs a script that drops the entries older than
+// the Age of the last Append and reads the stream (XRANGE) after a position. Logs need Redis
+// 6.2 or later (XTRIM MINID).
 //
 // The Broker remembers, for each topic it is subscribed to, the last position it delivered
 // (the end of the log when it subscribed, before anything). After a loss of its link it
 // subscribes again, then reads from each log what came after that position, delivers it, and
 // only then reports the link up; what the channels bring meanwhile is delivered after it,
 // without what was delivered already. A log that no longer reaches back to the position (it
-// was trimmed, or started again) is delivered from its oldest envelope.
+// was trimmed, or started again) is delivered from its oldest envelope. A node too slow to
+// read its pub/sub connection is disconnected by Redis (client-output-buffer-limit pubsub)
+// and catches up the same way.
 //
 // A log survives a restart of Redis only with persistence: with the append-only file and
 // appendfsync always, a restart keeps every log and its epoch; with a looser fsync, or RDB
@@ -317,8 +320,9 @@ func (b *Broker) confirmed(channel string) {
 }
 
 // Subscribe subscribes the pub/sub connection to topic's channel and waits for Redis's
-// confirmation. While the link is down it records the topic, for the reconnection to
-// subscribe to, and returns at once.
+// confirmation; before, it notes the end of topic's log, where delivery resumes after a loss
+// of the link if nothing was delivered by then. While the link is down it records the topic,
+// for the reconnection to subscribe to (from the end of the log then), and returns at once.
 func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	channel := b.Channel(topic)
 	b.mu.Lock()
@@ -353,7 +357,7 @@ func (b *Broker) Subscribe(ctx context.Context, topic string) error {
 	}
 }
 
-// Unsubscribe unsubscribes from topic's channel.
+// Unsubscribe unsubscribes from topic's channel and forgets the last position delivered.
 func (b *Broker) Unsubscribe(ctx context.Context, topic string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
