@@ -132,3 +132,19 @@ func TestSubject(t *testing.T) {
 		}
 	}
 }
+
+// Forget restarts the engine on a store of its own, empty, as a server that lost its disk
+// would come back (hubtest.Forgetter).
+func (e *engine) Forget(t testing.TB) {
+	e.Kill(t)
+	e.store = t.TempDir()
+	e.start(t)
+}
+
+// TestLogConformance runs hubtest's suite of rooms with history on JetStream, killed and
+// restarted on its store, and restarted without it.
+func TestLogConformance(t *testing.T) {
+	e := startJetStream(t)
+	warm(t, e)
+	hubtest.RunLog(t, e)
+}

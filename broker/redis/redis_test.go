@@ -105,3 +105,15 @@ func (e *engine) Kill(testing.TB) { e.kill() }
 func (e *engine) Restart(t testing.TB) { e.start(t) }
 
 func TestConformance(t *testing.T) { hubtest.Run(t, startEngine(t)) }
+
+// Forget restarts the engine in a directory of its own, empty, as a server without its
+// append-only file would come back (hubtest.Forgetter).
+func (e *engine) Forget(t testing.TB) {
+	e.kill()
+	e.dir = t.TempDir()
+	e.start(t)
+}
+
+// TestLogConformance runs hubtest's suite of rooms with history on Redis Streams, persisted
+// (AOF, fsync always) so that a kill and restart loses nothing, and restarted without it.
+func TestLogConformance(t *testing.T) { hubtest.RunLog(t, startEngineWith(t, true)) }
