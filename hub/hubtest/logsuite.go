@@ -133,11 +133,16 @@ func (col *collector) next(t testing.TB) numbered {
 			t.Fatal("connection ended")
 		}
 		return m
-	case <-time.After(wait):
-		t.Fatalf("no message in %v", wait)
+	case <-time.After(logWait):
+		t.Fatalf("no message in %v", logWait)
 	}
 	return numbered{}
 }
+
+// logWait bounds the wait for a message: longer than wait, since a real engine that was
+// killed may take seconds to take its logs back and its clients to reconnect, more on a busy
+// machine under the race detector.
+const logWait = 30 * time.Second
 
 // none checks that nothing more arrives for d.
 func (col *collector) none(t testing.TB, d time.Duration) {
