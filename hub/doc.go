@@ -36,7 +36,34 @@
 //     the hub reports the gap on every subscribed topic to Options.OnGap. A skipped sequence
 //     number (an envelope lost on the way) is reported the same way, with the numbers.
 //
-// The package hubtest holds the conformance suite that every Broker must pass.
+// # Rooms that remember
+//
+// With Options.History, every room has a history: the broker's engine keeps each room's
+// messages in a log (a Broker that is a Log: the Bus, NATS JetStream, Redis Streams), bounded
+// by count and by age, and gives each a Position, an epoch and an offset that grows by one per
+// message, the same on every node. Publish returns it, HistoryOptions.Stamp (StampJSON) puts
+// it in what members receive, Since reads the history, and JoinSince resumes a client that
+// comes back with its last position. The guarantees change with it:
+//
+//   - Every node delivers a room's messages in the log's order, its own included: local
+//     members get a message once the engine has it, and all members of a room, on every node,
+//     get one order (a total order across nodes, the engine's).
+//   - Delivery to a node is at least once from the engine and exactly once to its members:
+//     what a node's subscription missed (a lost link, a slow node, an envelope lost on the
+//     way) it reads from the log, and what it got twice it drops, by offset and by the
+//     origin's numbering.
+//   - A client that resumes with JoinSince from the last position it saw gets every message
+//     after it, then the live ones, nothing twice, as long as the history reaches back;
+//     otherwise it joins all the same and JoinSince returns a *NotRecoverableError, for the
+//     application to resynchronise it.
+//   - While a node's link is down, what it broadcasts goes to its local members at once, in
+//     its order, with no position, and waits in its outbox (HistoryOptions.Outbox) to be
+//     appended when the link is back; the other nodes then get it. Only what the log no
+//     longer holds when a node comes to read it (or an outbox that overflowed) is lost, and
+//     OnGap names it: the positions First..Last of Epoch, or the origin's numbers.
+//
+// The package hubtest holds the conformance suite that every Broker must pass (Run), and the
+// one of rooms with history that every Log must pass (RunLog).
 //
 // Stats reports the counts and the queues; with Options.Metrics set, a metrics.Recorder
 // samples them whenever it is read (ecows_hub_* in Prometheus), so a broadcast pays nothing
