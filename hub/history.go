@@ -281,6 +281,13 @@ func (h *Hub) deliverEarly(t *topic, k origSeq, p *transport.Prepared, except *m
 func (h *Hub) deliverOwn(t *topic, k origSeq, p *transport.Prepared, exceptID string) {
 	hs := h.hist
 	hs.mu.Lock()
+	if len(hs.held[t.name]) == 0 {
+		// Nothing to go first; an early message to come is held behind this one, which is
+		// in flight until it has been delivered.
+		hs.mu.Unlock()
+		h.fanout(t, p, nil, exceptID)
+		return
+	}
 	defer hs.mu.Unlock()
 	h.releaseHeldLocked(t.name, &k)
 	h.fanout(t, p, nil, exceptID)
@@ -517,16 +524,14 @@ func (h *Hub) linkUpLogged(topics []*topic) {
 	}
 	hs.mu.Unlock()
 	for _, room := range rooms {
-		h.mu.RLock()
-		t := h.topics[room]
-		h.mu.RUnlock()
-		if t != nil {
-			t.pubMu.Lock()
+		t, _, err := h.acquire(room, nil)
+		if err != nil {
+			return // closed
 		}
+		t.pubMu.Lock()      // this node's next message to the room goes after these
 		h.flushOutbox(room) // an error leaves the rest for the next Publish or LinkUp
-		if t != nil {
-			t.pubMu.Unlock()
-		}
+		t.pubMu.Unlock()
+		h.release(t)
 	}
 	for _, t := range topics {
 		t.hmu.Lock()
