@@ -143,16 +143,9 @@ func (r receiver) Receive(e Envelope) {
 	if e.Origin == h.node {
 		return
 	}
-	h.mu.RLock()
-	t := h.topics[e.Topic]
-	if t != nil && !h.closed {
-		t.pins.Add(1)
-	} else {
-		t = nil
-	}
-	h.mu.RUnlock()
+	t := h.subscribed(e.Topic)
 	if t == nil {
-		return // not (or no longer) subscribed
+		return
 	}
 	defer h.release(t)
 	if !h.inSequence(t, e) {
@@ -164,6 +157,19 @@ func (r receiver) Receive(e Envelope) {
 	}
 	h.stats.received.Add(1)
 	h.fanout(t, p, nil, e.Except)
+}
+
+// subscribed returns the topic named room, pinned (release unpins it), or nil when the node
+// has none (it is not, or no longer, subscribed) or the hub is closed.
+func (h *Hub) subscribed(room string) *topic {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	t := h.topics[room]
+	if t == nil || h.closed {
+		return nil
+	}
+	t.pins.Add(1)
+	return t
 }
 
 // inSequence checks e's number against the last one from its origin on t, reports a gap,

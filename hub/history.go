@@ -376,16 +376,9 @@ func (h *Hub) stamped(p Position, op frame.Opcode, payload []byte) []byte {
 // receiveLogged delivers an envelope from the log, after what the log holds before it that
 // this node has not delivered yet.
 func (h *Hub) receiveLogged(e Envelope) {
-	h.mu.RLock()
-	t := h.topics[e.Topic]
-	if t != nil && !h.closed {
-		t.pins.Add(1)
-	} else {
-		t = nil
-	}
-	h.mu.RUnlock()
+	t := h.subscribed(e.Topic)
 	if t == nil {
-		return // not (or no longer) subscribed
+		return
 	}
 	defer h.release(t)
 	t.hmu.Lock()

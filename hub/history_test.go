@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/ecows/ecows/hub"
 	"github.com/ecows/ecows/hub/hubtest"
 	"github.com/ecows/ecows/internal/wstest"
-	"github.com/ecows/ecows/transport"
 )
 
 func TestPosition(t *testing.T) {
@@ -56,70 +54,6 @@ func TestStampJSON(t *testing.T) {
 	}
 }
 
-// numbered is what the history tests broadcast, with the position StampJSON adds.
-type numbered struct {
-	Pos  hub.Position `json:"pos"`
-	From string       `json:"from"`
-	N    int          `json:"n"`
-}
-
-func number(from string, n int) []byte {
-	return fmt.Appendf(nil, `{"from":%q,"n":%d}`, from, n)
-}
-
-// collector reads a client's messages into a channel until its connection ends.
-type collector struct {
-	c    *transport.Conn
-	msgs chan numbered
-}
-
-func collect(t testing.TB, c *transport.Conn) *collector {
-	col := &collector{c: c, msgs: make(chan numbered, 1<<16)}
-	go func() {
-		var buf []byte
-		for {
-			_, b, err := c.ReadMessage(context.Background(), buf[:0])
-			if err != nil {
-				close(col.msgs)
-				return
-			}
-			var m numbered
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Errorf("not JSON: %q", b)
-			}
-			col.msgs <- m
-			buf = b
-		}
-	}()
-	return col
-}
-
-func (col *collector) next(t testing.TB) numbered {
-	t.Helper()
-	select {
-	case m, ok := <-col.msgs:
-		if !ok {
-			t.Fatal("connection ended")
-		}
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatal("no message in 10 s")
-	}
-	return numbered{}
-}
-
-// none checks that nothing more arrives for d.
-func (col *collector) none(t testing.TB, d time.Duration) {
-	t.Helper()
-	select {
-	case m, ok := <-col.msgs:
-		if ok {
-			t.Fatalf("unexpected %+v", m)
-		}
-	case <-time.After(d):
-	}
-}
-
 func historyOpts(h *hub.HistoryOptions) *hub.HistoryOptions {
 	if h == nil {
 		h = &hub.HistoryOptions{}
@@ -135,17 +69,17 @@ func TestHistoryPositions(t *testing.T) {
 	if err := h.Join(s, "r"); err != nil {
 		t.Fatal(err)
 	}
-	col := collect(t, c)
+	col := hubtest.Collect(t, c)
 	var pos []hub.Position
 	for i := 1; i <= 10; i++ {
-		p, err := h.Publish("r", frame.OpText, number("a", i))
+		p, err := h.Publish("r", frame.OpText, hubtest.Number("a", i))
 		if err != nil || p.Offset != uint64(i) || (i > 1 && p.Epoch != pos[0].Epoch) {
 			t.Fatalf("message %d at %+v, %v", i, p, err)
 		}
 		pos = append(pos, p)
 	}
 	for i := 1; i <= 10; i++ {
-		if m := col.next(t); m.N != i || m.Pos != pos[i-1] {
+		if m := col.Next(t); m.N != i || m.Pos != pos[i-1] {
 			t.Fatalf("got %+v, want n %d at %v", m, i, pos[i-1])
 		}
 	}
@@ -154,7 +88,7 @@ func TestHistoryPositions(t *testing.T) {
 		t.Fatalf("Since %v: %d messages, %v", pos[3], len(msgs), err)
 	}
 	for i, m := range msgs {
-		if m.Pos != pos[4+i] || string(m.Payload) != string(number("a", 5+i)) {
+		if m.Pos != pos[4+i] || string(m.Payload) != string(hubtest.Number("a", 5+i)) {
 			t.Fatalf("Since: %d: %+v %s", i, m.Pos, m.Payload)
 		}
 	}
@@ -178,7 +112,7 @@ func TestHistoryNotRecoverable(t *testing.T) {
 	h := newHub(t, &hub.Options{History: historyOpts(&hub.HistoryOptions{Len: 10})})
 	var pos []hub.Position
 	for i := 1; i <= 25; i++ {
-		p, _ := h.Publish("r", frame.OpText, number("a", i))
+		p, _ := h.Publish("r", frame.OpText, hubtest.Number("a", i))
 		pos = append(pos, p)
 	}
 	if msgs, err := h.Since(ctx, "r", hub.Position{}); err != nil || len(msgs) != 10 || msgs[0].Pos != pos[15] {
@@ -193,21 +127,21 @@ func TestHistoryNotRecoverable(t *testing.T) {
 	}
 	// A client that resumes from too far back joins all the same and gets the live messages.
 	c, s := hubtest.Pipe(t, nil)
-	col := collect(t, c)
+	col := hubtest.Collect(t, c)
 	if err := h.JoinSince(s, "r", pos[4]); !errors.As(err, &nr) {
 		t.Fatalf("JoinSince %v: %v", pos[4], err)
 	}
-	h.Publish("r", frame.OpText, number("a", 26))
-	if m := col.next(t); m.N != 26 {
+	h.Publish("r", frame.OpText, hubtest.Number("a", 26))
+	if m := col.Next(t); m.N != 26 {
 		t.Fatalf("got %+v", m)
 	}
 
 	aged := newHub(t, &hub.Options{History: historyOpts(&hub.HistoryOptions{Len: -1, Age: 100 * time.Millisecond})})
 	for i := 1; i <= 3; i++ {
-		aged.Publish("r", frame.OpText, number("a", i))
+		aged.Publish("r", frame.OpText, hubtest.Number("a", i))
 	}
 	time.Sleep(300 * time.Millisecond)
-	aged.Publish("r", frame.OpText, number("a", 4))
+	aged.Publish("r", frame.OpText, hubtest.Number("a", 4))
 	if msgs, err := aged.Since(ctx, "r", hub.Position{}); err != nil || len(msgs) != 1 || msgs[0].Pos.Offset != 4 {
 		t.Fatalf("Since with Age: %d messages, %v", len(msgs), err)
 	}
@@ -267,21 +201,21 @@ func TestHistoryGap(t *testing.T) {
 	a, b := newHub(t, opts("a")), newHub(t, opts("b"))
 	c, s := hubtest.Pipe(t, nil)
 	b.Join(s, "r")
-	col := collect(t, c)
-	p1, _ := a.Publish("r", frame.OpText, number("a", 1))
-	if m := col.next(t); m.Pos != p1 {
+	col := hubtest.Collect(t, c)
+	p1, _ := a.Publish("r", frame.OpText, hubtest.Number("a", 1))
+	if m := col.Next(t); m.Pos != p1 {
 		t.Fatalf("got %+v", m)
 	}
 	f.DropNext(20) // appended, not delivered: b reads them from the log, which keeps 5
 	for i := 2; i <= 22; i++ {
-		a.Publish("r", frame.OpText, number("a", i))
+		a.Publish("r", frame.OpText, hubtest.Number("a", i))
 	}
 	for want := 18; want <= 22; want++ {
-		if m := col.next(t); m.N != want {
+		if m := col.Next(t); m.N != want {
 			t.Fatalf("got %+v, want n %d", m, want)
 		}
 	}
-	col.none(t, 100*time.Millisecond)
+	col.None(t, 100*time.Millisecond)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(gaps) != 1 || gaps[0].Epoch != p1.Epoch || gaps[0].First != 2 || gaps[0].Last != 17 || gaps[0].Topic != "r" {

@@ -39,14 +39,16 @@ func RunLog(t *testing.T, e Engine) {
 	}
 }
 
-// numbered is what the suite broadcasts, with the position hub.StampJSON adds.
-type numbered struct {
+// Numbered is what the suite broadcasts, JSON with the position hub.StampJSON adds: the
+// sending node and a number that counts its messages.
+type Numbered struct {
 	Pos  hub.Position `json:"pos"`
 	From string       `json:"from"`
 	N    int          `json:"n"`
 }
 
-func number(from string, n int) []byte {
+// Number returns message n of node from, as JSON for a Numbered.
+func Number(from string, n int) []byte {
 	return fmt.Appendf(nil, `{"from":%q,"n":%d}`, from, n)
 }
 
@@ -83,14 +85,15 @@ func (n *logNode) gapList() []hub.Gap {
 	return append([]hub.Gap(nil), n.gaps...)
 }
 
-// collector reads a client's messages into a channel until its connection ends.
-type collector struct {
+// Collector reads a client's Numbered messages into a channel until its connection ends.
+type Collector struct {
 	c    *transport.Conn
-	msgs chan numbered
+	msgs chan Numbered
 }
 
-func collect(t testing.TB, c *transport.Conn) *collector {
-	col := &collector{c: c, msgs: make(chan numbered, 1<<16)}
+// Collect starts reading what c receives; the connection is closed when the test ends.
+func Collect(t testing.TB, c *transport.Conn) *Collector {
+	col := &Collector{c: c, msgs: make(chan Numbered, 1<<16)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -101,7 +104,7 @@ func collect(t testing.TB, c *transport.Conn) *collector {
 			if err != nil {
 				return
 			}
-			var m numbered
+			var m Numbered
 			if err := json.Unmarshal(b, &m); err != nil {
 				t.Errorf("not JSON: %q", b)
 			}
@@ -118,14 +121,15 @@ func collect(t testing.TB, c *transport.Conn) *collector {
 
 // join puts a new pipe connection in room on h (from after, unless zero) and returns what
 // its client receives.
-func join(t testing.TB, h *hub.Hub, room string, after hub.Position) (*collector, error) {
+func join(t testing.TB, h *hub.Hub, room string, after hub.Position) (*Collector, error) {
 	t.Helper()
 	client, server := Pipe(t, nil)
-	col := collect(t, client)
+	col := Collect(t, client)
 	return col, h.JoinSince(server, room, after)
 }
 
-func (col *collector) next(t testing.TB) numbered {
+// Next returns the next message, failing the test after 30 s without one.
+func (col *Collector) Next(t testing.TB) Numbered {
 	t.Helper()
 	select {
 	case m, ok := <-col.msgs:
@@ -136,7 +140,7 @@ func (col *collector) next(t testing.TB) numbered {
 	case <-time.After(logWait):
 		t.Fatalf("no message in %v", logWait)
 	}
-	return numbered{}
+	return Numbered{}
 }
 
 // logWait bounds the wait for a message: longer than wait, since a real engine that was
@@ -144,8 +148,8 @@ func (col *collector) next(t testing.TB) numbered {
 // machine under the race detector.
 const logWait = 30 * time.Second
 
-// none checks that nothing more arrives for d.
-func (col *collector) none(t testing.TB, d time.Duration) {
+// None fails the test if a message arrives within d.
+func (col *Collector) None(t testing.TB, d time.Duration) {
 	t.Helper()
 	select {
 	case m, ok := <-col.msgs:
@@ -164,7 +168,7 @@ func testLogExactlyOnce(t *testing.T, e Engine) {
 	r := room(t)
 	lim := hub.HistoryOptions{Len: 4 * n, Outbox: 2 * n}
 	a, b := newLogNode(t, e, "a", lim), newLogNode(t, e, "b", lim)
-	var cols []*collector
+	var cols []*Collector
 	for _, h := range []*logNode{a, b} {
 		for range 2 {
 			col, err := join(t, h.Hub, r, hub.Position{})
@@ -180,7 +184,7 @@ func testLogExactlyOnce(t *testing.T, e Engine) {
 	for _, h := range []*logNode{a, b} {
 		wg.Go(func() {
 			for i := 1; i <= n; i++ {
-				h.Publish(r, frame.OpText, number(h.Node(), i)) // ErrLinkDown: in the outbox
+				h.Publish(r, frame.OpText, Number(h.Node(), i)) // ErrLinkDown: in the outbox
 				if i == n/2 && h == a && restart && !faulted.Swap(true) {
 					rs.Kill(t)
 					time.Sleep(100 * time.Millisecond)
@@ -192,7 +196,7 @@ func testLogExactlyOnce(t *testing.T, e Engine) {
 	for i, col := range cols {
 		next := map[string]int{"a": 1, "b": 1}
 		for got := 0; got < 2*n; got++ {
-			m := col.next(t)
+			m := col.Next(t)
 			if m.N != next[m.From] {
 				t.Fatalf("member %d: %s's message %d after %d of them", i, m.From, m.N, next[m.From]-1)
 			}
@@ -201,7 +205,7 @@ func testLogExactlyOnce(t *testing.T, e Engine) {
 	}
 	wg.Wait()
 	for _, col := range cols {
-		col.none(t, 50*time.Millisecond)
+		col.None(t, 50*time.Millisecond)
 	}
 	for _, h := range []*logNode{a, b} {
 		if g := h.gapList(); len(g) > 0 {
@@ -218,7 +222,7 @@ func testLogResume(t *testing.T, e Engine) {
 	go func() {
 		defer close(done)
 		for i := 1; i <= total; i++ {
-			a.Publish(r, frame.OpText, number("a", i))
+			a.Publish(r, frame.OpText, Number("a", i))
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
@@ -226,9 +230,9 @@ func testLogResume(t *testing.T, e Engine) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var last numbered
+	var last Numbered
 	for range 20 {
-		m := first.next(t)
+		m := first.Next(t)
 		if last.N != 0 && (m.N != last.N+1 || m.Pos.Offset != last.Pos.Offset+1) {
 			t.Fatalf("n %d at %v after n %d at %v", m.N, m.Pos, last.N, last.Pos)
 		}
@@ -241,12 +245,12 @@ func testLogResume(t *testing.T, e Engine) {
 		t.Fatal(err)
 	}
 	for want := last.N + 1; want <= total; want++ {
-		if m := back.next(t); m.N != want || m.Pos.Offset != last.Pos.Offset+uint64(want-last.N) {
+		if m := back.Next(t); m.N != want || m.Pos.Offset != last.Pos.Offset+uint64(want-last.N) {
 			t.Fatalf("resumed from %v: n %d at %v, want n %d", last.Pos, m.N, m.Pos, want)
 		}
 	}
 	<-done
-	back.none(t, 100*time.Millisecond)
+	back.None(t, 100*time.Millisecond)
 }
 
 func testLogBounds(t *testing.T, e Engine) {
@@ -255,7 +259,7 @@ func testLogBounds(t *testing.T, e Engine) {
 	a := newLogNode(t, e, "a", hub.HistoryOptions{Len: 10})
 	var pos []hub.Position
 	for i := 1; i <= 25; i++ {
-		p, err := a.Publish(r, frame.OpText, number("a", i))
+		p, err := a.Publish(r, frame.OpText, Number("a", i))
 		if err != nil || p.Offset != uint64(i) {
 			t.Fatalf("message %d at %v, %v", i, p, err)
 		}
@@ -276,10 +280,10 @@ func testLogBounds(t *testing.T, e Engine) {
 	r = room(t)
 	aged := newLogNode(t, e, "b", hub.HistoryOptions{Len: -1, Age: time.Second})
 	for i := 1; i <= 3; i++ {
-		aged.Publish(r, frame.OpText, number("b", i))
+		aged.Publish(r, frame.OpText, Number("b", i))
 	}
 	time.Sleep(2 * time.Second)
-	last, _ := aged.Publish(r, frame.OpText, number("b", 4))
+	last, _ := aged.Publish(r, frame.OpText, Number("b", 4))
 	if msgs, err := aged.Since(ctx, r, hub.Position{}); err != nil || len(msgs) != 1 || msgs[0].Pos != last {
 		t.Fatalf("the history of 1 s holds %d messages 2 s later, %v", len(msgs), err)
 	}
@@ -294,14 +298,14 @@ func testLogLost(t *testing.T, e Engine, f Forgetter) {
 	}
 	var last hub.Position
 	for i := 1; i <= 5; i++ {
-		last, _ = a.Publish(r, frame.OpText, number("a", i))
+		last, _ = a.Publish(r, frame.OpText, Number("a", i))
 	}
 	for i := 1; i <= 5; i++ {
-		col.next(t)
+		col.Next(t)
 	}
 	f.Forget(t)
-	a.Publish(r, frame.OpText, number("a", 6)) // appended now or, from the outbox, once a's link is back
-	if m := col.next(t); m.N != 6 || m.Pos.Epoch == last.Epoch || m.Pos.Offset != 1 {
+	a.Publish(r, frame.OpText, Number("a", 6)) // appended now or, from the outbox, once a's link is back
+	if m := col.Next(t); m.N != 6 || m.Pos.Epoch == last.Epoch || m.Pos.Offset != 1 {
 		t.Fatalf("after the history was lost, got %+v, want n 6 at offset 1 of a new epoch", m)
 	}
 	var nr *hub.NotRecoverableError
