@@ -68,6 +68,13 @@
 //     (-deflate, -deflate-takeover): those clients inflate and check every message. It
 //     reports msgs/s, wireB/msg (bytes each member received per message) and compressed/msg
 //     (the share that came compressed).
+//   - BenchmarkHistoryBroadcast (history_test.go): broadcasts to one room with the room's
+//     history (hub.Options.History) off and on, on one node (the hub's own Bus) and on two
+//     nodes through NATS JetStream (a server in the process) and Redis Streams (redis-server
+//     from the system on a free port; skipped without it unless CI is set), 16 members per
+//     node over net.Pipe reading everything. It reports broadcasts/s, deliveries/s and the
+//     latency from Publish to a member, p50-µs and p99-µs; allocs/op is the whole process's
+//     per broadcast, the NATS server's included.
 //   - BenchmarkCompressedIdleConn (compress_idle_test.go; skipped under -short; run.sh runs
 //     it): server heap, stack and goroutines per idle compressed connection, 1,000
 //     connections (ECOWS_BENCH_IDLECONNS) per library and agreement: no context takeover,
