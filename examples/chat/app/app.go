@@ -7,6 +7,8 @@ import (
 	"context"
 	_ "embed" // the page
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log"
 	"net/http"
 	"strings"
@@ -31,18 +33,25 @@ type In struct {
 }
 
 // Out is what every member of a room gets: a line of chat, someone joining or leaving, or
-// a warning that messages from other nodes may be missing.
+// a warning that lines are missing ("gap": the hub lost some of the room's history; "resync":
+// the history no longer reached back to the position the browser came back with).
 type Out struct {
-	Type string    `json:"type"` // "message", "join", "leave" or "gap"
-	Room string    `json:"room"`
-	User string    `json:"user,omitempty"`
-	Text string    `json:"text,omitempty"`
-	Node string    `json:"node"` // the node the user is connected to
-	Time time.Time `json:"time"`
+	Type string `json:"type"` // "message", "join", "leave", "gap" or "resync"
+	// Pos is the line's position in the room's history, which the hub's stamp adds to each
+	// line of the history; the page gives back the last one it got, as ?since=, when it
+	// reconnects. Lines sent while the broker is down, and gap lines, have none.
+	Pos  hub.Position `json:"pos,omitzero"`
+	Room string       `json:"room"`
+	User string       `json:"user,omitempty"`
+	Text string       `json:"text,omitempty"`
+	Node string       `json:"node"` // the node the user is connected to
+	Time time.Time    `json:"time"`
 }
 
-// App is the chat: a page at /, a WebSocket per room at /rooms/{room}?name=NAME, and the
-// room's members on this node at /api/rooms/{room}.
+// App is the chat: a page at /, a WebSocket per room at /rooms/{room}?name=NAME[&since=POS],
+// and the room's members on this node at /api/rooms/{room}. Rooms keep their last lines
+// (hub.Options.History), so that a browser that comes back with the last position it saw gets what it
+// missed before the live lines.
 type App struct {
 	hub *hub.Hub
 	ws  *router.Router
@@ -50,13 +59,21 @@ type App struct {
 }
 
 // New returns the chat on a hub of its own, linked to the other nodes by broker (nil for a
-// single node) under the name node ("" for a random one).
+// single node: the hub's own Bus) under the name node ("" for a random one). The broker
+// must be a hub.Log (hub.ErrNotLog otherwise): it keeps the rooms' history, the last 1,000
+// lines of 10 minutes at most, so every node on it must run this chat (or another hub with
+// Options.History).
 func New(broker hub.Broker, node string) (*App, error) {
 	a := &App{ws: router.New(), mux: chi.NewRouter()}
 	h, err := hub.New(&hub.Options{
 		NodeID: node,
 		Broker: broker,
-		OnSlow: hub.SlowDrop, // a browser that cannot keep up misses lines rather than slow the room
+		// A browser that was away longer than Age, or missed more than Len lines, gets a
+		// "resync" line instead of what it missed.
+		History: &hub.HistoryOptions{Len: 1000, Age: 10 * time.Minute, Stamp: hub.StampJSON("pos")},
+		// A browser that cannot keep up is disconnected rather than slow the room; it comes
+		// back with its last position and gets what it missed from the history.
+		OnSlow: hub.SlowEvict,
 		OnGap:  func(g hub.Gap) { go a.gap(g) },
 	})
 	if err != nil {
@@ -69,10 +86,10 @@ func New(broker hub.Broker, node string) (*App, error) {
 		w.Write(page)
 	})
 	a.mux.Get("/api/rooms/{room}", a.members)
-	// The connection keeps the user's name, not the whole upgrade request.
-	a.ws.Handle(a.mux.With(router.Keep(userKey{}, userName)), "/rooms/{room}", router.JSON(a.chat,
-		router.Rooms(h, router.URLParam("room")), // join the room in the URL
-		a.presence(),                             // then tell the room
+	// The connection keeps the user's name and where it comes back from, not the whole
+	// upgrade request.
+	a.ws.Handle(a.mux.With(router.Keep(userKey{}, userName), keepSince), "/rooms/{room}", router.JSON(a.chat,
+		a.membership(), // join the room in the URL and tell it
 		middleware.RateLimit(middleware.RateLimitOptions{Rate: 5, Burst: 10}), // no floods
 	), &handshake.ServerOptions{Options: transport.Options{MaxPayloadLen: 4096}})
 	return a, nil
@@ -96,23 +113,48 @@ func (a *App) chat(ctx context.Context, _ *transport.Conn, m In) error {
 	return nil
 }
 
-// broadcast sends v to its room on every node. While the broker is down only this node's
-// members get it; the others will hear of a gap.
+// broadcast adds v to its room's history, which every node delivers to its members. While
+// the broker is down this node's members get it at once and the others once it is back.
 func (a *App) broadcast(v Out) {
 	v.Node, v.Time = a.hub.Node(), time.Now().UTC()
-	if err := a.hub.BroadcastJSON(v.Room, v); err != nil {
+	b, err := json.Marshal(v)
+	if err != nil {
+		log.Printf("chat: room %q: %v", v.Room, err)
+		return
+	}
+	// ErrLinkDown is no loss: the line waits in the hub's outbox for the broker. ErrClosed
+	// comes of the departures announced while the chat shuts down.
+	_, err = a.hub.Publish(v.Room, frame.OpText, b)
+	if err != nil && !errors.Is(err, hub.ErrLinkDown) && !errors.Is(err, hub.ErrClosed) {
 		log.Printf("chat: room %q: %v", v.Room, err)
 	}
 }
 
-// gap warns this node's members of a room that messages from other nodes may be missing.
+// gap tells this node's members of a room which lines of its history they will not get.
 func (a *App) gap(g hub.Gap) {
-	text := "the link to the other nodes was lost for a while: messages may be missing"
-	if g.Err == nil {
-		text = "messages from another node were lost on the way"
+	var text string
+	var nr *hub.NotRecoverableError
+	switch {
+	case errors.As(g.Err, &nr):
+		text = fmt.Sprintf("the room's history started again: lines after %s are lost", nr.After)
+	case g.Epoch != "" && g.First == g.Last:
+		text = fmt.Sprintf("line %s of the room's history was lost", hub.Position{Epoch: g.Epoch, Offset: g.First})
+	case g.Epoch != "":
+		text = fmt.Sprintf("lines %s to %s of the room's history were lost",
+			hub.Position{Epoch: g.Epoch, Offset: g.First}, hub.Position{Epoch: g.Epoch, Offset: g.Last})
+	case g.Err == nil:
+		text = "lines from another node were lost on the way"
+	default:
+		text = "the link to the other nodes was lost for a while: lines may be missing"
 	}
-	b, _ := json.Marshal(Out{Type: "gap", Room: g.Topic, Text: text, Node: a.hub.Node(), Time: time.Now().UTC()})
-	for _, c := range a.hub.Members(g.Topic) {
+	a.send(g.Topic, Out{Type: "gap", Room: g.Topic, Text: text}, a.hub.Members(g.Topic)...)
+}
+
+// send sends v to some of room's members on this node only, outside the history.
+func (a *App) send(room string, v Out, to ...*transport.Conn) {
+	v.Node, v.Time = a.hub.Node(), time.Now().UTC()
+	b, _ := json.Marshal(v)
+	for _, c := range to {
 		a.hub.Send(c, frame.OpText, b)
 	}
 }
@@ -145,25 +187,55 @@ func user(ctx context.Context) string {
 	return "anonymous"
 }
 
-// presence is a middleware for its Open and Closed hooks only: it announces arrivals and
+type sinceKey struct{}
+
+// keepSince keeps the position of ?since= in the request's context for the connection, and
+// refuses a malformed one with 400 before the upgrade.
+func keepSince(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		pos, err := hub.ParsePosition(r.URL.Query().Get("since"))
+		if err != nil {
+			http.Error(w, "since: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sinceKey{}, pos)))
+	})
+}
+
+// membership is a middleware for its Open and Closed hooks only: it puts the connection in
+// the room of the URL, after what it missed since ?since=, and announces arrivals and
 // departures. It does not look at the messages, so it is an AnyMiddleware.
-func (a *App) presence() middleware.AnyMiddleware {
+func (a *App) membership() middleware.AnyMiddleware {
 	return func(next middleware.UnitHandler) middleware.UnitHandler {
-		return &presenceLayer{UnitHandler: next, a: a}
+		return &memberLayer{UnitHandler: next, a: a}
 	}
 }
 
-type presenceLayer struct {
+type memberLayer struct {
 	middleware.UnitHandler
 	a *App
 }
 
-func (l *presenceLayer) Open(ctx context.Context, _ *transport.Conn) error {
-	l.a.broadcast(Out{Type: "join", Room: chi.URLParamFromCtx(ctx, "room"), User: user(ctx)})
+func (l *memberLayer) Open(ctx context.Context, c *transport.Conn) error {
+	room := chi.URLParamFromCtx(ctx, "room")
+	since, _ := ctx.Value(sinceKey{}).(hub.Position)
+	err := l.a.hub.JoinSince(c, room, since)
+	var nr *hub.NotRecoverableError
+	switch {
+	case errors.As(err, &nr):
+		// c is in the room all the same, live: say what it cannot get back.
+		l.a.send(room, Out{Type: "resync", Room: room,
+			Text: fmt.Sprintf("the room's history no longer reaches back to %s: lines since then are missing", nr.After)}, c)
+	case errors.Is(err, hub.ErrClosed):
+		return &transport.CloseError{Code: frame.CloseGoingAway, Reason: "server shutting down"}
+	case err != nil:
+		return err
+	}
+	l.a.broadcast(Out{Type: "join", Room: room, User: user(ctx)})
 	return nil
 }
 
-func (l *presenceLayer) Closed(ctx context.Context, c *transport.Conn, _ error) {
+func (l *memberLayer) Closed(ctx context.Context, c *transport.Conn, _ error) {
 	l.a.hub.Remove(c) // before the news, which it need not get
 	l.a.broadcast(Out{Type: "leave", Room: chi.URLParamFromCtx(ctx, "room"), User: user(ctx)})
 }
