@@ -1,9 +1,14 @@
 // Command example is the chat of examples/chat as one node of several that share their
-// rooms through Redis. Run Redis and two nodes, then open both pages and join one room:
+// rooms through Redis, and their history in Redis Streams. Run Redis and two nodes, then open
+// both pages and join one room:
 //
-//	redis-server --port 6379 --save '' --appendonly no &
+//	redis-server --port 6379 --save '' --appendonly yes --appendfsync always --dir /tmp &
 //	go run ./example -addr 127.0.0.1:8081 -node a &
 //	go run ./example -addr 127.0.0.1:8082 -node b
+//
+// With the append-only file the history survives a restart of Redis; without it (--appendonly
+// no) a restarted Redis starts the rooms' history again, and the browsers are told that the
+// lines before it are lost.
 package main
 
 import (
