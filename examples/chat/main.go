@@ -1,6 +1,7 @@
 // Command chat is a browser chat with rooms on one node: open http://127.0.0.1:8080, pick a
 // name and a room; every browser in the same room sees every line. Each room is a hub room
-// (package hub) that the route /rooms/{room} puts its connections in.
+// (package hub) that the route /rooms/{room} puts its connections in, with a history of its
+// last lines in the hub's own Bus, from which a browser that reconnects gets what it missed.
 //
 // Run: go run ./examples/chat [-addr 127.0.0.1:8080]
 //
@@ -17,7 +18,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	flag.Parse()
-	chat, err := app.New(nil, "") // a single node: the hub's own in-process broker
+	chat, err := app.New(nil, "") // a single node: the hub's own Bus, which keeps the history
 	if err != nil {
 		log.Fatal(err)
 	}
