@@ -129,6 +129,7 @@ type probe struct {
 	hub.Broker
 	subs, unsubs atomic.Int32
 	drop         atomic.Int32
+	lastOffset   atomic.Uint64 // of the last envelope from a log that came, dropped or not
 }
 
 func (p *probe) Open(r hub.Receiver) error { return p.Broker.Open(&probeReceiver{r, p}) }
@@ -149,6 +150,7 @@ type probeReceiver struct {
 }
 
 func (r *probeReceiver) Receive(e hub.Envelope) {
+	r.p.lastOffset.Store(e.Pos.Offset)
 	if r.p.drop.Load() > 0 && r.p.drop.Add(-1) >= 0 {
 		return
 	}
