@@ -22,18 +22,23 @@ import (
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/handshake"
 	"github.com/ecows/ecows/hub"
-	"github.com/ecows/ecows/hub/hubtest"
 	"github.com/ecows/ecows/transport"
 )
 
 // TestChromiumChat runs the page of examples/chat in headless Chromium, on node a of two
-// chat nodes sharing a hubtest.Fake engine, while Go clients on both nodes talk. The page's
-// connection is cut (and new ones refused for a while), then the engine is killed and
-// restarted: the page reconnects by itself with the position of its last line and shows
-// every line once, in order per sender, and no gap.
+// chat nodes sharing an engine (each of chatEngines: hubtest.Fake, NATS JetStream, Redis
+// Streams), while Go clients on both nodes talk. The page's connection is cut (and new ones
+// refused for a while), then the engine is killed and restarted: the page reconnects by
+// itself with the position of its last line and shows every line once, in order per
+// sender, and no gap.
 func TestChromiumChat(t *testing.T) {
 	chromium := requireChromium(t)
-	f := hubtest.NewFake()
+	for _, e := range chatEngines {
+		t.Run(e.name, func(t *testing.T) { chromiumChat(t, chromium, e.start(t)) })
+	}
+}
+
+func chromiumChat(t *testing.T, chromium string, f chatEngine) {
 	a, b := startChatNode(t, f.Link(t), "a"), startChatNode(t, f.Link(t), "b")
 	px := startCutProxy(t, strings.TrimPrefix(a.URL, "http://"))
 	ann, bob := dialChat(t, a.URL, "ann"), dialChat(t, b.URL, "bob")
