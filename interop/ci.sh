@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# CI for the interop module: installs the peers that are missing (Debian packages, then the
-# pinned npm packages), then gofmt, go vet and the interop tests under -race. Idempotent, and
-# quick when everything is installed. Fails on the first failure.
+# CI for the interop module: installs the peers that are missing (Debian packages, among them
+# redis-server for the chat's engines, then the pinned npm packages), then gofmt, go vet and
+# the interop tests under -race. Idempotent, and quick when everything is installed. Fails on
+# the first failure.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,6 +16,9 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 # The tests run Debian's /usr/bin/python3, not a python3 that happens to be first on PATH.
 /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1 || missing+=(python3-websockets)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# TestChromiumChat runs the chat on Redis Streams too; hub/ci.sh installs it as well, but
+# this script must not depend on having run after it.
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]} > 0)); then
 	sudo=()
 	[ "$(id -u)" -eq 0 ] || sudo=(sudo)
@@ -25,6 +29,7 @@ fi
 printf 'node %s, npm %s, %s, websockets %s\n' "$(node --version)" "$(npm --version 2>/dev/null)" \
 	"$(/usr/bin/python3 --version)" "$(/usr/bin/python3 -c 'import websockets; print(websockets.__version__)')"
 chromium --version 2>/dev/null | grep -i chromium
+redis-server --version
 
 # npm ci reinstalls from package-lock.json every time; skip it when node_modules already holds
 # exactly what the lock file pins.
