@@ -90,7 +90,7 @@ type redisServer struct {
 }
 
 func startRedis(t *testing.T) chatEngine {
-	require(t, "redis-server", "apt-get install -y redis-server (or run hub/ci.sh)", func() string {
+	require(t, "redis-server", "apt-get install -y redis-server (or run interop/ci.sh)", func() string {
 		if _, err := exec.LookPath("redis-server"); err != nil {
 			return err.Error()
 		}
