@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ecows/ecows/frame"
+	"github.com/ecows/ecows/internal/option"
 	"github.com/ecows/ecows/transport"
 )
 
@@ -61,7 +62,7 @@ var (
 type history struct {
 	log    Log
 	lim    Limits
-	outbox int // -1: none
+	outbox int // negative: none
 	stamp  func(Position, frame.Opcode, []byte) []byte
 
 	// By room, under mu: this node's envelopes appended (or being appended) and not back from
@@ -94,29 +95,15 @@ func newHistory(o *HistoryOptions, b Broker) (*history, error) {
 	if !ok {
 		return nil, ErrNotLog
 	}
-	hs := &history{log: lg, stamp: o.Stamp, sent: make(map[string]map[origSeq]bool), early: make(map[string]map[origSeq]bool),
-		held: make(map[string][]heldMsg), out: make(map[string][]Envelope)}
-	switch {
-	case o.Len == 0:
-		hs.lim.Len = defaultHistoryLen
-	case o.Len > 0:
-		hs.lim.Len = o.Len
-	}
-	switch {
-	case o.Age == 0:
-		hs.lim.Age = defaultHistoryAge
-	case o.Age > 0:
-		hs.lim.Age = o.Age
+	hs := &history{
+		log: lg, stamp: o.Stamp, outbox: option.Or(o.Outbox, defaultOutbox),
+		// Limits has no negative: 0 is no bound.
+		lim:  Limits{Len: max(option.Or(o.Len, defaultHistoryLen), 0), Age: max(option.Or(o.Age, defaultHistoryAge), 0)},
+		sent: make(map[string]map[origSeq]bool), early: make(map[string]map[origSeq]bool),
+		held: make(map[string][]heldMsg), out: make(map[string][]Envelope),
 	}
 	if hs.lim.Len == 0 && hs.lim.Age == 0 {
 		return nil, ErrHistoryOptions
-	}
-	hs.outbox = o.Outbox
-	switch {
-	case o.Outbox == 0:
-		hs.outbox = defaultOutbox
-	case o.Outbox < 0:
-		hs.outbox = -1
 	}
 	return hs, nil
 }
@@ -314,15 +301,13 @@ func (h *Hub) queueOut(e Envelope, delivered bool) {
 	hs := h.hist
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	if delivered {
-		if hs.early[e.Topic] == nil {
-			hs.early[e.Topic] = make(map[origSeq]bool)
-		}
-	}
 	if hs.outbox < 0 {
 		return // nothing kept: the other nodes report the gap in this node's numbering
 	}
 	if delivered {
+		if hs.early[e.Topic] == nil {
+			hs.early[e.Topic] = make(map[origSeq]bool)
+		}
 		hs.early[e.Topic][origSeq{e.Epoch, e.Seq}] = true
 	}
 	e.Payload = bytes.Clone(e.Payload)
