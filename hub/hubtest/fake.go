@@ -1,13 +1,9 @@
 package hubtest
 
 import (
-	"bytes"
 	"context"
-	"math/rand/v2"
-	"strconv"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ecows/ecows/hub"
 )
@@ -24,35 +20,9 @@ type Fake struct {
 	drop  int
 	links map[*fakeLink]bool
 	subs  map[string]map[*fakeLink]bool // the engine's own; lost when it is killed
-	logs  map[string]*fakeLog           // survive Kill
+	logs  hub.Log                       // a Bus's, kept by the Fake: they survive Kill
 
 	sendMu sync.Mutex // orders the deliveries of appended envelopes as the logs have them
-}
-
-// fakeLog is one topic's log.
-type fakeLog struct {
-	epoch   string
-	next    uint64
-	entries []fakeEntry // entries[i] is at offset next-len(entries)+i
-	lim     hub.Limits
-}
-
-type fakeEntry struct {
-	env []byte
-	at  time.Time
-}
-
-func (g *fakeLog) first() uint64 { return g.next - uint64(len(g.entries)) }
-
-func (g *fakeLog) trim(now time.Time) {
-	drop := 0
-	if g.lim.Len > 0 && len(g.entries) > g.lim.Len {
-		drop = len(g.entries) - g.lim.Len
-	}
-	for g.lim.Age > 0 && drop < len(g.entries) && now.Sub(g.entries[drop].at) > g.lim.Age {
-		drop++
-	}
-	g.entries = g.entries[drop:]
 }
 
 // Forget kills the engine, drops its logs and starts it again (Forgetter).
@@ -66,13 +36,19 @@ func (f *Fake) Forget(t testing.TB) {
 // next Append starts a log with a new epoch.
 func (f *Fake) LoseLogs() {
 	f.mu.Lock()
-	clear(f.logs)
+	f.logs = newLogs()
 	f.mu.Unlock()
 }
 
 // NewFake returns a running Fake.
 func NewFake() *Fake {
-	return &Fake{links: make(map[*fakeLink]bool), subs: make(map[string]map[*fakeLink]bool), logs: make(map[string]*fakeLog)}
+	return &Fake{links: make(map[*fakeLink]bool), subs: make(map[string]map[*fakeLink]bool), logs: newLogs()}
+}
+
+// newLogs returns empty logs: those of a Bus of their own, through a link that is never
+// opened or subscribed, which the Fake uses to append and read only (it delivers itself).
+func newLogs() hub.Log {
+	return hub.NewBus().Link().(hub.Log)
 }
 
 // Link returns a new Broker on f, for one Hub.
@@ -237,7 +213,7 @@ func (l *fakeLink) Publish(_ context.Context, e hub.Envelope) error {
 }
 
 // Append implements hub.Log.
-func (l *fakeLink) Append(_ context.Context, e hub.Envelope, lim hub.Limits) (hub.Position, error) {
+func (l *fakeLink) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hub.Position, error) {
 	f := l.f
 	b, _ := e.AppendBinary(nil)
 	f.sendMu.Lock()
@@ -251,17 +227,7 @@ func (l *fakeLink) Append(_ context.Context, e hub.Envelope, lim hub.Limits) (hu
 		f.mu.Unlock()
 		return hub.Position{}, hub.ErrLinkDown
 	}
-	g := f.logs[e.Topic]
-	if g == nil {
-		g = &fakeLog{epoch: strconv.FormatUint(rand.Uint64(), 36), next: 1}
-		f.logs[e.Topic] = g
-	}
-	now := time.Now()
-	pos := hub.Position{Epoch: g.epoch, Offset: g.next}
-	g.entries = append(g.entries, fakeEntry{env: b, at: now})
-	g.next++
-	g.lim = lim
-	g.trim(now)
+	logs := f.logs
 	dropped := f.drop > 0
 	if dropped {
 		f.drop--
@@ -271,51 +237,26 @@ func (l *fakeLink) Append(_ context.Context, e hub.Envelope, lim hub.Limits) (hu
 		to = append(to, sub)
 	}
 	f.mu.Unlock()
-	if !dropped {
-		for _, sub := range to {
-			sub.send(fakeEvent{env: b, pos: pos})
-		}
+	pos, err := logs.Append(ctx, e, lim)
+	if err != nil || dropped {
+		return pos, err
+	}
+	for _, sub := range to {
+		sub.send(fakeEvent{env: b, pos: pos})
 	}
 	return pos, nil
 }
 
 // Read implements hub.Log.
-func (l *fakeLink) Read(_ context.Context, topic string, after hub.Position, n int) ([]hub.Envelope, error) {
+func (l *fakeLink) Read(ctx context.Context, topic string, after hub.Position, n int) ([]hub.Envelope, error) {
 	f := l.f
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
+	logs, down := f.logs, f.down
+	f.mu.Unlock()
+	if down {
 		return nil, hub.ErrLinkDown
 	}
-	g := f.logs[topic]
-	if g == nil {
-		if after.IsZero() {
-			return nil, nil
-		}
-		return nil, &hub.NotRecoverableError{Room: topic, After: after}
-	}
-	g.trim(time.Now())
-	start := g.first()
-	if !after.IsZero() {
-		if after.Epoch != g.epoch || after.Offset+1 < g.first() {
-			var oldest hub.Position
-			if len(g.entries) > 0 {
-				oldest = hub.Position{Epoch: g.epoch, Offset: g.first()}
-			}
-			return nil, &hub.NotRecoverableError{Room: topic, After: after, Oldest: oldest}
-		}
-		start = max(start, after.Offset+1)
-	}
-	var out []hub.Envelope
-	for off := start; off < g.next && len(out) < n; off++ {
-		e, err := hub.DecodeEnvelope(bytes.Clone(g.entries[off-g.first()].env))
-		if err != nil {
-			return nil, err
-		}
-		e.Pos = hub.Position{Epoch: g.epoch, Offset: off}
-		out = append(out, e)
-	}
-	return out, nil
+	return logs.Read(ctx, topic, after, n)
 }
 
 var _ hub.Log = (*fakeLink)(nil)
