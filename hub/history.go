@@ -8,7 +8,6 @@ import (
 	"maps"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/ecows/ecows/frame"
 	"github.com/ecows/ecows/internal/option"
@@ -121,13 +120,16 @@ func (h *Hub) Publish(room string, op frame.Opcode, payload []byte) (Position, e
 	return h.publishLogged(room, nil, op, payload)
 }
 
-// checkPayload refuses what no member could be sent, as NewPrepared would.
+// checkPayload refuses what no member could be sent, with NewPrepared's errors, without
+// encoding it: the message is encoded when it is delivered.
 func checkPayload(op frame.Opcode, payload []byte) error {
-	_, err := transport.NewPrepared(op, nil)
-	if err == nil && op == frame.OpText && !utf8.Valid(payload) {
-		_, err = transport.NewPrepared(op, payload)
+	switch {
+	case op != frame.OpText && op != frame.OpBinary:
+		return transport.ErrOpcode
+	case op == frame.OpText && !frame.ValidUTF8(payload):
+		return transport.ErrInvalidUTF8
 	}
-	return err
+	return nil
 }
 
 // publishLogged is broadcast for a Hub with history.
