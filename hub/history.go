@@ -179,7 +179,8 @@ func (h *Hub) appendOwn(e Envelope) (Position, error) {
 	if hs.sent[e.Topic] == nil {
 		hs.sent[e.Topic] = make(map[origSeq]bool)
 	}
-	hs.sent[e.Topic][k] = true // before: its copy may come back before Append returns
+	inDoubt := hs.sent[e.Topic][k] // an earlier Append of e failed, and may have added it
+	hs.sent[e.Topic][k] = true     // before: its copy may come back before Append returns
 	hs.mu.Unlock()
 	ctx, cancel := h.brokerContext(h.ctx)
 	pos, err := hs.log.Append(ctx, e, hs.lim)
@@ -189,7 +190,7 @@ func (h *Hub) appendOwn(e Envelope) (Position, error) {
 		return pos, nil
 	}
 	h.stats.publishErrors.Add(1)
-	if errors.Is(err, ErrLinkDown) {
+	if errors.Is(err, ErrLinkDown) && !inDoubt {
 		h.returned(e) // never appended
 	}
 	return Position{}, err
@@ -370,7 +371,12 @@ func (h *Hub) receiveLogged(e Envelope) {
 	defer h.release(t)
 	t.hmu.Lock()
 	defer t.hmu.Unlock()
-	h.catchUp(t, e.Pos)
+	if t.behind || !h.catchUp(t, e.Pos) {
+		// What comes before e could not be read: the log has e too, and the retry delivers
+		// it after them.
+		h.retryCatchUp(t)
+		return
+	}
 	h.deliverLogged(t, e)
 }
 
@@ -436,8 +442,9 @@ func (h *Hub) deliveredEarly(e Envelope) bool {
 }
 
 // catchUp delivers what t's log holds between what this node delivered last and upTo; t.hmu
-// is held. What the log no longer holds is reported as a gap.
-func (h *Hub) catchUp(t *topic, upTo Position) {
+// is held. What the log no longer holds is reported as a gap. It returns false when it could
+// not read the log (the link is failing): nothing before upTo may be skipped then.
+func (h *Hub) catchUp(t *topic, upTo Position) bool {
 	for t.hepoch != "" && upTo.Epoch == t.hepoch && t.hnext < upTo.Offset {
 		es, err := h.readLog(t.name, Position{Epoch: t.hepoch, Offset: t.hnext - 1})
 		var nr *NotRecoverableError
@@ -447,20 +454,26 @@ func (h *Hub) catchUp(t *topic, upTo Position) {
 			h.historyGap(t, Gap{Topic: t.name, Epoch: t.hepoch, First: t.hnext, Last: last})
 			t.hnext = last + 1
 			continue
-		case err != nil || len(es) == 0:
-			return // deliverLogged reports what is missing
+		case errors.As(err, &nr):
+			return true // deliverLogged reports what is missing
+		case err != nil:
+			return false
+		case len(es) == 0:
+			return true // the log holds none of them: deliverLogged reports them
 		}
 		for _, x := range es {
 			if x.Pos.Epoch != upTo.Epoch || x.Pos.Offset >= upTo.Offset {
-				return
+				return true
 			}
 			h.deliverLogged(t, x)
 		}
 	}
+	return true
 }
 
 // catchUpAll delivers what t's log holds after what this node delivered last; t.hmu is held.
-func (h *Hub) catchUpAll(t *topic) {
+// It returns false when it could not read the log.
+func (h *Hub) catchUpAll(t *topic) bool {
 	for t.hepoch != "" {
 		es, err := h.readLog(t.name, Position{Epoch: t.hepoch, Offset: t.hnext - 1})
 		var nr *NotRecoverableError
@@ -470,14 +483,71 @@ func (h *Hub) catchUpAll(t *topic) {
 			}
 			es, err = h.readLog(t.name, Position{Epoch: nr.Oldest.Epoch, Offset: nr.Oldest.Offset - 1})
 		}
-		if err != nil || len(es) == 0 {
-			return
+		switch {
+		case errors.As(err, &nr):
+			return true // the log holds nothing: the next envelope delivered reports the gap
+		case err != nil:
+			return false
 		}
 		for _, x := range es {
 			h.deliverLogged(t, x)
 		}
 		if len(es) < readBatch {
-			return
+			return true
+		}
+	}
+	return true
+}
+
+// Bounds of the waits between reads of a log that failed.
+const (
+	retryFirst = 50 * time.Millisecond
+	retryMax   = 2 * time.Second
+)
+
+// retryCatchUp marks t behind its log, which holds envelopes this node received or missed
+// but could not deliver yet, and starts a goroutine, unless one runs, that reads the log
+// until it has delivered them; meanwhile what the link delivers of t is dropped, since the
+// log has it too. t.hmu is held.
+func (h *Hub) retryCatchUp(t *topic) {
+	if t.behind {
+		return
+	}
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return
+	}
+	t.behind = true
+	t.pins.Add(1) // kept, with its history state, until the retry ends
+	h.wg.Go(func() {
+		defer h.release(t)
+		select {
+		case <-h.ctx.Done():
+		case <-time.After(retryFirst):
+			h.readThrough(t)
+		}
+	})
+}
+
+// readThrough delivers what t's log holds after what this node delivered last, reading again
+// after a failure, with waits growing from retryFirst to retryMax, until it could, or until
+// the hub closes (false).
+func (h *Hub) readThrough(t *topic) bool {
+	for wait := retryFirst; ; wait = min(2*wait, retryMax) {
+		t.hmu.Lock()
+		ok := h.catchUpAll(t)
+		if ok {
+			t.behind = false
+		}
+		t.hmu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-h.ctx.Done():
+			return false
+		case <-time.After(wait):
 		}
 	}
 }
@@ -514,9 +584,9 @@ func (h *Hub) linkUpLogged(topics []*topic) {
 		h.release(t)
 	}
 	for _, t := range topics {
-		t.hmu.Lock()
-		h.catchUpAll(t)
-		t.hmu.Unlock()
+		if !h.readThrough(t) {
+			return // closed
+		}
 		h.forgetInFlight(t.name, inFlight[t.name])
 	}
 }

@@ -23,8 +23,10 @@ type Log interface {
 	// epoch, and trims the log to lim. Every node subscribed to the topic, this one
 	// included, then receives e with e.Pos set, in the order of the log. It returns e's
 	// position. It must fail fast, with an error matching ErrLinkDown, while the link is
-	// down; after any other error e may or may not be in the log (a Hub drops what it
-	// receives twice), and Append must not keep e.Payload after it returns.
+	// down, and return ErrLinkDown only when e did not reach the engine: an error after e
+	// was sent (a lost answer, a timeout) must not match it. After any other error e may or
+	// may not be in the log (a Hub drops what it receives twice). Append must not keep
+	// e.Payload after it returns.
 	Append(ctx context.Context, e Envelope, lim Limits) (Position, error)
 	// Read returns the envelopes of topic's log after the position after, oldest first and
 	// at most max of them, with Pos set; with the zero Position it reads from the oldest.

@@ -41,6 +41,7 @@ type topic struct {
 	hmu    sync.Mutex // orders the deliveries from the log, and JoinSince with them
 	hepoch string
 	hnext  uint64
+	behind bool // a retry reads the log for what could not be delivered (retryCatchUp)
 }
 
 // position is where an origin's numbering stands.
