@@ -118,7 +118,8 @@ func (b *Broker) metaKey(topic string) string { return b.streamKey(topic) + ".me
 // publishes e with its position on the topic's channel, all in one script, so that offsets
 // are contiguous whichever node appends and every subscribed node receives e in the log's
 // order. A log with lim.Age expires lim.Age after its last Append. It fails at once with
-// hub.ErrLinkDown while the link is down.
+// hub.ErrLinkDown while the link is down; an error once the script was sent says "in
+// doubt": e may be in the log.
 func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hub.Position, error) {
 	b.mu.Lock()
 	closed, down := b.closed, b.ps == nil
@@ -144,7 +145,9 @@ func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hu
 	*bp = data
 	b.bufs.Put(bp)
 	if err != nil {
-		return hub.Position{}, linkErr(err)
+		// Even an error on dialling may follow an attempt whose answer was lost (the
+		// client retries): e may be in the log, so this is not hub.ErrLinkDown.
+		return hub.Position{}, fmt.Errorf("redisbroker: append in doubt: %w", err)
 	}
 	if len(res) == 2 {
 		epoch, ok1 := res[0].(string)

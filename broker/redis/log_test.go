@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,8 +428,22 @@ type proxy struct {
 	target string
 	mu     sync.Mutex
 	cut    bool
+	mute   atomic.Bool // Redis's answers are dropped on the way
 	conns  []net.Conn
 	wg     sync.WaitGroup
+}
+
+// muted writes to w what Redis answers, unless the proxy is muted.
+type muted struct {
+	w net.Conn
+	p *proxy
+}
+
+func (m muted) Write(b []byte) (int, error) {
+	if m.p.mute.Load() {
+		return len(b), nil
+	}
+	return m.w.Write(b)
 }
 
 func startProxy(t *testing.T, target string) *proxy {
@@ -467,7 +482,7 @@ func (p *proxy) serve() {
 		p.conns = append(p.conns, c, s)
 		p.mu.Unlock()
 		p.wg.Go(func() { io.Copy(s, c); s.Close() })
-		p.wg.Go(func() { io.Copy(c, s); c.Close() })
+		p.wg.Go(func() { io.Copy(muted{c, p}, s); c.Close() })
 	}
 }
 
@@ -481,6 +496,26 @@ func (p *proxy) setCut(cut bool) {
 		}
 		p.conns = nil
 	}
+}
+
+// An Append whose answer is lost may have added the envelope: its error does not say that
+// the link is down, and the log has the envelope.
+func TestLogAppendInDoubt(t *testing.T) {
+	e := startEngine(t)
+	px := startProxy(t, e.addr())
+	a, _ := open(t, px.ln.Addr().String())
+	b, _ := open(t, e.addr())
+	appendN(t, a, "doubt", "a", 1, 1, hub.Limits{}) // and Redis has the script
+	px.mute.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, err := a.Append(ctx, envelope("doubt", "a", 2), hub.Limits{}); err == nil || errors.Is(err, hub.ErrLinkDown) {
+		t.Fatalf("an Append whose answer was lost: %v", err)
+	}
+	eventually(t, "the envelope in the log", func() bool {
+		es, err := b.Read(context.Background(), "doubt", hub.Position{}, 0)
+		return err == nil && len(es) == 2 && sameEnvelope(es[1], envelope("doubt", "a", 2))
+	})
 }
 
 // A node whose link is lost while others append receives, when it is back, everything the
