@@ -60,11 +60,12 @@
 //     after it, then the live ones, nothing twice, as long as the history reaches back;
 //     otherwise it joins all the same and JoinSince returns a *NotRecoverableError, for the
 //     application to resynchronise it.
-//   - While a node's link is down, what it broadcasts goes to its local members at once, in
-//     its order, with no position, and waits in its outbox (HistoryOptions.Outbox) to be
-//     appended when the link is back; the other nodes then get it. Only what the log no
-//     longer holds when a node comes to read it (or an outbox that overflowed) is lost, and
-//     OnGap names it: the positions First..Last of Epoch, or the origin's numbers.
+//   - While a node's link is down, what it broadcasts goes to its local members at once (or,
+//     behind a message in doubt, once that one is back from the log), in its order, with no
+//     position, and waits in its outbox (HistoryOptions.Outbox) to be appended when the link
+//     is back; the other nodes then get it. Only what the log no longer holds when a node
+//     comes to read it (or an outbox that overflowed) is lost, and OnGap names it: the
+//     positions First..Last of Epoch, or the origin's numbers.
 //
 // The package hubtest holds the conformance suite that every Broker must pass (Run), and the
 // one of rooms with history that every Log must pass (RunLog).
