@@ -34,6 +34,10 @@ const (
 	idleConsumer = 30 * time.Second
 	// deleteWait bounds the deletion of a consumer no longer followed.
 	deleteWait = 2 * time.Second
+	// followHeartbeat is how often the engine tells an idle consumer that it is alive: a
+	// consumer that hears nothing for twice as long starts again from where it stopped
+	// (nats.go's default, half the pull's 30 s expiry, left a follower stalled for 30 s).
+	followHeartbeat = 5 * time.Second
 )
 
 // errContention is returned when Append loses casTries rounds in a row to other nodes.
@@ -57,6 +61,7 @@ type tail struct {
 // time as the new one; gen names the current consumer.
 type follower struct {
 	subject string
+	start   sync.Mutex // serialises follow, so that the consumer started last is the one kept
 	mu      sync.Mutex
 	gen     uint64
 	epoch   string // of next; "" until the first consumer starts
@@ -197,7 +202,8 @@ func offsetOf(h nats.Header) (uint64, error) {
 // offset, on the condition that the subject's last message is still the one this node
 // knows of (Nats-Expected-Last-Subject-Sequence), so that two nodes cannot take the same
 // offset; on losing that race it reads the subject's last message and tries again. Then it
-// raises the topic's head record to the new offset.
+// raises the topic's head record to the new offset. It fails with hub.ErrLinkDown only when
+// e was not sent; when its answer is lost, e may be in the log and the error says "in doubt".
 func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hub.Position, error) {
 	if err := b.usable(); err != nil {
 		return hub.Position{}, err
@@ -232,8 +238,12 @@ func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hu
 		switch {
 		case err == nil:
 			t.seq, t.off = ack.Sequence, t.off+1
-			pos := hub.Position{Epoch: t.epoch, Offset: t.off}
-			return pos, b.linkErr(b.raiseHead(ctx, t, heads, e.Topic))
+			// e is in the log, whether or not its head record follows: a head left behind
+			// is raised by the next Append, and matters only once every envelope expired.
+			_ = b.raiseHead(ctx, t, heads, e.Topic)
+			return hub.Position{Epoch: t.epoch, Offset: t.off}, nil
+		case errors.Is(err, nats.ErrReconnectBufExceeded):
+			return hub.Position{}, b.linkErr(err) // refused before it was sent
 		case wrongLastSeq(err):
 			// Another node appended, or the stream was deleted and created again, with
 			// another epoch, without this node losing its link.
@@ -242,7 +252,9 @@ func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hu
 		case errors.Is(err, jetstream.ErrNoStreamResponse) && b.nc.IsConnected():
 			b.forgetStreams() // the stream was deleted or lost with the engine's state
 		default:
-			return hub.Position{}, b.linkErr(err)
+			// Sent, and its answer lost: e may be in the log, so this is not ErrLinkDown.
+			t.known = false
+			return hub.Position{}, fmt.Errorf("natsbroker: append in doubt: %w", err)
 		}
 	}
 	return hub.Position{}, errContention
@@ -433,6 +445,8 @@ func (b *Broker) lastOf(ctx context.Context, logs jetstream.Stream, subject stri
 // stopped in the same epoch, from the stream's end when it never started, and from the
 // beginning of a new epoch.
 func (b *Broker) follow(ctx context.Context, f *follower) error {
+	f.start.Lock()
+	defer f.start.Unlock()
 	_, _, info, err := b.logStreams(ctx, nil, true)
 	if err != nil {
 		return err
@@ -481,7 +495,7 @@ func (b *Broker) follow(ctx context.Context, f *follower) error {
 		}
 		e.Pos = hub.Position{Epoch: f.epoch, Offset: off}
 		r.Receive(e)
-	})
+	}, jetstream.PullHeartbeat(followHeartbeat))
 	if err != nil {
 		return err
 	}
@@ -538,6 +552,13 @@ func (b *Broker) unfollow(f *follower) {
 	b.stop(cc, cons)
 }
 
+// relinked reports whether the link changed since link.
+func (b *Broker) relinked(link uint64) bool {
+	b.linkMu.Lock()
+	defer b.linkMu.Unlock()
+	return b.link != link
+}
+
 // resume restarts every follower after a reconnection, retrying while JetStream recovers,
 // and then reports the link up, unless the link was lost again (link changed) or the
 // Broker closed meanwhile.
@@ -553,8 +574,8 @@ func (b *Broker) resume(link uint64) {
 		b.forgetStreams() // the engine may have lost them
 		var err error
 		for _, f := range fs {
-			if err != nil {
-				break
+			if err != nil || b.relinked(link) {
+				break // a newer resume follows them
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err = b.follow(ctx, f)
