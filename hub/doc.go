@@ -54,8 +54,9 @@
 //     origin's numbering. When the log cannot be read for a while, the node holds back the
 //     room's later messages and reads again, with waits growing to 2 s, rather than skip
 //     what the log still has. A message whose Append failed after it reached the engine (a
-//     lost answer) is in doubt: it is appended again, and the node's later messages wait
-//     behind it, so that its order holds whichever copy the log has.
+//     lost answer) is in doubt: it is appended again (by the next Publish to the room, at
+//     LinkUp, or by the hub itself after waits growing to 2 s), and the node's later messages
+//     wait behind it, so that its order holds whichever copy the log has.
 //   - A client that resumes with JoinSince from the last position it saw gets every message
 //     after it, then the live ones, nothing twice, as long as the history reaches back;
 //     otherwise it joins all the same and JoinSince returns a *NotRecoverableError, for the

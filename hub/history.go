@@ -73,6 +73,8 @@ type history struct {
 	early map[string]map[origSeq]bool
 	held  map[string][]heldMsg
 	out   map[string][]Envelope
+	// The rooms whose outbox a goroutine appends again after an Append in doubt.
+	retrying map[string]bool
 }
 
 // heldMsg is a message for the local members held behind this node's messages in flight.
@@ -100,6 +102,7 @@ func newHistory(o *HistoryOptions, b Broker) (*history, error) {
 		lim:  Limits{Len: max(option.Or(o.Len, defaultHistoryLen), 0), Age: max(option.Or(o.Age, defaultHistoryAge), 0)},
 		sent: make(map[string]map[origSeq]bool), early: make(map[string]map[origSeq]bool),
 		held: make(map[string][]heldMsg), out: make(map[string][]Envelope),
+		retrying: make(map[string]bool),
 	}
 	if hs.lim.Len == 0 && hs.lim.Age == 0 {
 		return nil, ErrHistoryOptions
@@ -151,7 +154,8 @@ func (h *Hub) publishLogged(room string, except *transport.Conn, op frame.Opcode
 	if em != nil {
 		e.Except = em.id
 	}
-	if err := h.flushOutbox(room); err == nil {
+	err = h.flushOutbox(room)
+	if err == nil {
 		pos, err := h.appendOwn(e)
 		if err == nil {
 			return pos, nil
@@ -160,8 +164,11 @@ func (h *Hub) publishLogged(room string, except *transport.Conn, op frame.Opcode
 			// In doubt: the log may have it. It waits in the outbox, to be appended again;
 			// every node drops the second copy by its origin's numbering.
 			h.queueOut(e, false)
+			h.retryOutbox(room)
 			return Position{}, err
 		}
+	} else if !errors.Is(err, ErrLinkDown) {
+		h.retryOutbox(room)
 	}
 	h.queueOut(e, true)
 	if p, err := h.prepare(op, h.stamped(Position{}, op, payload)); err == nil {
@@ -351,6 +358,52 @@ func (h *Hub) flushOutbox(room string) error {
 		}
 		hs.mu.Unlock()
 	}
+}
+
+// retryOutbox appends room's outbox again, after an Append in doubt, unless a retry of room's
+// runs already: the next Publish or LinkUp would, but there may be none. It waits from
+// retryFirst to retryMax between attempts, and ends once the outbox is empty, the link is
+// down (LinkUp appends it) or the hub closes.
+func (h *Hub) retryOutbox(room string) {
+	hs := h.hist
+	hs.mu.Lock()
+	if hs.retrying[room] {
+		hs.mu.Unlock()
+		return
+	}
+	hs.retrying[room] = true
+	hs.mu.Unlock()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return
+	}
+	h.wg.Go(func() {
+		for wait := retryFirst; ; wait = min(2*wait, retryMax) {
+			select {
+			case <-h.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+			t, _, err := h.acquire(room, nil)
+			if err != nil {
+				return // closed
+			}
+			t.pubMu.Lock()
+			err = h.flushOutbox(room)
+			t.pubMu.Unlock()
+			h.release(t)
+			hs.mu.Lock()
+			// Decided under hs.mu, where an Append in doubt queues its envelope before it
+			// asks for a retry.
+			if err == nil && len(hs.out[room]) == 0 || errors.Is(err, ErrLinkDown) {
+				delete(hs.retrying, room)
+				hs.mu.Unlock()
+				return
+			}
+			hs.mu.Unlock()
+		}
+	})
 }
 
 // stamped returns payload as members receive it at position p.
@@ -578,8 +631,10 @@ func (h *Hub) linkUpLogged(topics []*topic) {
 		if err != nil {
 			return // closed
 		}
-		t.pubMu.Lock()      // this node's next message to the room goes after these
-		h.flushOutbox(room) // an error leaves the rest for the next Publish or LinkUp
+		t.pubMu.Lock() // this node's next message to the room goes after these
+		if err := h.flushOutbox(room); err != nil && !errors.Is(err, ErrLinkDown) {
+			h.retryOutbox(room) // the next LinkUp appends the rest when the link is down
+		}
 		t.pubMu.Unlock()
 		h.release(t)
 	}

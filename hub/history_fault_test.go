@@ -22,6 +22,7 @@ type flakyLog struct {
 	mu       sync.Mutex
 	r        hub.Receiver
 	doubt    int  // the next doubt Appends append, then fail
+	fail     int  // the next fail Appends fail, appending nothing, but not with ErrLinkDown
 	down     bool // Append fails with ErrLinkDown, appending nothing
 	hold     bool // deliveries wait in held until up
 	held     []hub.Envelope
@@ -38,13 +39,19 @@ func (f *flakyLog) Open(r hub.Receiver) error {
 
 func (f *flakyLog) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hub.Position, error) {
 	f.mu.Lock()
-	down, doubt := f.down, f.doubt > 0
+	down, doubt, fail := f.down, f.doubt > 0, f.fail > 0
 	if doubt {
 		f.doubt--
 	}
+	if fail {
+		f.fail--
+	}
 	f.mu.Unlock()
-	if down {
+	switch {
+	case down:
 		return hub.Position{}, hub.ErrLinkDown
+	case fail:
+		return hub.Position{}, errLost
 	}
 	pos, err := f.Log.Append(ctx, e, lim)
 	if err == nil && doubt {
@@ -185,6 +192,27 @@ func TestHistoryAppendInDoubt(t *testing.T) {
 	expect(t, cb, "b's member", 6, 6)
 	ca.None(t, 50*time.Millisecond)
 	cb.None(t, 50*time.Millisecond)
+}
+
+// A message whose Append failed in doubt is appended again by the hub itself, though nothing
+// else is published, and every member gets it once.
+func TestHistoryOutboxRetry(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		doubt, fail int
+	}{{"lost", 0, 3}, {"appended", 1, 0}} {
+		t.Run(c.name, func(t *testing.T) {
+			a, _, la, _, ca, cb := flakyNodes(t)
+			la.set(func(f *flakyLog) { f.doubt, f.fail = c.doubt, c.fail })
+			if _, err := a.Publish("r", frame.OpText, hubtest.Number("a", 1)); err == nil || errors.Is(err, hub.ErrLinkDown) {
+				t.Fatalf("an Append in doubt: %v", err)
+			}
+			expect(t, ca, "a's member", 1, 1)
+			expect(t, cb, "b's member", 1, 1)
+			ca.None(t, 300*time.Millisecond) // the copy appended again, dropped
+			cb.None(t, 50*time.Millisecond)
+		})
+	}
 }
 
 // A node that missed deliveries and cannot read the log for a while delivers what it missed
