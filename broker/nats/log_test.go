@@ -403,6 +403,36 @@ func linkUp(t *testing.T, rs ...*recorder) {
 	}
 }
 
+// A topic followed again by several goroutines at once, as by the resumes of reconnections
+// in quick succession, keeps a consumer that delivers.
+func TestFollowOverlapping(t *testing.T) {
+	e := startJetStream(t)
+	rs := newRecorder()
+	sub, w := link(t, e, rs), link(t, e, nil)
+	if err := sub.Subscribe(ctxWait(t), "room"); err != nil {
+		t.Fatal(err)
+	}
+	sub.mu.Lock()
+	f := sub.follows["room"]
+	sub.mu.Unlock()
+	ctx := ctxWait(t)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			if err := sub.follow(ctx, f); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	sent := envelope("room", "w", 1)
+	pos := appendAll(t, w, hub.Limits{Len: 100}, sent)[0]
+	eventually(t, "the envelope delivered", func() bool { return len(rs.received()) > 0 })
+	if got := rs.received(); len(got) != 1 || !same(got[0], sent, pos) {
+		t.Fatalf("received %+v", got)
+	}
+}
+
 // An engine restarted on its store keeps the epoch and the log, and a subscribed node's
 // delivery resumes where it stopped.
 func TestRestartPersistent(t *testing.T) {
