@@ -361,9 +361,8 @@ func (h *Hub) flushOutbox(room string) error {
 }
 
 // retryOutbox appends room's outbox again, after an Append in doubt, unless a retry of room's
-// runs already: the next Publish or LinkUp would, but there may be none. It waits from
-// retryFirst to retryMax between attempts, and ends once the outbox is empty, the link is
-// down (LinkUp appends it) or the hub closes.
+// runs already: the next Publish or LinkUp would, but there may be none. It retries until the
+// outbox is empty, the link is down (LinkUp appends it) or the hub closes.
 func (h *Hub) retryOutbox(room string) {
 	hs := h.hist
 	hs.mu.Lock()
@@ -379,30 +378,25 @@ func (h *Hub) retryOutbox(room string) {
 		return
 	}
 	h.wg.Go(func() {
-		for wait := retryFirst; ; wait = min(2*wait, retryMax) {
-			select {
-			case <-h.ctx.Done():
-				return
-			case <-time.After(wait):
-			}
+		h.retry(func() bool {
 			t, _, err := h.acquire(room, nil)
 			if err != nil {
-				return // closed
+				return true // closed
 			}
 			t.pubMu.Lock()
 			err = h.flushOutbox(room)
 			t.pubMu.Unlock()
 			h.release(t)
 			hs.mu.Lock()
+			defer hs.mu.Unlock()
 			// Decided under hs.mu, where an Append in doubt queues its envelope before it
 			// asks for a retry.
 			if err == nil && len(hs.out[room]) == 0 || errors.Is(err, ErrLinkDown) {
 				delete(hs.retrying, room)
-				hs.mu.Unlock()
-				return
+				return true
 			}
-			hs.mu.Unlock()
-		}
+			return false
+		})
 	})
 }
 
@@ -552,7 +546,7 @@ func (h *Hub) catchUpAll(t *topic) bool {
 	return true
 }
 
-// Bounds of the waits between reads of a log that failed.
+// Bounds of the waits between the attempts of retry.
 const (
 	retryFirst = 50 * time.Millisecond
 	retryMax   = 2 * time.Second
@@ -575,32 +569,39 @@ func (h *Hub) retryCatchUp(t *topic) {
 	t.pins.Add(1) // kept, with its history state, until the retry ends
 	h.wg.Go(func() {
 		defer h.release(t)
-		select {
-		case <-h.ctx.Done():
-		case <-time.After(retryFirst):
-			h.readThrough(t)
-		}
+		h.retry(func() bool { return h.readBehind(t) })
 	})
 }
 
 // readThrough delivers what t's log holds after what this node delivered last, reading again
-// after a failure, with waits growing from retryFirst to retryMax, until it could, or until
-// the hub closes (false).
+// after a failure (retry), until it could, or until the hub closes (false).
 func (h *Hub) readThrough(t *topic) bool {
+	return h.readBehind(t) || h.retry(func() bool { return h.readBehind(t) })
+}
+
+// readBehind delivers what t's log holds after what this node delivered last, and reports
+// whether it could read it; t is no longer behind then.
+func (h *Hub) readBehind(t *topic) bool {
+	t.hmu.Lock()
+	defer t.hmu.Unlock()
+	ok := h.catchUpAll(t)
+	if ok {
+		t.behind = false
+	}
+	return ok
+}
+
+// retry calls attempt until it reports done, after waits growing from retryFirst to
+// retryMax; it returns false when the hub closes first.
+func (h *Hub) retry(attempt func() bool) bool {
 	for wait := retryFirst; ; wait = min(2*wait, retryMax) {
-		t.hmu.Lock()
-		ok := h.catchUpAll(t)
-		if ok {
-			t.behind = false
-		}
-		t.hmu.Unlock()
-		if ok {
-			return true
-		}
 		select {
 		case <-h.ctx.Done():
 			return false
 		case <-time.After(wait):
+		}
+		if attempt() {
+			return true
 		}
 	}
 }
