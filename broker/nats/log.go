@@ -208,12 +208,8 @@ func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hu
 	if err := b.usable(); err != nil {
 		return hub.Position{}, err
 	}
-	bp, _ := b.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	data, _ := e.AppendBinary((*bp)[:0])
-	defer func() { *bp = data; b.bufs.Put(bp) }()
+	bp := b.encode(e)
+	defer b.bufs.Put(bp)
 
 	t := b.tail(e.Topic)
 	t.mu.Lock()
@@ -232,8 +228,8 @@ func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hu
 				return hub.Position{}, b.linkErr(err)
 			}
 		}
-		m := &nats.Msg{Subject: subject, Header: nats.Header{hdrOffset: {strconv.FormatUint(t.off+1, 10)}}, Data: data}
-		// PublishMsg has sent m, and so is done with data, when it returns.
+		m := &nats.Msg{Subject: subject, Header: nats.Header{hdrOffset: {strconv.FormatUint(t.off+1, 10)}}, Data: *bp}
+		// PublishMsg has sent m, and so is done with its data, when it returns.
 		ack, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.stream), jetstream.WithExpectLastSequencePerSubject(t.seq))
 		switch {
 		case err == nil:

@@ -312,18 +312,23 @@ func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
 		}
 		return hub.ErrLinkDown
 	}
-	bp, _ := b.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	data, _ := e.AppendBinary((*bp)[:0])
-	err := b.nc.Publish(b.Subject(e.Topic), data) // copies data into the connection's buffer
-	*bp = data
+	bp := b.encode(e)
+	err := b.nc.Publish(b.Subject(e.Topic), *bp) // copies it into the connection's buffer
 	b.bufs.Put(bp)
 	if err != nil && !b.nc.IsConnected() {
 		return fmt.Errorf("%w: %w", hub.ErrLinkDown, err)
 	}
 	return err
+}
+
+// encode returns e encoded in a buffer of the pool, to put back (b.bufs.Put) once sent.
+func (b *Broker) encode(e hub.Envelope) *[]byte {
+	bp, _ := b.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp, _ = e.AppendBinary((*bp)[:0])
+	return bp
 }
 
 // Close unsubscribes from every topic, stops following their logs, puts back nc's

@@ -135,14 +135,9 @@ func (b *Broker) Append(ctx context.Context, e hub.Envelope, lim hub.Limits) (hu
 	if lim.Age > 0 {
 		age = int64((lim.Age + time.Millisecond - 1) / time.Millisecond)
 	}
-	bp, _ := b.bufs.Get().(*[]byte)
-	if bp == nil {
-		bp = new([]byte)
-	}
-	data, _ := e.AppendBinary((*bp)[:0])
+	bp := b.encode(e)
 	res, err := appendScript.Run(ctx, b.client, []string{b.streamKey(e.Topic), b.metaKey(e.Topic)},
-		strconv.FormatUint(rand.Uint64(), 36), maxLen, age, data, b.Channel(e.Topic)).Slice() // written before it returns
-	*bp = data
+		strconv.FormatUint(rand.Uint64(), 36), maxLen, age, *bp, b.Channel(e.Topic)).Slice() // written before it returns
 	b.bufs.Put(bp)
 	if err != nil {
 		// Even an error on dialling may follow an attempt whose answer was lost (the

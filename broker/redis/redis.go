@@ -384,15 +384,20 @@ func (b *Broker) Publish(ctx context.Context, e hub.Envelope) error {
 	case down:
 		return hub.ErrLinkDown
 	}
+	bp := b.encode(e)
+	err := b.client.Publish(ctx, b.Channel(e.Topic), *bp).Err() // written before it returns
+	b.bufs.Put(bp)
+	return linkErr(err)
+}
+
+// encode returns e encoded in a buffer of the pool, to put back (b.bufs.Put) once sent.
+func (b *Broker) encode(e hub.Envelope) *[]byte {
 	bp, _ := b.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	data, _ := e.AppendBinary((*bp)[:0])
-	err := b.client.Publish(ctx, b.Channel(e.Topic), data).Err() // written before it returns
-	*bp = data
-	b.bufs.Put(bp)
-	return linkErr(err)
+	*bp, _ = e.AppendBinary((*bp)[:0])
+	return bp
 }
 
 // linkErr wraps in hub.ErrLinkDown the errors of a client that cannot reach Redis.
